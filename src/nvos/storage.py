@@ -1,0 +1,225 @@
+"""Parquet tables of the pipeline (DESIGN §4): declared schemas, atomic writes, provenance.
+
+Every table is written through :func:`write_table`, which checks the columns against the declared
+schema, stores a JSON provenance record in the schema metadata (key ``nvos``), and writes to a
+temporary name in the same folder before an atomic rename, so a killed job never leaves a file that
+looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nvos import __version__
+
+PROVENANCE_KEY = b"nvos"
+
+
+def embedding_type(dim: int) -> pa.DataType:
+    """Arrow type of an embedding column: ``fixed_size_list<float16>[dim]``."""
+    return pa.list_(pa.float16(), dim)
+
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "clips": pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("video", pa.string()),
+            ("start_sec", pa.float64()),
+            ("end_sec", pa.float64()),
+            ("split", pa.string()),
+            ("narration", pa.string()),
+            ("shard", pa.string()),
+        ]
+    ),
+    "annotations": pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("frame_index", pa.int64()),
+            ("object_id", pa.string()),
+            ("instance", pa.int32()),
+            ("height", pa.int32()),
+            ("width", pa.int32()),
+            ("rle_counts", pa.binary()),
+        ]
+    ),
+    "frames": pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("frame_index", pa.int64()),
+            ("time_sec", pa.float64()),
+            ("height", pa.int32()),
+            ("width", pa.int32()),
+            ("role", pa.string()),
+            ("jpeg", pa.binary()),
+        ]
+    ),
+    "proposals": pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("frame_index", pa.int64()),
+            ("proposal_id", pa.int32()),
+            ("height", pa.int32()),
+            ("width", pa.int32()),
+            ("rle_counts", pa.binary()),
+            ("bbox", pa.list_(pa.float32(), 4)),
+            ("area", pa.int64()),
+            ("predicted_iou", pa.float32()),
+            ("stability_score", pa.float32()),
+        ]
+    ),
+    "phrases": pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("phrase_id", pa.int32()),
+            ("text", pa.string()),
+            ("char_start", pa.int32()),
+            ("char_end", pa.int32()),
+            ("object_id", pa.string()),
+            ("source", pa.string()),
+        ]
+    ),
+    "predictions": pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("phrase_id", pa.int32()),
+            ("object_id", pa.string()),
+            ("frame_index", pa.int64()),
+            ("proposal_id", pa.int32()),
+            ("score", pa.float32()),
+            ("height", pa.int32()),
+            ("width", pa.int32()),
+            ("rle_counts", pa.binary()),
+        ]
+    ),
+}
+
+
+def regions_schema(dim: int) -> pa.Schema:
+    """Schema of ``features/<shard>.regions.parquet`` for embeddings of size ``dim``."""
+    return pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("frame_index", pa.int64()),
+            ("proposal_id", pa.int32()),
+            ("embedding", embedding_type(dim)),
+        ]
+    )
+
+
+def text_schema(dim: int) -> pa.Schema:
+    """Schema of ``features/<shard>.text.parquet`` (phrase_id -1 is the whole narration)."""
+    return pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("phrase_id", pa.int32()),
+            ("embedding_context", embedding_type(dim)),
+            ("embedding_plain", embedding_type(dim)),
+        ]
+    )
+
+
+class SchemaError(ValueError):
+    """A table whose columns do not match the declared schema."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    The temporary file starts with ``.`` and ends with ``.tmp`` so that nothing globbing for the
+    final name picks it up; on any exception (or a kill) the final name is never created.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def conform(table: pa.Table, schema: pa.Schema, name: str = "table") -> pa.Table:
+    """Select and cast ``table``'s columns to ``schema``; raise :class:`SchemaError` if missing."""
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise SchemaError(f"{name}: missing columns {missing} (have {table.column_names})")
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise SchemaError(f"{name}: columns do not cast to the declared schema: {error}") from error
+
+
+def provenance(stage: str, config: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """The provenance record stored with every table: stage, its config, package version, extras."""
+    return {"stage": stage, "nvos_version": __version__, "config": dict(config or {}), **extra}
+
+
+def write_table(
+    table: pa.Table,
+    path: str | os.PathLike[str],
+    schema: pa.Schema | str,
+    meta: Mapping[str, Any] | None = None,
+    row_group_size: int | None = None,
+) -> None:
+    """Write ``table`` to Parquet atomically, conformed to ``schema`` (a name in SCHEMAS or a schema).
+
+    ``meta`` (JSON-serialisable) is stored under the ``nvos`` schema-metadata key.
+    """
+    name = schema if isinstance(schema, str) else Path(path).name
+    declared = SCHEMAS[schema] if isinstance(schema, str) else schema
+    table = conform(table, declared, name)
+    metadata = {PROVENANCE_KEY: json.dumps(dict(meta or {}), sort_keys=True, default=str).encode()}
+    table = table.replace_schema_metadata(metadata)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
+
+
+def read_table(
+    path: str | os.PathLike[str],
+    schema: pa.Schema | str | None = None,
+    columns: list[str] | None = None,
+    memory_map: bool = True,
+) -> pa.Table:
+    """Read a Parquet table; with ``schema``, check that it carries the declared columns."""
+    table = pq.read_table(path, columns=columns, memory_map=memory_map)
+    if schema is not None:
+        declared = SCHEMAS[schema] if isinstance(schema, str) else schema
+        if columns is not None:
+            declared = pa.schema([declared.field(c) for c in columns])
+        table = conform(table, declared, str(path))
+    return table
+
+
+def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The provenance record written with a table (empty if none)."""
+    metadata = pq.read_schema(path).metadata or {}
+    raw = metadata.get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def empty_table(schema: pa.Schema | str) -> pa.Table:
+    """A table with no rows and the declared columns."""
+    declared = SCHEMAS[schema] if isinstance(schema, str) else schema
+    return declared.empty_table()
