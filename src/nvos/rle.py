@@ -74,9 +74,14 @@ def check_json_rle(obj: Any) -> tuple[int, int, bytes]:
         raise RLEError(f"RLE 'size' must be [height, width] of positive ints, got {size!r}")
     counts = obj["counts"]
     if isinstance(counts, list):  # uncompressed COCO RLE: convert
-        if not all(isinstance(v, int) and v >= 0 for v in counts) or sum(counts) != size[0] * size[1]:
+        if (
+            not all(isinstance(v, int) and v >= 0 for v in counts)
+            or sum(counts) != size[0] * size[1]
+        ):
             raise RLEError("uncompressed RLE counts must be non-negative ints summing to h*w")
-        counts = mask_utils.frPyObjects({"size": size, "counts": counts}, size[0], size[1])["counts"]
+        counts = mask_utils.frPyObjects({"size": size, "counts": counts}, size[0], size[1])[
+            "counts"
+        ]
     if not isinstance(counts, (str, bytes)) or len(counts) == 0:
         raise RLEError("RLE 'counts' must be a non-empty string")
     raw = counts.encode("ascii") if isinstance(counts, str) else counts

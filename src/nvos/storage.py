@@ -36,6 +36,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("video", pa.string()),
             ("start_sec", pa.float64()),
             ("end_sec", pa.float64()),
+            ("fps", pa.float64()),
             ("split", pa.string()),
             ("narration", pa.string()),
             ("shard", pa.string()),
@@ -148,10 +149,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -183,7 +191,7 @@ def write_table(
     meta: Mapping[str, Any] | None = None,
     row_group_size: int | None = None,
 ) -> None:
-    """Write ``table`` to Parquet atomically, conformed to ``schema`` (a name in SCHEMAS or a schema).
+    """Write ``table`` to Parquet atomically, conformed to ``schema`` (a SCHEMAS name or a schema).
 
     ``meta`` (JSON-serialisable) is stored under the ``nvos`` schema-metadata key.
     """

@@ -1,0 +1,40 @@
+# Two commands for a new user (README):  make demo   and   make test
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+CORES  ?= 2
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install demo test lint lock clean-demo
+
+install: $(VENV)/.installed
+
+# Install exactly the locked versions, then the project itself (editable, no dependency resolution).
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+demo: install
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
+	@echo "demo outputs: results/demo/"
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Re-resolve the lock from pyproject.toml in a scratch venv (needs the package registries).
+lock:
+	rm -rf /tmp/nvos-lock && $(PYTHON) -m venv /tmp/nvos-lock
+	/tmp/nvos-lock/bin/python -m pip install --quiet --upgrade pip
+	/tmp/nvos-lock/bin/python -m pip install --quiet ".[dev]" snakemake-executor-plugin-slurm
+	( echo "# Locked dependency set of nvos (make lock). Linux x86_64, Python 3.11."; \
+	  /tmp/nvos-lock/bin/python -m pip freeze --exclude-editable | grep -v '^nvos' ) > requirements.lock
+
+clean-demo:
+	rm -rf results/demo

@@ -1,0 +1,28 @@
+# nvos: narration-based video object segmentation (ROSA) as a Snakemake workflow.
+# Run the demo:      snakemake --cores 2
+# One stage:         snakemake frames            (rebuild it: --forcerun frames_shard)
+# Your data:         snakemake --configfile config/config.yaml my_dataset.yaml
+from snakemake.utils import min_version
+
+from nvos.config import validate_config
+
+min_version("9.0")
+
+
+configfile: f"{workflow.basedir}/config/config.yaml"
+
+
+validate_config(config, f"{workflow.basedir}/config/schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/dataset.smk"
+include: "workflow/rules/frames.smk"
+include: "workflow/rules/proposals.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.frames.input,
+        rules.proposals.input,

@@ -1,0 +1,125 @@
+"""Narrations of demo clips, from the clip's story.
+
+Evaluation clips get sentence-style narrations whose object phrases are tagged
+``[phrase]<object_id>``; training clips get untagged free text in a mix of styles like real
+narrations: sentences ("The person takes the red cup from the counter."), Ego4D ("#C C picks a
+knife from the counter") and EPIC-KITCHENS imperatives ("put sponge on plate").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nvos.demo.plan import ClipPlan
+from nvos.demo.vocabulary import ObjectSpec, Vocabulary
+
+SENTENCE = {
+    "move": (
+        "The person picks up the {A} and puts it {in} the {B}.",
+        "The person places the {A} {in} the {B}.",
+        "The person moves the {A} {into} the {B}.",
+    ),
+    "move+C": (
+        "The person puts the {A} {in} the {B} next to the {C}.",
+        "Next to the {C}, the person drops the {A} {into} the {B}.",
+    ),
+    "pick": (
+        "The person picks up the {A}.",
+        "The person lifts the {A} from the counter.",
+        "The person grabs the {A} and puts it back down.",
+    ),
+    "pick+C": (
+        "The person picks up the {A} next to the {C}.",
+        "The person lifts the {A} beside the {C}.",
+    ),
+    "take": ("The person takes the {A} away.", "The person removes the {A} from the counter."),
+    "take+C": ("The person takes the {A} away from the {C}.",),
+}
+EGO4D = {
+    "move": ("#C C puts the {A} {in} the {B}", "#C C places {a A} {in} the {B}"),
+    "move+C": ("#C C puts the {A} {in} the {B} beside the {C}",),
+    "pick": ("#C C picks {a A} from the counter", "#C C lifts the {A}"),
+    "pick+C": ("#C C picks the {A} next to the {C}",),
+    "take": ("#C C takes the {A} away", "#C C picks up {a A}"),
+    "take+C": ("#C C moves the {A} away from the {C}",),
+}
+EPIC = {
+    "move": ("put {A} {in} {B}", "place {A} {in} {B}", "put down {A} {in} {B}"),
+    "move+C": ("put {A} {in} {B} next to {C}",),
+    "pick": ("pick up {A}", "take {A}", "lift {A}"),
+    "pick+C": ("pick up {A} near {C}",),
+    "take": ("take {A}", "remove {A}"),
+    "take+C": ("take {A} from next to {C}",),
+}
+FREE_STYLES = (SENTENCE, EGO4D, EPIC)
+FREE_STYLE_WEIGHTS = (0.4, 0.3, 0.3)
+
+
+def object_phrase(vocab: Vocabulary, spec: ObjectSpec, rng: np.random.Generator) -> str:
+    """A noun phrase for an object: e.g. "red plastic cup", "red cup", "plastic cup" or "cup"."""
+    colour, material = vocab.attribute_words(spec)
+    forms = [spec.noun]
+    weights = [0.2]
+    if colour:
+        forms.append(f"{colour} {spec.noun}")
+        weights.append(0.45)
+    if material:
+        forms.append(f"{material} {spec.noun}")
+        weights.append(0.25 if not colour else 0.15)
+    if colour and material:
+        forms.append(f"{colour} {material} {spec.noun}")
+        weights.append(0.2)
+    p = np.asarray(weights) / sum(weights)
+    return forms[int(rng.choice(len(forms), p=p))]
+
+
+def _article(phrase: str) -> str:
+    return "an" if phrase[0] in "aeiou" else "a"
+
+
+def _story_key(plan: ClipPlan) -> str:
+    return plan.story.kind + ("+C" if plan.story.context is not None else "")
+
+
+def _mentions(plan: ClipPlan) -> list[tuple[str, str]]:
+    """(slot, object_id) of the objects the story names, in slot order A, B, C."""
+    story = plan.story
+    slots = [("A", story.actor), ("B", story.target), ("C", story.context)]
+    return [(slot, oid) for slot, oid in slots if oid is not None]
+
+
+def _fill(
+    template: str, texts: dict[str, str], bare: dict[str, str], plan: ClipPlan, vocab: Vocabulary
+) -> str:
+    """Fill slots {A} / {a A} / {in} / {into}; ``bare`` (no tag) decides the article."""
+    receptacle = "in"
+    if plan.story.target is not None:
+        receptacle = vocab.nouns[plan.object(plan.story.target).spec.noun].receptacle or "in"
+    out = template.replace("{in}", receptacle).replace("{into}", receptacle + "to")
+    for slot, text in texts.items():
+        out = out.replace("{a " + slot + "}", f"{_article(bare[slot])} {text}")
+        out = out.replace("{" + slot + "}", text)
+    return out
+
+
+def tagged_narration(
+    vocab: Vocabulary, plan: ClipPlan, rng: np.random.Generator
+) -> tuple[str, list[str]]:
+    """A sentence narration with every named object tagged; returns (text, tagged object ids)."""
+    choices = SENTENCE[_story_key(plan)]
+    template = choices[int(rng.integers(len(choices)))]
+    bare: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    for slot, oid in _mentions(plan):
+        bare[slot] = object_phrase(vocab, plan.object(oid).spec, rng)
+        texts[slot] = f"[{bare[slot]}]<{oid}>"
+    return _fill(template, texts, bare, plan, vocab), [oid for _, oid in _mentions(plan)]
+
+
+def free_narration(vocab: Vocabulary, plan: ClipPlan, rng: np.random.Generator) -> str:
+    """An untagged narration in a random style (sentence, Ego4D ``#C C``, EPIC imperative)."""
+    style = FREE_STYLES[int(rng.choice(len(FREE_STYLES), p=FREE_STYLE_WEIGHTS))]
+    choices = style[_story_key(plan)]
+    template = choices[int(rng.integers(len(choices)))]
+    bare = {slot: object_phrase(vocab, plan.object(oid).spec, rng) for slot, oid in _mentions(plan)}
+    return _fill(template, bare, bare, plan, vocab)

@@ -1,0 +1,58 @@
+"""Logging for stage runs: one log file per job, progress lines, and the traceback on failure."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(
+    log_path: str | os.PathLike[str] | None = None, level: int = logging.INFO
+) -> None:
+    """Send the ``nvos`` loggers to ``log_path`` (appending) and to stderr."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="a"))
+    logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=True)
+
+
+@contextlib.contextmanager
+def stage_log(log_path: str | os.PathLike[str] | None, stage: str) -> Iterator[logging.Logger]:
+    """Log a stage's start, end and duration to ``log_path``; log the traceback if it fails."""
+    setup_logging(log_path)
+    logger = logging.getLogger(f"nvos.{stage}")
+    start = time.perf_counter()
+    logger.info("start %s", stage)
+    try:
+        yield logger
+    except BaseException:
+        logger.exception("%s failed after %.1f s", stage, time.perf_counter() - start)
+        raise
+    logger.info("done %s in %.1f s", stage, time.perf_counter() - start)
+
+
+class Progress:
+    """Periodic progress lines for long loops (``every`` seconds at most), for the rule's log."""
+
+    def __init__(self, logger: logging.Logger, total: int, unit: str, every: float = 10.0) -> None:
+        self.logger, self.total, self.unit, self.every = logger, total, unit, every
+        self.done = 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` more items; log a line if ``every`` seconds passed or the loop finished."""
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last >= self.every or self.done >= self.total:
+            rate = self.done / max(now - self.start, 1e-9)
+            self.logger.info(
+                "%d/%d %s (%.1f %s/s)", self.done, self.total, self.unit, rate, self.unit
+            )
+            self.last = now

@@ -1,0 +1,170 @@
+"""Lock-based device claims across processes, with fake devices (no GPU needed)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from nvos.devices import LOCK_VISIBLE_ENV, claim_device, lock_path
+
+CTX = mp.get_context("fork")
+NO_SCHEDULER: dict[str, str] = {}  # an environment without CUDA_VISIBLE_DEVICES
+
+
+class Release:
+    """A release signal as a file: unlike an mp.Event it survives a SIGKILLed waiter."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def set(self) -> None:
+        self.path.touch()
+
+    def wait(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def _holder(
+    lock_dir: str,
+    n_devices: int,
+    environ: dict[str, str],
+    out: Any,
+    release: Release,
+    timeout_s: float,
+) -> None:
+    """Child process: claim a device, report it, hold it until ``release`` is set."""
+    try:
+        with claim_device(
+            Path(lock_dir), n_devices=n_devices, timeout_s=timeout_s, poll_s=0.02, environ=environ
+        ) as device:
+            out.put((os.getpid(), str(device)))
+            release.wait(30)
+    except TimeoutError as exc:
+        out.put((os.getpid(), f"timeout: {exc}"))
+
+
+def _start(
+    lock_dir: Path,
+    n_devices: int,
+    environ: dict[str, str],
+    out: Any,
+    release: Release,
+    timeout_s: float = 10.0,
+) -> Any:
+    proc = CTX.Process(
+        target=_holder, args=(str(lock_dir), n_devices, environ, out, release, timeout_s)
+    )
+    proc.start()
+    return proc
+
+
+def _stop(procs: list[Any], release: Release) -> None:
+    release.set()
+    for proc in procs:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+
+
+def test_concurrent_claims_get_distinct_devices_and_extra_job_waits(tmp_path: Path) -> None:
+    out, release = CTX.Queue(), Release(tmp_path / "release")
+    procs = [_start(tmp_path, 3, NO_SCHEDULER, out, release) for _ in range(3)]
+    try:
+        claimed = sorted(out.get(timeout=20)[1] for _ in procs)
+        assert claimed == ["cuda:0", "cuda:1", "cuda:2"]
+        # A fourth job finds every device held: it waits, then times out with a clear message.
+        extra = _start(tmp_path, 3, NO_SCHEDULER, out, release, timeout_s=0.3)
+        _, result = out.get(timeout=20)
+        assert result.startswith("timeout: all 3 GPU(s) stayed claimed")
+        extra.join(10)
+    finally:
+        _stop(procs, release)
+
+
+def test_sigkilled_holder_frees_its_device(tmp_path: Path) -> None:
+    out, release = CTX.Queue(), Release(tmp_path / "release")
+    procs = [_start(tmp_path, 2, NO_SCHEDULER, out, release) for _ in range(2)]
+    try:
+        held = dict(out.get(timeout=20) for _ in procs)
+        victim = next(pid for pid, dev in held.items() if dev == "cuda:1")
+        os.kill(victim, signal.SIGKILL)
+        # The new job is started after the kill; its claim must get the freed device.
+        newcomer = _start(tmp_path, 2, NO_SCHEDULER, out, release)
+        procs.append(newcomer)
+        pid, device = out.get(timeout=20)
+        assert pid == newcomer.pid
+        assert device == "cuda:1"
+    finally:
+        _stop(procs, release)
+
+
+def test_waiting_job_gets_device_when_holder_exits(tmp_path: Path) -> None:
+    out = CTX.Queue()
+    release_first, release_rest = Release(tmp_path / "first"), Release(tmp_path / "rest")
+    first = _start(tmp_path, 1, NO_SCHEDULER, out, release_first)
+    procs = [first]
+    try:
+        assert out.get(timeout=20)[1] == "cuda:0"
+        waiter = _start(tmp_path, 1, NO_SCHEDULER, out, release_rest, timeout_s=20)
+        procs.append(waiter)
+        release_first.set()
+        pid, device = out.get(timeout=20)
+        assert (pid, device) == (waiter.pid, "cuda:0")
+    finally:
+        release_first.set()
+        _stop(procs, release_rest)
+
+
+def test_claim_released_on_exit_in_process(tmp_path: Path) -> None:
+    with claim_device(tmp_path, n_devices=2, environ=NO_SCHEDULER) as dev:
+        assert dev == torch.device("cuda", 0)
+        with claim_device(tmp_path, n_devices=2, environ=NO_SCHEDULER) as dev2:
+            assert dev2 == torch.device("cuda", 1)
+    with claim_device(tmp_path, n_devices=2, environ=NO_SCHEDULER) as dev3:
+        assert dev3.index == 0
+    assert "pid=" in lock_path(tmp_path, 0).read_text()
+
+
+def test_cuda_visible_devices_respected_without_lock(tmp_path: Path) -> None:
+    out, release = CTX.Queue(), Release(tmp_path / "release")
+    # Another job holds the only device's lock ...
+    procs = [_start(tmp_path, 1, NO_SCHEDULER, out, release)]
+    try:
+        assert out.get(timeout=20)[1] == "cuda:0"
+        # ... yet a job whose scheduler set CUDA_VISIBLE_DEVICES gets cuda:0 at once, no lock.
+        sched_dir = tmp_path / "sched"
+        with claim_device(
+            sched_dir, n_devices=1, timeout_s=0.1, environ={"CUDA_VISIBLE_DEVICES": "3"}
+        ) as dev:
+            assert dev == torch.device("cuda", 0)
+        assert not sched_dir.exists()
+        # With the override, the same job claims through the locks (and here must wait).
+        env = {"CUDA_VISIBLE_DEVICES": "3", LOCK_VISIBLE_ENV: "1"}
+        with pytest.raises(TimeoutError, match="stayed claimed"):
+            with claim_device(tmp_path, n_devices=1, timeout_s=0.1, poll_s=0.02, environ=env):
+                pass
+    finally:
+        _stop(procs, release)
+
+
+def test_no_cuda_falls_back_to_cpu_with_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="nvos.devices"):
+        with claim_device(tmp_path, n_devices=0, environ=NO_SCHEDULER) as dev:
+            assert dev == torch.device("cpu")
+    assert any("no CUDA device" in r.getMessage() for r in caplog.records)
+    with claim_device(tmp_path, prefer_cuda=False, n_devices=4, environ=NO_SCHEDULER) as dev:
+        assert dev.type == "cpu"
+    assert not lock_path(tmp_path, 0).exists()

@@ -1,0 +1,20 @@
+# Shared paths and the shard list. Shard ids depend only on the number of clips, so the DAG is
+# known before any clip is read (see nvos.shards).
+import os
+
+from nvos.workflow import run_dir, manifest_path, shard_list
+
+
+RUN = run_dir(config)
+MANIFEST = manifest_path(config)
+SHARDS = shard_list(config)
+
+
+localrules:
+    all,
+    frames,
+    proposals,
+
+
+wildcard_constraints:
+    shard=r"s\d{5}",

@@ -1,0 +1,20 @@
+rule frames_shard:
+    input:
+        clips=rules.dataset.output.clips,
+        annotations=rules.dataset.output.annotations,
+    output:
+        f"{RUN}/frames/{{shard}}.parquet",
+    params:
+        frames=config["frames"],
+        folder_fps=config["dataset"]["folder_fps"],
+    log:
+        f"{RUN}/logs/frames/{{shard}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/frames/{{shard}}.tsv"
+    script:
+        "../scripts/frames.py"
+
+
+rule frames:
+    input:
+        expand(f"{RUN}/frames/{{shard}}.parquet", shard=SHARDS),

@@ -1,0 +1,21 @@
+rule proposals_shard:
+    input:
+        rules.frames_shard.output,
+    output:
+        f"{RUN}/proposals/{{shard}}.parquet",
+    params:
+        proposals=config["proposals"],
+        lock_dir=f"{RUN}/locks",
+    resources:
+        gpu=1,
+    log:
+        f"{RUN}/logs/proposals/{{shard}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/proposals/{{shard}}.tsv"
+    script:
+        "../scripts/proposals.py"
+
+
+rule proposals:
+    input:
+        expand(f"{RUN}/proposals/{{shard}}.parquet", shard=SHARDS),
