@@ -1,0 +1,446 @@
+"""Export predictions (and optionally ground truth) as indexed PNGs for the official evaluators.
+
+The DAVIS 2017 and VOST evaluation code (REFERENCE §1.3, §2) read one **palette PNG per annotated
+frame** whose pixel values are object labels 1..K (0 = background):
+
+- results: ``<out>/<seq>/<frame>.png`` (both layouts; pass ``--results_path <out>``);
+- ground truth (``with_gt``): ``<out>/Annotations/480p/<seq>/<frame>.png`` (DAVIS) or
+  ``<out>/Annotations/<seq>/<frame>.png`` (VOST), with the sequence lists
+  ``<out>/ImageSets/2017/<split>.txt`` (DAVIS) or ``<out>/ImageSets/<split>.txt`` (VOST), and, when
+  frames are given, ``JPEGImages/[480p/]<seq>/<frame>.jpg`` (the DAVIS loader requires them).
+
+A sequence is a clip (its ``clip_id``); its frames are the clip's annotated frames, named by their
+``frame_index`` zero-padded to 5 digits (more when a clip's indices need it), at the ground-truth
+resolution (predictions are resized with nearest-neighbour). Labels: the clip's objects in order of
+first appearance in the narration's tags, then objects only in the annotations (sorted); the map
+label -> object_id is written to ``<out>/object_ids.json``. Where predicted masks overlap the pixel
+goes to the higher score (ties: the lower label). Several phrases tagged with the same object are
+merged (mask union, max score). Annotated frames without a prediction are written empty (the
+official code needs a file for every frame) and counted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+
+from nvos import rle, storage
+from nvos.frames import ROLE_ANNOTATED, decode_jpeg
+from nvos.logs import Progress
+from nvos.tags import TagError, parse_tags
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+LAYOUTS = ("davis", "vost")
+FRAME_DIGITS = 5
+MAX_LABEL = 254  # 255 is the void / ignore label in both benchmarks
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_RESERVED_NAMES = frozenset({"Annotations", "ImageSets", "JPEGImages", "object_ids.json"})
+
+
+class ExportError(ValueError):
+    """Input that cannot be exported; the message names the file or clip and the reason."""
+
+
+def voc_colormap(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC bit-interleaved colour map (DAVIS ``utils.color_map``): (n, 3) uint8 RGB.
+
+    Label 0 is black, label 1 (128, 0, 0), label 2 (0, 128, 0), label 3 (128, 128, 0), ...
+    """
+    cmap = np.zeros((n, 3), dtype=np.uint8)
+    for label in range(n):
+        r = g = b = 0
+        c = label
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        cmap[label] = (r, g, b)
+    return cmap
+
+
+def palette_png(labels: np.ndarray) -> bytes:
+    """PNG bytes of a label map (H, W) uint8 as a palette ('P') image with the VOC colour map."""
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise ValueError(f"expected a (H, W) uint8 label map, got {labels.shape} {labels.dtype}")
+    image = Image.fromarray(labels)  # mode 'L'; putpalette makes it 'P' without touching values
+    image.putpalette(voc_colormap(256).ravel().tolist())
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def resize_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a boolean mask (h, w) to (height, width) with nearest-neighbour (no-op if equal)."""
+    if mask.shape == (height, width):
+        return mask
+    resized = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    return resized.astype(bool)
+
+
+def object_order(narration: str, annotated_ids: Iterable[str], clip_id: str = "?") -> list[str]:
+    """The clip's object ids in label order (label = position + 1).
+
+    First the ids tagged in ``narration`` by first appearance, then ids that occur only in the
+    annotations, sorted.
+    """
+    try:
+        tagged = parse_tags(narration).phrases
+    except TagError as error:
+        raise ExportError(f"clip {clip_id!r}: narration has a malformed tag: {error}") from error
+    order: list[str] = []
+    for phrase in tagged:
+        if phrase.object_id not in order:
+            order.append(phrase.object_id)
+    order.extend(sorted(set(annotated_ids) - set(order)))
+    return order
+
+
+def frame_names(frame_indices: Sequence[int]) -> dict[int, str]:
+    """File stems of a sequence's frames: the index zero-padded to 5 digits (more if needed).
+
+    One width per sequence, so the names sort in frame order as the official loaders expect.
+    """
+    digits = max([FRAME_DIGITS] + [len(str(int(i))) for i in frame_indices])
+    return {int(i): f"{int(i):0{digits}d}" for i in frame_indices}
+
+
+@dataclass(frozen=True)
+class ObjectMask:
+    """One object's mask on one frame: label 1..K, score (the winner of an overlap), (H, W) bool."""
+
+    label: int
+    score: float
+    mask: np.ndarray
+
+
+def compose_labels(masks: Sequence[ObjectMask], height: int, width: int) -> np.ndarray:
+    """Paint object masks into a (height, width) uint8 label map.
+
+    Masks of another size are resized with nearest-neighbour. Where masks overlap, the higher score
+    wins; equal scores go to the lower label.
+    """
+    labels = np.zeros((height, width), dtype=np.uint8)
+    for item in sorted(masks, key=lambda m: (m.score, -m.label)):  # last painted wins
+        labels[resize_nearest(item.mask, height, width)] = item.label
+    return labels
+
+
+@dataclass
+class ExportSummary:
+    """What :func:`export_davis` wrote, and everything it skipped (counted, never silent)."""
+
+    out_dir: str
+    layout: str
+    sequences: int = 0
+    frames: int = 0
+    objects: int = 0
+    gt_frames: int = 0
+    jpeg_frames: int = 0
+    empty_prediction_frames: int = 0
+    overlap_pixels: int = 0
+    gt_overlap_pixels: int = 0
+    skipped_untagged_predictions: int = 0
+    skipped_unknown_object_predictions: int = 0
+    skipped_unannotated_frame_predictions: int = 0
+    skipped_unannotated_clips: list[str] = field(default_factory=list)
+    missing_jpeg_frames: int = 0
+    objects_beyond_first_frame_k: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Prediction:
+    object_id: str | None
+    frame_index: int
+    score: float
+    height: int
+    width: int
+    counts: bytes
+
+
+def _check_sequence_name(clip_id: str) -> None:
+    if not _SAFE_NAME.fullmatch(clip_id) or clip_id in _RESERVED_NAMES:
+        raise ExportError(
+            f"clip {clip_id!r}: not usable as a sequence folder name "
+            "(letters, digits, '.', '_', '-'; not a reserved folder name)"
+        )
+
+
+def _read_predictions(paths: Sequence[PathLike]) -> dict[str, list[_Prediction]]:
+    columns = ["clip_id", "object_id", "frame_index", "score", "height", "width", "rle_counts"]
+    by_clip: dict[str, list[_Prediction]] = defaultdict(list)
+    for path in paths:
+        table = storage.read_table(path, "predictions", columns=columns)
+        rows = table.to_pydict()
+        for i, clip_id in enumerate(rows["clip_id"]):
+            by_clip[clip_id].append(
+                _Prediction(
+                    object_id=rows["object_id"][i],
+                    frame_index=int(rows["frame_index"][i]),
+                    score=float(rows["score"][i]),
+                    height=int(rows["height"][i]),
+                    width=int(rows["width"][i]),
+                    counts=rows["rle_counts"][i],
+                )
+            )
+    return by_clip
+
+
+def _read_annotations(path: PathLike) -> dict[str, dict[int, list[dict[str, Any]]]]:
+    """clip -> frame -> annotation rows (object_id, instance, height, width, rle_counts)."""
+    rows = storage.read_table(path, "annotations").to_pylist()
+    by_clip: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        by_clip[row["clip_id"]][int(row["frame_index"])].append(row)
+    return by_clip
+
+
+def _gt_size(clip_id: str, frame: int, rows: list[dict[str, Any]]) -> tuple[int, int]:
+    sizes = {(int(r["height"]), int(r["width"])) for r in rows}
+    if len(sizes) != 1:
+        raise ExportError(f"clip {clip_id!r} frame {frame}: annotations differ in size {sizes}")
+    return sizes.pop()
+
+
+def _gt_labels(
+    clip_id: str, frame: int, rows: list[dict[str, Any]], label_of: Mapping[str, int]
+) -> tuple[np.ndarray, int]:
+    """GT label map (H, W) uint8 (instances merged; on overlap the higher label wins), overlap."""
+    height, width = _gt_size(clip_id, frame, rows)
+    union: dict[int, np.ndarray] = {}
+    for row in rows:
+        label = label_of[row["object_id"]]
+        mask = rle.decode(row["rle_counts"], height, width)
+        union[label] = union[label] | mask if label in union else mask
+    labels = np.zeros((height, width), dtype=np.uint8)
+    covered = np.zeros((height, width), dtype=np.int32)
+    for label in sorted(union):
+        labels[union[label]] = label
+        covered += union[label]
+    return labels, int((covered > 1).sum())
+
+
+def _predicted_masks(
+    frame_predictions: list[_Prediction], label_of: Mapping[str, int]
+) -> list[ObjectMask]:
+    """One ObjectMask per label: union of that object's phrase masks, max score."""
+    merged: dict[int, ObjectMask] = {}
+    for p in frame_predictions:
+        label = label_of[p.object_id]  # type: ignore[index]
+        mask = rle.decode(p.counts, p.height, p.width)
+        if label in merged:
+            old = merged[label]
+            if old.mask.shape != mask.shape:
+                mask = resize_nearest(mask, *old.mask.shape)
+            merged[label] = ObjectMask(label, max(old.score, p.score), old.mask | mask)
+        else:
+            merged[label] = ObjectMask(label, p.score, mask)
+    return list(merged.values())
+
+
+def _read_annotated_jpegs(
+    frames_paths: Sequence[PathLike], clip_ids: set[str]
+) -> dict[tuple[str, int], bytes]:
+    jpegs: dict[tuple[str, int], bytes] = {}
+    for path in frames_paths:
+        table = pq.read_table(
+            path,
+            columns=["clip_id", "frame_index", "role", "jpeg"],
+            filters=[("role", "=", ROLE_ANNOTATED)],
+        )
+        for clip_id, frame, jpeg in zip(
+            table.column("clip_id").to_pylist(),
+            table.column("frame_index").to_pylist(),
+            table.column("jpeg").to_pylist(),
+            strict=True,
+        ):
+            if clip_id in clip_ids:
+                jpegs[(clip_id, int(frame))] = jpeg
+    return jpegs
+
+
+def _jpeg_at(jpeg: bytes, height: int, width: int) -> bytes:
+    """The stored JPEG, resized (bilinear) and re-encoded only when not at (height, width)."""
+    image = decode_jpeg(jpeg)
+    if image.shape[:2] == (height, width):
+        return jpeg
+    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ExportError(f"cannot JPEG-encode a frame of size {height}x{width}")
+    return buffer.tobytes()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with storage.atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def export_davis(
+    predictions_paths: Sequence[PathLike],
+    clips_path: PathLike,
+    annotations_path: PathLike,
+    out_dir: PathLike,
+    layout: str = "davis",
+    with_gt: bool = False,
+    frames_paths: Sequence[PathLike] = (),
+    splits: Sequence[str] | None = None,
+) -> ExportSummary:
+    """Write predictions (and optionally GT) as indexed PNGs in the DAVIS or VOST layout.
+
+    ``predictions_paths``: ``predictions/<method>/<shard>.parquet`` files of one method.
+    Every annotated clip (of ``splits``, default all) becomes a sequence; see the module docstring
+    for the layout, labels and rules. Returns an :class:`ExportSummary`; skipped predictions
+    (untagged phrases, objects the clip does not have, frames without annotations) are counted and
+    logged.
+    """
+    if layout not in LAYOUTS:
+        raise ExportError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    out = Path(out_dir)
+    summary = ExportSummary(out_dir=str(out), layout=layout)
+    clips = storage.read_table(clips_path, "clips", columns=["clip_id", "split", "narration"])
+    clip_rows = clips.to_pylist()
+    wanted = None if splits is None else set(splits)
+    annotations = _read_annotations(annotations_path)
+    predictions = _read_predictions(predictions_paths)
+
+    known = {row["clip_id"] for row in clip_rows}
+    unknown_clips = sorted(set(predictions) - known)
+    if unknown_clips:
+        raise ExportError(
+            f"{clips_path}: predictions name clips that are not in the clips table: "
+            f"{unknown_clips[:5]}{' ...' if len(unknown_clips) > 5 else ''}"
+        )
+
+    selected = [
+        row
+        for row in clip_rows
+        if (wanted is None or row["split"] in wanted) and row["clip_id"] in annotations
+    ]
+    summary.skipped_unannotated_clips = sorted(
+        row["clip_id"]
+        for row in clip_rows
+        if (wanted is None or row["split"] in wanted)
+        and row["clip_id"] not in annotations
+        and row["clip_id"] in predictions
+    )
+    jpegs = _read_annotated_jpegs(frames_paths, {r["clip_id"] for r in selected})
+    gt_root = out / "Annotations" / ("480p" if layout == "davis" else "")
+    img_root = out / "JPEGImages" / ("480p" if layout == "davis" else "")
+    sets_dir = out / "ImageSets" / ("2017" if layout == "davis" else "")
+    mapping: dict[str, Any] = {}
+    split_sequences: dict[str, list[str]] = defaultdict(list)
+    progress = Progress(logger, len(selected), "clips")
+
+    for row in selected:
+        clip_id = row["clip_id"]
+        _check_sequence_name(clip_id)
+        frames = annotations[clip_id]
+        order = object_order(
+            row["narration"], {r["object_id"] for rows in frames.values() for r in rows}, clip_id
+        )
+        if len(order) > MAX_LABEL:
+            raise ExportError(f"clip {clip_id!r}: {len(order)} objects, at most {MAX_LABEL} fit")
+        label_of = {object_id: i + 1 for i, object_id in enumerate(order)}
+        names = frame_names(sorted(frames))
+        per_frame: dict[int, list[_Prediction]] = defaultdict(list)
+        for p in predictions.get(clip_id, []):
+            if p.object_id is None:
+                summary.skipped_untagged_predictions += 1
+            elif p.object_id not in label_of:
+                summary.skipped_unknown_object_predictions += 1
+            elif p.frame_index not in frames:
+                summary.skipped_unannotated_frame_predictions += 1
+            else:
+                per_frame[p.frame_index].append(p)
+
+        first_k = 0
+        for position, frame in enumerate(sorted(frames)):
+            height, width = _gt_size(clip_id, frame, frames[frame])
+            masks = _predicted_masks(per_frame.get(frame, []), label_of)
+            if not masks:
+                summary.empty_prediction_frames += 1
+            resized = [resize_nearest(m.mask, height, width) for m in masks]
+            if resized:
+                summary.overlap_pixels += int((np.sum(resized, axis=0) > 1).sum())
+            labels = compose_labels(masks, height, width)
+            _write_bytes(out / clip_id / f"{names[frame]}.png", palette_png(labels))
+            summary.frames += 1
+            if with_gt:
+                gt, overlap = _gt_labels(clip_id, frame, frames[frame], label_of)
+                summary.gt_overlap_pixels += overlap
+                if position == 0:
+                    first_k = int(gt.max())
+                _write_bytes(gt_root / clip_id / f"{names[frame]}.png", palette_png(gt))
+                summary.gt_frames += 1
+                jpeg = jpegs.get((clip_id, frame))
+                if jpeg is not None:
+                    data = _jpeg_at(jpeg, height, width)
+                    _write_bytes(img_root / clip_id / f"{names[frame]}.jpg", data)
+                    summary.jpeg_frames += 1
+                elif frames_paths:
+                    summary.missing_jpeg_frames += 1
+        if with_gt:
+            summary.objects_beyond_first_frame_k += len(order) - first_k
+        mapping[clip_id] = {
+            "split": row["split"],
+            "labels": {str(label): object_id for object_id, label in label_of.items()},
+            "frames": {names[f]: f for f in sorted(frames)},
+        }
+        split_sequences[row["split"]].append(clip_id)
+        summary.sequences += 1
+        summary.objects += len(order)
+        progress.update()
+
+    if with_gt:
+        for split, sequences in split_sequences.items():
+            storage.write_text(sets_dir / f"{split}.txt", "".join(f"{s}\n" for s in sequences))
+    summary.splits = {split: len(seqs) for split, seqs in sorted(split_sequences.items())}
+    record = {"layout": layout, "sequences": mapping}
+    storage.write_text(out / "object_ids.json", json.dumps(record, indent=1, sort_keys=True))
+    _log_skips(summary)
+    return summary
+
+
+def _log_skips(summary: ExportSummary) -> None:
+    counts = asdict(summary)
+    for key in (
+        "empty_prediction_frames",
+        "skipped_untagged_predictions",
+        "skipped_unknown_object_predictions",
+        "skipped_unannotated_frame_predictions",
+        "missing_jpeg_frames",
+    ):
+        if counts[key]:
+            logger.warning("export: %s = %d", key, counts[key])
+    if summary.skipped_unannotated_clips:
+        logger.warning(
+            "export: %d clips with predictions but no annotations were skipped: %s",
+            len(summary.skipped_unannotated_clips),
+            summary.skipped_unannotated_clips[:10],
+        )
+    if summary.objects_beyond_first_frame_k:
+        logger.warning(
+            "export: %d objects have a label above the largest label of their sequence's first "
+            "annotated frame; the official DAVIS/VOST code takes K from the first frame and will "
+            "ignore them (DAVIS exits if a result uses such a label)",
+            summary.objects_beyond_first_frame_k,
+        )
+    logger.info("export: %s", {k: v for k, v in counts.items() if k != "skipped_unannotated_clips"})
