@@ -15,14 +15,18 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 validate_config(config, f"{workflow.basedir}/config/schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/frames.smk"
 include: "workflow/rules/proposals.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.frames.input,
-        rules.proposals.input,
+        rules.report.output,

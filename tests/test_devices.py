@@ -34,11 +34,41 @@ class Release:
             time.sleep(0.02)
 
 
+class Results:
+    """What each child claimed, one file per child.
+
+    A shared mp.Queue is not used: a child SIGKILLed while its feeder thread holds the queue's
+    lock would block every later child.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir()
+        self.seen: set[Path] = set()
+
+    def put(self, item: tuple[int, str]) -> None:
+        tmp = self.folder / f".{item[0]}"
+        tmp.write_text(item[1])
+        tmp.rename(self.folder / str(item[0]))
+
+    def get(self, timeout: float) -> tuple[int, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            new = sorted(
+                p for p in self.folder.iterdir() if p not in self.seen and p.name[0] != "."
+            )
+            if new:
+                self.seen.add(new[0])
+                return int(new[0].name), new[0].read_text()
+            time.sleep(0.02)
+        raise TimeoutError(f"no child reported within {timeout} s")
+
+
 def _holder(
     lock_dir: str,
     n_devices: int,
     environ: dict[str, str],
-    out: Any,
+    out: Results,
     release: Release,
     timeout_s: float,
 ) -> None:
@@ -48,7 +78,7 @@ def _holder(
             Path(lock_dir), n_devices=n_devices, timeout_s=timeout_s, poll_s=0.02, environ=environ
         ) as device:
             out.put((os.getpid(), str(device)))
-            release.wait(30)
+            release.wait(60)
     except TimeoutError as exc:
         out.put((os.getpid(), f"timeout: {exc}"))
 
@@ -57,7 +87,7 @@ def _start(
     lock_dir: Path,
     n_devices: int,
     environ: dict[str, str],
-    out: Any,
+    out: Results,
     release: Release,
     timeout_s: float = 10.0,
 ) -> Any:
@@ -78,14 +108,14 @@ def _stop(procs: list[Any], release: Release) -> None:
 
 
 def test_concurrent_claims_get_distinct_devices_and_extra_job_waits(tmp_path: Path) -> None:
-    out, release = CTX.Queue(), Release(tmp_path / "release")
+    out, release = Results(tmp_path / "results"), Release(tmp_path / "release")
     procs = [_start(tmp_path, 3, NO_SCHEDULER, out, release) for _ in range(3)]
     try:
-        claimed = sorted(out.get(timeout=20)[1] for _ in procs)
+        claimed = sorted(out.get(timeout=60)[1] for _ in procs)
         assert claimed == ["cuda:0", "cuda:1", "cuda:2"]
         # A fourth job finds every device held: it waits, then times out with a clear message.
         extra = _start(tmp_path, 3, NO_SCHEDULER, out, release, timeout_s=0.3)
-        _, result = out.get(timeout=20)
+        _, result = out.get(timeout=60)
         assert result.startswith("timeout: all 3 GPU(s) stayed claimed")
         extra.join(10)
     finally:
@@ -93,16 +123,16 @@ def test_concurrent_claims_get_distinct_devices_and_extra_job_waits(tmp_path: Pa
 
 
 def test_sigkilled_holder_frees_its_device(tmp_path: Path) -> None:
-    out, release = CTX.Queue(), Release(tmp_path / "release")
+    out, release = Results(tmp_path / "results"), Release(tmp_path / "release")
     procs = [_start(tmp_path, 2, NO_SCHEDULER, out, release) for _ in range(2)]
     try:
-        held = dict(out.get(timeout=20) for _ in procs)
+        held = dict(out.get(timeout=60) for _ in procs)
         victim = next(pid for pid, dev in held.items() if dev == "cuda:1")
         os.kill(victim, signal.SIGKILL)
         # The new job is started after the kill; its claim must get the freed device.
         newcomer = _start(tmp_path, 2, NO_SCHEDULER, out, release)
         procs.append(newcomer)
-        pid, device = out.get(timeout=20)
+        pid, device = out.get(timeout=60)
         assert pid == newcomer.pid
         assert device == "cuda:1"
     finally:
@@ -110,16 +140,16 @@ def test_sigkilled_holder_frees_its_device(tmp_path: Path) -> None:
 
 
 def test_waiting_job_gets_device_when_holder_exits(tmp_path: Path) -> None:
-    out = CTX.Queue()
+    out = Results(tmp_path / "results")
     release_first, release_rest = Release(tmp_path / "first"), Release(tmp_path / "rest")
     first = _start(tmp_path, 1, NO_SCHEDULER, out, release_first)
     procs = [first]
     try:
-        assert out.get(timeout=20)[1] == "cuda:0"
+        assert out.get(timeout=60)[1] == "cuda:0"
         waiter = _start(tmp_path, 1, NO_SCHEDULER, out, release_rest, timeout_s=20)
         procs.append(waiter)
         release_first.set()
-        pid, device = out.get(timeout=20)
+        pid, device = out.get(timeout=60)
         assert (pid, device) == (waiter.pid, "cuda:0")
     finally:
         release_first.set()
@@ -137,11 +167,11 @@ def test_claim_released_on_exit_in_process(tmp_path: Path) -> None:
 
 
 def test_cuda_visible_devices_respected_without_lock(tmp_path: Path) -> None:
-    out, release = CTX.Queue(), Release(tmp_path / "release")
+    out, release = Results(tmp_path / "results"), Release(tmp_path / "release")
     # Another job holds the only device's lock ...
     procs = [_start(tmp_path, 1, NO_SCHEDULER, out, release)]
     try:
-        assert out.get(timeout=20)[1] == "cuda:0"
+        assert out.get(timeout=60)[1] == "cuda:0"
         # ... yet a job whose scheduler set CUDA_VISIBLE_DEVICES gets cuda:0 at once, no lock.
         sched_dir = tmp_path / "sched"
         with claim_device(

@@ -71,6 +71,11 @@ def test_demo_dag_writes_every_stage(demo_run: Path) -> None:
             assert (demo_run / f"logs/{stage}/{shard}.log").stat().st_size > 0
             assert (demo_run / f"benchmarks/{stage}/{shard}.tsv").exists()
     assert "done dataset" in (demo_run / "logs/dataset.log").read_text()
+    table = (demo_run / "report/table.md").read_text()
+    assert "| SAM upper bound (oracle) |" in table
+    summary = json.loads((demo_run / "metrics/oracle/val/summary.json").read_text())
+    assert summary["objects"] > 0 and 0.0 < summary["J"] <= 1.0
+    assert (demo_run / "report/index.html").exists()
 
 
 def test_rerun_has_nothing_to_do_and_config_change_reruns_dependents(demo_run: Path) -> None:

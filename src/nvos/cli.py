@@ -80,6 +80,68 @@ def cmd_proposals(args: argparse.Namespace, config: dict[str, Any]) -> int:
     return 0
 
 
+def cmd_oracle(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.pipeline import run_oracle
+
+    print(run_oracle(args.clips, args.annotations, args.proposals, args.shard, args.out))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.pipeline import run_evaluate
+
+    evaluate = dict(config["evaluate"])
+    summary = run_evaluate(
+        args.method,
+        args.predictions,
+        args.clips,
+        args.annotations,
+        args.split,
+        args.out,
+        evaluate,
+        workers=args.workers or int(evaluate["workers"]),
+    )
+    print(json.dumps({k: summary[k] for k in ("J", "F", "J&F", "J_union", "J_ins", "objects")}))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.pipeline import run_report
+
+    run = args.run.rstrip("/")
+    print(
+        run_report(
+            f"{run}/metrics",
+            f"{run}/frames",
+            f"{run}/annotations.parquet",
+            f"{run}/predictions",
+            f"{run}/clips.parquet",
+            args.out or f"{run}/report",
+            config["report"],
+        )
+    )
+    return 0
+
+
+def cmd_export_davis(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.pipeline import run_export_davis
+
+    run = args.run.rstrip("/")
+    summary = run_export_davis(
+        f"{run}/predictions",
+        args.method,
+        f"{run}/clips.parquet",
+        f"{run}/annotations.parquet",
+        args.out,
+        layout=args.layout,
+        with_gt=args.with_gt,
+        frames_dir=f"{run}/frames" if args.with_gt else None,
+        splits=args.split,
+    )
+    print(summary)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="nvos", description=__doc__.splitlines()[0])
@@ -117,6 +179,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="proposals/<shard>.parquet")
     p.add_argument("--lock-dir", default="results/locks", help="per-device lock files")
     p.set_defaults(handler=cmd_proposals)
+
+    p = sub.add_parser("oracle", help="SAM upper bound: best-IoU proposal per object and frame")
+    p.add_argument("clips")
+    p.add_argument("annotations")
+    p.add_argument("proposals")
+    p.add_argument("--shard", required=True)
+    p.add_argument("--out", required=True, help="predictions/oracle/<shard>.parquet")
+    p.set_defaults(handler=cmd_oracle)
+
+    p = sub.add_parser("evaluate", help="score one method on one split")
+    p.add_argument("predictions", nargs="+", help="predictions/<method>/<shard>.parquet files")
+    p.add_argument("--method", required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--clips", required=True)
+    p.add_argument("--annotations", required=True)
+    p.add_argument("--out", required=True, help="folder for per_object.csv and summary.json")
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("report", help="results table, HTML page and overlays of a run folder")
+    p.add_argument("run", help="results/<run>")
+    p.add_argument("--out", default=None, help="default: <run>/report")
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("export-davis", help="predictions as indexed PNGs (DAVIS/VOST layout)")
+    p.add_argument("run", help="results/<run>")
+    p.add_argument("--method", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--layout", choices=["davis", "vost"], default="davis")
+    p.add_argument("--with-gt", action="store_true", help="also write GT, JPEGs and ImageSets")
+    p.add_argument("--split", action="append", help="only these splits (repeatable)")
+    p.set_defaults(handler=cmd_export_davis)
     return parser
 
 

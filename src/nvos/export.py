@@ -14,9 +14,10 @@ A sequence is a clip (its ``clip_id``); its frames are the clip's annotated fram
 resolution (predictions are resized with nearest-neighbour). Labels: the clip's objects in order of
 first appearance in the narration's tags, then objects only in the annotations (sorted); the map
 label -> object_id is written to ``<out>/object_ids.json``. Where predicted masks overlap the pixel
-goes to the higher score (ties: the lower label). Several phrases tagged with the same object are
-merged (mask union, max score). Annotated frames without a prediction are written empty (the
-official code needs a file for every frame) and counted.
+goes to the higher score (ties: the lower label). As in evaluation, an object tagged by several
+phrases is represented by its first phrase's predictions (the others are counted). Annotated
+frames without a prediction are written empty (the official code needs a file for every frame)
+and counted.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import logging
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,17 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
-from nvos import rle, storage
+from nvos import storage
+from nvos.evaluation.masks import decode_to_gt_size
+from nvos.evaluation.truth import (
+    ClipTruth,
+    TaggedObject,
+    group_truth,
+    read_annotations,
+    tagged_objects,
+)
 from nvos.frames import ROLE_ANNOTATED, decode_jpeg
 from nvos.logs import Progress
-from nvos.tags import TagError, parse_tags
 
 logger = logging.getLogger(__name__)
 
@@ -86,30 +94,23 @@ def palette_png(labels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def resize_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize a boolean mask (h, w) to (height, width) with nearest-neighbour (no-op if equal)."""
-    if mask.shape == (height, width):
-        return mask
-    resized = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
-    return resized.astype(bool)
-
-
 def object_order(narration: str, annotated_ids: Iterable[str], clip_id: str = "?") -> list[str]:
     """The clip's object ids in label order (label = position + 1).
 
-    First the ids tagged in ``narration`` by first appearance, then ids that occur only in the
-    annotations, sorted.
+    First the ids tagged in ``narration`` in order of their first phrase
+    (:func:`nvos.evaluation.truth.tagged_objects`), then ids that occur only in the annotations,
+    sorted.
     """
-    try:
-        tagged = parse_tags(narration).phrases
-    except TagError as error:
-        raise ExportError(f"clip {clip_id!r}: narration has a malformed tag: {error}") from error
-    order: list[str] = []
-    for phrase in tagged:
-        if phrase.object_id not in order:
-            order.append(phrase.object_id)
+    order = [obj.object_id for obj in _tagged(narration, clip_id)]
     order.extend(sorted(set(annotated_ids) - set(order)))
     return order
+
+
+def _tagged(narration: str, clip_id: str) -> tuple[TaggedObject, ...]:
+    try:
+        return tagged_objects(narration, clip_id)
+    except ValueError as error:
+        raise ExportError(str(error)) from error
 
 
 def frame_names(frame_indices: Sequence[int]) -> dict[int, str]:
@@ -123,7 +124,7 @@ def frame_names(frame_indices: Sequence[int]) -> dict[int, str]:
 
 @dataclass(frozen=True)
 class ObjectMask:
-    """One object's mask on one frame: label 1..K, score (the winner of an overlap), (H, W) bool."""
+    """One object's mask on one frame: label 1..K, score (decides overlaps), (H, W) bool."""
 
     label: int
     score: float
@@ -131,14 +132,17 @@ class ObjectMask:
 
 
 def compose_labels(masks: Sequence[ObjectMask], height: int, width: int) -> np.ndarray:
-    """Paint object masks into a (height, width) uint8 label map.
+    """Paint object masks of size (height, width) into a (height, width) uint8 label map.
 
-    Masks of another size are resized with nearest-neighbour. Where masks overlap, the higher score
-    wins; equal scores go to the lower label.
+    Where masks overlap, the higher score wins; equal scores go to the lower label.
     """
     labels = np.zeros((height, width), dtype=np.uint8)
-    for item in sorted(masks, key=lambda m: (m.score, -m.label)):  # last painted wins
-        labels[resize_nearest(item.mask, height, width)] = item.label
+    for item in sorted(masks, key=lambda m: (m.score, -m.label)):  # the last painted wins
+        if item.mask.shape != (height, width):
+            raise ValueError(
+                f"mask of label {item.label} is {item.mask.shape}, not {height}x{width}"
+            )
+        labels[item.mask] = item.label
     return labels
 
 
@@ -158,6 +162,7 @@ class ExportSummary:
     gt_overlap_pixels: int = 0
     skipped_untagged_predictions: int = 0
     skipped_unknown_object_predictions: int = 0
+    skipped_secondary_phrase_predictions: int = 0
     skipped_unannotated_frame_predictions: int = 0
     skipped_unannotated_clips: list[str] = field(default_factory=list)
     missing_jpeg_frames: int = 0
@@ -167,6 +172,7 @@ class ExportSummary:
 
 @dataclass(frozen=True)
 class _Prediction:
+    phrase_id: int
     object_id: str | None
     frame_index: int
     score: float
@@ -184,14 +190,16 @@ def _check_sequence_name(clip_id: str) -> None:
 
 
 def _read_predictions(paths: Sequence[PathLike]) -> dict[str, list[_Prediction]]:
-    columns = ["clip_id", "object_id", "frame_index", "score", "height", "width", "rle_counts"]
+    columns = [
+        "clip_id", "phrase_id", "object_id", "frame_index", "score", "height", "width", "rle_counts"
+    ]  # fmt: skip
     by_clip: dict[str, list[_Prediction]] = defaultdict(list)
     for path in paths:
-        table = storage.read_table(path, "predictions", columns=columns)
-        rows = table.to_pydict()
+        rows = storage.read_table(path, "predictions", columns=columns).to_pydict()
         for i, clip_id in enumerate(rows["clip_id"]):
             by_clip[clip_id].append(
                 _Prediction(
+                    phrase_id=int(rows["phrase_id"][i]),
                     object_id=rows["object_id"][i],
                     frame_index=int(rows["frame_index"][i]),
                     score=float(rows["score"][i]),
@@ -203,67 +211,17 @@ def _read_predictions(paths: Sequence[PathLike]) -> dict[str, list[_Prediction]]
     return by_clip
 
 
-def _read_annotations(path: PathLike) -> dict[str, dict[int, list[dict[str, Any]]]]:
-    """clip -> frame -> annotation rows (object_id, instance, height, width, rle_counts)."""
-    rows = storage.read_table(path, "annotations").to_pylist()
-    by_clip: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        by_clip[row["clip_id"]][int(row["frame_index"])].append(row)
-    return by_clip
-
-
-def _gt_size(clip_id: str, frame: int, rows: list[dict[str, Any]]) -> tuple[int, int]:
-    sizes = {(int(r["height"]), int(r["width"])) for r in rows}
-    if len(sizes) != 1:
-        raise ExportError(f"clip {clip_id!r} frame {frame}: annotations differ in size {sizes}")
-    return sizes.pop()
-
-
-def _gt_labels(
-    clip_id: str, frame: int, rows: list[dict[str, Any]], label_of: Mapping[str, int]
-) -> tuple[np.ndarray, int]:
-    """GT label map (H, W) uint8 (instances merged; on overlap the higher label wins), overlap."""
-    height, width = _gt_size(clip_id, frame, rows)
-    union: dict[int, np.ndarray] = {}
-    for row in rows:
-        label = label_of[row["object_id"]]
-        mask = rle.decode(row["rle_counts"], height, width)
-        union[label] = union[label] | mask if label in union else mask
-    labels = np.zeros((height, width), dtype=np.uint8)
-    covered = np.zeros((height, width), dtype=np.int32)
-    for label in sorted(union):
-        labels[union[label]] = label
-        covered += union[label]
-    return labels, int((covered > 1).sum())
-
-
-def _predicted_masks(
-    frame_predictions: list[_Prediction], label_of: Mapping[str, int]
-) -> list[ObjectMask]:
-    """One ObjectMask per label: union of that object's phrase masks, max score."""
-    merged: dict[int, ObjectMask] = {}
-    for p in frame_predictions:
-        label = label_of[p.object_id]  # type: ignore[index]
-        mask = rle.decode(p.counts, p.height, p.width)
-        if label in merged:
-            old = merged[label]
-            if old.mask.shape != mask.shape:
-                mask = resize_nearest(mask, *old.mask.shape)
-            merged[label] = ObjectMask(label, max(old.score, p.score), old.mask | mask)
-        else:
-            merged[label] = ObjectMask(label, p.score, mask)
-    return list(merged.values())
-
-
 def _read_annotated_jpegs(
     frames_paths: Sequence[PathLike], clip_ids: set[str]
 ) -> dict[tuple[str, int], bytes]:
     jpegs: dict[tuple[str, int], bytes] = {}
+    if not clip_ids:
+        return jpegs
     for path in frames_paths:
         table = pq.read_table(
             path,
-            columns=["clip_id", "frame_index", "role", "jpeg"],
-            filters=[("role", "=", ROLE_ANNOTATED)],
+            columns=["clip_id", "frame_index", "jpeg"],
+            filters=[("role", "=", ROLE_ANNOTATED), ("clip_id", "in", sorted(clip_ids))],
         )
         for clip_id, frame, jpeg in zip(
             table.column("clip_id").to_pylist(),
@@ -271,8 +229,7 @@ def _read_annotated_jpegs(
             table.column("jpeg").to_pylist(),
             strict=True,
         ):
-            if clip_id in clip_ids:
-                jpegs[(clip_id, int(frame))] = jpeg
+            jpegs[(clip_id, int(frame))] = jpeg
     return jpegs
 
 
@@ -293,6 +250,66 @@ def _write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+class _ClipExporter:
+    """Label maps of one clip: objects -> labels, its predictions grouped by annotated frame."""
+
+    def __init__(
+        self,
+        truth: ClipTruth,
+        narration: str,
+        predictions: Sequence[_Prediction],
+        summary: ExportSummary,
+    ) -> None:
+        self.truth = truth
+        tagged = _tagged(narration, truth.clip_id)
+        order = object_order(narration, {oid for _, oid in truth.masks}, truth.clip_id)
+        if len(order) > MAX_LABEL:
+            raise ExportError(
+                f"clip {truth.clip_id!r}: {len(order)} objects, at most {MAX_LABEL} fit"
+            )
+        self.order = order
+        self.label_of = {object_id: i + 1 for i, object_id in enumerate(order)}
+        scored_phrase = {obj.object_id: obj.phrase_id for obj in tagged}
+        frames = set(truth.frames)
+        self.per_frame: dict[int, list[_Prediction]] = defaultdict(list)
+        for p in predictions:
+            if p.object_id is None:
+                summary.skipped_untagged_predictions += 1
+            elif p.object_id not in scored_phrase:
+                summary.skipped_unknown_object_predictions += 1
+            elif p.phrase_id != scored_phrase[p.object_id]:
+                summary.skipped_secondary_phrase_predictions += 1
+            elif p.frame_index not in frames:
+                summary.skipped_unannotated_frame_predictions += 1
+            else:
+                self.per_frame[p.frame_index].append(p)
+
+    def predicted(self, frame: int) -> list[ObjectMask]:
+        """The frame's predicted object masks at the ground-truth size (one per object)."""
+        truth = self.truth
+        best: dict[int, ObjectMask] = {}
+        for p in self.per_frame.get(frame, []):
+            label = self.label_of[p.object_id]  # type: ignore[index]
+            if label in best and best[label].score >= p.score:
+                continue  # a duplicate row for the object: the higher score is kept
+            where = f"clip {truth.clip_id!r} frame {frame} object {p.object_id!r}"
+            mask = decode_to_gt_size(p.counts, p.height, p.width, truth.height, truth.width, where)
+            best[label] = ObjectMask(label, p.score, mask)
+        return [best[label] for label in sorted(best)]
+
+    def ground_truth(self, frame: int) -> tuple[np.ndarray, int]:
+        """GT label map (H, W) uint8 (instances merged; the higher label wins an overlap) and
+        the number of pixels claimed by several objects."""
+        truth = self.truth
+        labels = np.zeros((truth.height, truth.width), dtype=np.uint8)
+        covered = np.zeros((truth.height, truth.width), dtype=np.int32)
+        for object_id in self.order:
+            union = truth.object_frame(object_id, frame).union
+            labels[union] = self.label_of[object_id]
+            covered += union
+        return labels, int((covered > 1).sum())
+
+
 def export_davis(
     predictions_paths: Sequence[PathLike],
     clips_path: PathLike,
@@ -305,45 +322,40 @@ def export_davis(
 ) -> ExportSummary:
     """Write predictions (and optionally GT) as indexed PNGs in the DAVIS or VOST layout.
 
-    ``predictions_paths``: ``predictions/<method>/<shard>.parquet`` files of one method.
+    ``predictions_paths``: the ``predictions/<method>/<shard>.parquet`` files of one method.
     Every annotated clip (of ``splits``, default all) becomes a sequence; see the module docstring
     for the layout, labels and rules. Returns an :class:`ExportSummary`; skipped predictions
-    (untagged phrases, objects the clip does not have, frames without annotations) are counted and
-    logged.
+    (untagged phrases, objects the clip does not tag, an object's later phrases, frames without
+    annotations) are counted and logged.
     """
     if layout not in LAYOUTS:
         raise ExportError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     out = Path(out_dir)
     summary = ExportSummary(out_dir=str(out), layout=layout)
-    clips = storage.read_table(clips_path, "clips", columns=["clip_id", "split", "narration"])
-    clip_rows = clips.to_pylist()
-    wanted = None if splits is None else set(splits)
-    annotations = _read_annotations(annotations_path)
+    clip_rows = storage.read_table(
+        clips_path, "clips", columns=["clip_id", "split", "narration"]
+    ).to_pylist()
+    try:
+        truths = group_truth(read_annotations(annotations_path), annotations_path)
+    except ValueError as error:
+        raise ExportError(str(error)) from error
     predictions = _read_predictions(predictions_paths)
-
-    known = {row["clip_id"] for row in clip_rows}
-    unknown_clips = sorted(set(predictions) - known)
+    unknown_clips = sorted(set(predictions) - {row["clip_id"] for row in clip_rows})
     if unknown_clips:
         raise ExportError(
             f"{clips_path}: predictions name clips that are not in the clips table: "
             f"{unknown_clips[:5]}{' ...' if len(unknown_clips) > 5 else ''}"
         )
-
-    selected = [
-        row
-        for row in clip_rows
-        if (wanted is None or row["split"] in wanted) and row["clip_id"] in annotations
-    ]
+    in_splits = [row for row in clip_rows if splits is None or row["split"] in set(splits)]
+    selected = [row for row in in_splits if row["clip_id"] in truths]
     summary.skipped_unannotated_clips = sorted(
         row["clip_id"]
-        for row in clip_rows
-        if (wanted is None or row["split"] in wanted)
-        and row["clip_id"] not in annotations
-        and row["clip_id"] in predictions
+        for row in in_splits
+        if row["clip_id"] not in truths and row["clip_id"] in predictions
     )
-    jpegs = _read_annotated_jpegs(frames_paths, {r["clip_id"] for r in selected})
-    gt_root = out / "Annotations" / ("480p" if layout == "davis" else "")
-    img_root = out / "JPEGImages" / ("480p" if layout == "davis" else "")
+    jpegs = _read_annotated_jpegs(frames_paths, {r["clip_id"] for r in selected}) if with_gt else {}
+    sub = "480p" if layout == "davis" else ""
+    gt_root, img_root = out / "Annotations" / sub, out / "JPEGImages" / sub
     sets_dir = out / "ImageSets" / ("2017" if layout == "davis" else "")
     mapping: dict[str, Any] = {}
     split_sequences: dict[str, list[str]] = defaultdict(list)
@@ -352,61 +364,43 @@ def export_davis(
     for row in selected:
         clip_id = row["clip_id"]
         _check_sequence_name(clip_id)
-        frames = annotations[clip_id]
-        order = object_order(
-            row["narration"], {r["object_id"] for rows in frames.values() for r in rows}, clip_id
-        )
-        if len(order) > MAX_LABEL:
-            raise ExportError(f"clip {clip_id!r}: {len(order)} objects, at most {MAX_LABEL} fit")
-        label_of = {object_id: i + 1 for i, object_id in enumerate(order)}
-        names = frame_names(sorted(frames))
-        per_frame: dict[int, list[_Prediction]] = defaultdict(list)
-        for p in predictions.get(clip_id, []):
-            if p.object_id is None:
-                summary.skipped_untagged_predictions += 1
-            elif p.object_id not in label_of:
-                summary.skipped_unknown_object_predictions += 1
-            elif p.frame_index not in frames:
-                summary.skipped_unannotated_frame_predictions += 1
-            else:
-                per_frame[p.frame_index].append(p)
-
-        first_k = 0
-        for position, frame in enumerate(sorted(frames)):
-            height, width = _gt_size(clip_id, frame, frames[frame])
-            masks = _predicted_masks(per_frame.get(frame, []), label_of)
+        truth = truths[clip_id]
+        clip = _ClipExporter(truth, row["narration"], predictions.get(clip_id, []), summary)
+        names = frame_names(truth.frames)
+        for position, frame in enumerate(truth.frames):
+            masks = clip.predicted(frame)
             if not masks:
                 summary.empty_prediction_frames += 1
-            resized = [resize_nearest(m.mask, height, width) for m in masks]
-            if resized:
-                summary.overlap_pixels += int((np.sum(resized, axis=0) > 1).sum())
-            labels = compose_labels(masks, height, width)
+            else:
+                summary.overlap_pixels += int((np.sum([m.mask for m in masks], axis=0) > 1).sum())
+            labels = compose_labels(masks, truth.height, truth.width)
             _write_bytes(out / clip_id / f"{names[frame]}.png", palette_png(labels))
             summary.frames += 1
-            if with_gt:
-                gt, overlap = _gt_labels(clip_id, frame, frames[frame], label_of)
-                summary.gt_overlap_pixels += overlap
-                if position == 0:
-                    first_k = int(gt.max())
-                _write_bytes(gt_root / clip_id / f"{names[frame]}.png", palette_png(gt))
-                summary.gt_frames += 1
-                jpeg = jpegs.get((clip_id, frame))
-                if jpeg is not None:
-                    data = _jpeg_at(jpeg, height, width)
-                    _write_bytes(img_root / clip_id / f"{names[frame]}.jpg", data)
-                    summary.jpeg_frames += 1
-                elif frames_paths:
-                    summary.missing_jpeg_frames += 1
-        if with_gt:
-            summary.objects_beyond_first_frame_k += len(order) - first_k
+            if not with_gt:
+                continue
+            gt, overlap = clip.ground_truth(frame)
+            summary.gt_overlap_pixels += overlap
+            if position == 0:
+                summary.objects_beyond_first_frame_k += len(clip.order) - int(gt.max())
+            _write_bytes(gt_root / clip_id / f"{names[frame]}.png", palette_png(gt))
+            summary.gt_frames += 1
+            jpeg = jpegs.get((clip_id, frame))
+            if jpeg is not None:
+                _write_bytes(
+                    img_root / clip_id / f"{names[frame]}.jpg",
+                    _jpeg_at(jpeg, truth.height, truth.width),
+                )
+                summary.jpeg_frames += 1
+            elif frames_paths:
+                summary.missing_jpeg_frames += 1
         mapping[clip_id] = {
             "split": row["split"],
-            "labels": {str(label): object_id for object_id, label in label_of.items()},
-            "frames": {names[f]: f for f in sorted(frames)},
+            "labels": {str(label): object_id for object_id, label in clip.label_of.items()},
+            "frames": {names[f]: f for f in truth.frames},
         }
         split_sequences[row["split"]].append(clip_id)
         summary.sequences += 1
-        summary.objects += len(order)
+        summary.objects += len(clip.order)
         progress.update()
 
     if with_gt:
@@ -425,6 +419,7 @@ def _log_skips(summary: ExportSummary) -> None:
         "empty_prediction_frames",
         "skipped_untagged_predictions",
         "skipped_unknown_object_predictions",
+        "skipped_secondary_phrase_predictions",
         "skipped_unannotated_frame_predictions",
         "missing_jpeg_frames",
     ):

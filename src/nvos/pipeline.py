@@ -86,3 +86,79 @@ def run_proposals(
             batch_frames=int(proposals["batch_frames"]),
             meta={"config": dict(proposals), "shard": shard},
         )
+
+
+def run_oracle(
+    clips: PathLike, annotations: PathLike, proposals: PathLike, shard: str, out: PathLike
+) -> Any:
+    """Best-IoU proposal per tagged object and annotated frame of one shard (SAM upper bound)."""
+    from nvos.oracle import build_oracle
+
+    return build_oracle(clips, annotations, proposals, shard, out, meta={"shard": shard})
+
+
+def run_evaluate(
+    method: str,
+    predictions: list[PathLike],
+    clips: PathLike,
+    annotations: PathLike,
+    split: str,
+    out_dir: PathLike,
+    evaluate: Mapping[str, Any],
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Score one method on one split: ``per_object.csv`` and ``summary.json`` in ``out_dir``."""
+    from nvos.evaluation import evaluate_method
+
+    return evaluate_method(
+        method,
+        list(predictions),
+        clips,
+        annotations,
+        split,
+        out_dir,
+        bound_th=float(evaluate["bound_th"]),
+        workers=int(workers),
+        train_split=evaluate["train_split"],
+        seen_unseen=bool(evaluate["seen_unseen"]),
+        spacy_model=str(evaluate["spacy_model"]),
+        meta={"config": dict(evaluate)},
+    )
+
+
+def run_report(
+    metrics_dir: PathLike,
+    frames_dir: PathLike,
+    annotations: PathLike,
+    predictions_dir: PathLike,
+    clips: PathLike,
+    out_dir: PathLike,
+    report: Mapping[str, Any],
+) -> Any:
+    """The results table, the HTML page and the qualitative overlays."""
+    from nvos.report import build_report
+
+    return build_report(
+        metrics_dir, frames_dir, annotations, predictions_dir, clips, out_dir, dict(report)
+    )
+
+
+def run_export_davis(
+    predictions_dir: PathLike,
+    method: str,
+    clips: PathLike,
+    annotations: PathLike,
+    out_dir: PathLike,
+    layout: str = "davis",
+    with_gt: bool = False,
+    frames_dir: PathLike | None = None,
+    splits: list[str] | None = None,
+) -> Any:
+    """A method's predictions as indexed PNGs in the DAVIS / VOST folder layout."""
+    from nvos.export import export_davis
+
+    paths = sorted((Path(predictions_dir) / method).glob("*.parquet"))
+    if not paths:
+        raise FileNotFoundError(f"{predictions_dir}/{method}: no prediction shards")
+    frames = sorted(Path(frames_dir).glob("*.parquet")) if frames_dir else ()
+    return export_davis(paths, clips, annotations, out_dir, layout, with_gt, frames, splits)

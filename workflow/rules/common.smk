@@ -14,7 +14,12 @@ localrules:
     all,
     frames,
     proposals,
+    oracle,
+    evaluate,
+    report,
 
 
 wildcard_constraints:
     shard=r"s\d{5}",
+    method=r"[A-Za-z0-9_.-]+",
+    split=r"[A-Za-z0-9_-]+",

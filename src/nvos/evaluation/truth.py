@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from nvos import rle, storage
 from nvos.metrics import connected_instances
+from nvos.metrics.masks import Box, bounding_box, count
 from nvos.tags import TagError, parse_tags
 
 PathLike = str | os.PathLike[str]
@@ -86,35 +87,64 @@ class ClipTruth:
 
 @dataclass(frozen=True)
 class ObjectFrameTruth:
-    """One object's decoded ground truth at one frame.
+    """One object's decoded ground truth at one frame, ready for J, J_ins and F.
 
-    ``union`` is the object mask (H, W) bool; ``instances`` its instance masks (H, W) bool for
-    J_ins: the listed instances when the data gives several, otherwise the 8-connected components
-    of the union (none when the object is absent).
+    Attributes:
+        union: The object mask (H, W) bool, C-contiguous (empty when the object is absent).
+        box: Tight box (y0, y1, x0, x1) of ``union``; None when it is empty.
+        union_crop: ``union`` inside ``box`` (h, w) bool (0 x 0 when empty).
+        instances: The instance masks inside ``box``, each (h, w) bool: the listed instances when
+            the data gives several, otherwise the 8-connected components of the union (found on
+            the crop, which holds every foreground pixel, so they are the full frame's components).
+            None when the object is absent.
+        union_area, instance_areas: Their pixel counts.
     """
 
     union: np.ndarray
+    box: Box | None
+    union_crop: np.ndarray
     instances: tuple[np.ndarray, ...]
+    union_area: int
+    instance_areas: tuple[int, ...]
 
     @classmethod
     def decode(cls, counts: Sequence[bytes], height: int, width: int) -> ObjectFrameTruth:
         """Decode an object's instance RLEs (possibly none) of size (height, width)."""
-        if not counts:
-            return cls(np.zeros((height, width), dtype=bool), ())
-        masks = [rle.decode(c, height, width) for c in counts]
-        if len(masks) == 1:
-            return cls(masks[0], tuple(connected_instances(masks[0])))
-        return cls(np.logical_or.reduce(masks), tuple(masks))
+        masks = [np.ascontiguousarray(rle.decode(c, height, width)) for c in counts]
+        if not masks:
+            union = np.zeros((height, width), dtype=bool)
+        elif len(masks) == 1:
+            union = masks[0]
+        else:
+            union = np.logical_or.reduce(masks)
+        box = bounding_box(union)
+        if box is None:
+            return cls(union, None, np.zeros((0, 0), dtype=bool), (), 0, ())
+        y0, y1, x0, x1 = box
+        crop = np.ascontiguousarray(union[y0:y1, x0:x1])
+        if len(masks) > 1:
+            instances = [np.ascontiguousarray(m[y0:y1, x0:x1]) for m in masks]
+        else:
+            instances = connected_instances(crop)
+        return cls(
+            union,
+            box,
+            crop,
+            tuple(instances),
+            count(crop),
+            tuple(count(m) for m in instances),
+        )
 
 
-def read_annotations(
-    annotations_path: PathLike, clip_ids: Iterable[str] | None = None
-) -> pa.Table:
+def read_annotations(annotations_path: PathLike, clip_ids: Iterable[str] | None = None) -> pa.Table:
     """Rows of ``annotations.parquet`` (declared columns plus an optional ``exhaustive`` column).
 
     ``clip_ids`` keeps only those clips (filtered while reading).
     """
-    filters = None if clip_ids is None else [("clip_id", "in", sorted(set(clip_ids)))]
+    filters = None
+    if clip_ids is not None:
+        wanted = pa.array(sorted(set(clip_ids)), pa.string())
+        filters = pc.field("clip_id").isin(wanted)
     table = pq.read_table(annotations_path, filters=filters)
     declared = storage.conform(table, storage.SCHEMAS["annotations"], str(annotations_path))
     if "exhaustive" in table.column_names:
@@ -172,7 +202,10 @@ def exhaustive_flags(table: pa.Table) -> dict[tuple[str, str], bool] | None:
     flags = pc.fill_null(table.column("exhaustive").cast(pa.bool_()), False).to_pylist()
     out: dict[tuple[str, str], bool] = {}
     for clip_id, object_id, flag in zip(
-        table.column("clip_id").to_pylist(), table.column("object_id").to_pylist(), flags
+        table.column("clip_id").to_pylist(),
+        table.column("object_id").to_pylist(),
+        flags,
+        strict=True,
     ):
         key = (clip_id, object_id)
         out[key] = out.get(key, True) and bool(flag)

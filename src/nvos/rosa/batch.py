@@ -105,42 +105,48 @@ def collate(items: list[ClipItem]) -> ClipBatch:
     t_max = max(item.regions.shape[0] for item in items)
     k_max = max(item.regions.shape[1] for item in items)
     n_max = max(item.phrase_id.shape[0] for item in items)
-    regions = np.zeros((b, t_max, k_max, dim), np.float32)
-    region_mask = np.zeros((b, t_max, k_max), bool)
-    boxes = np.zeros((b, t_max, k_max, 4), np.float32)
-    frame_time = np.zeros((b, t_max), np.float32)
-    frame_mask = np.zeros((b, t_max), bool)
-    frame_index = np.full((b, t_max), -1, np.int64)
-    proposal_id = np.full((b, t_max, k_max), -1, np.int64)
-    phrase_context = np.zeros((b, n_max, dim), np.float32)
-    phrase_plain = np.zeros((b, n_max, dim), np.float32)
-    phrase_mask = np.zeros((b, n_max), bool)
-    phrase_id = np.full((b, n_max), -1, np.int64)
+    # the largest tensor: allocated empty, zero-filled only for clips that do not fill it
+    regions = torch.empty((b, t_max, k_max, dim), dtype=torch.float32)
+    region_mask = torch.zeros((b, t_max, k_max), dtype=torch.bool)
+    boxes = torch.zeros((b, t_max, k_max, 4), dtype=torch.float32)
+    frame_time = torch.zeros((b, t_max), dtype=torch.float32)
+    frame_mask = torch.zeros((b, t_max), dtype=torch.bool)
+    frame_index = torch.full((b, t_max), -1, dtype=torch.int64)
+    proposal_id = torch.full((b, t_max, k_max), -1, dtype=torch.int64)
+    phrase_context = torch.zeros((b, n_max, dim), dtype=torch.float32)
+    phrase_plain = torch.zeros((b, n_max, dim), dtype=torch.float32)
+    phrase_mask = torch.zeros((b, n_max), dtype=torch.bool)
+    phrase_id = torch.full((b, n_max), -1, dtype=torch.int64)
     for i, item in enumerate(items):
         t, k = item.regions.shape[:2]
         n = item.phrase_id.shape[0]
-        regions[i, :t, :k] = item.regions
-        region_mask[i, :t, :k] = np.arange(k)[None, :] < item.region_count[:, None]
-        boxes[i, :t, :k] = item.boxes
-        frame_time[i, :t] = item.frame_time
+        if (t, k) != (t_max, k_max):
+            regions[i].zero_()
+        # .float() converts float16 -> float32 ~10x faster than numpy's astype or a converting
+        # copy_ into the strided slice (measured: 0.06 vs 0.5 vs 3.8 ms for 8 x 64 x 512)
+        regions[i, :t, :k] = torch.from_numpy(item.regions).float()
+        counts = torch.from_numpy(np.asarray(item.region_count, np.int64))
+        region_mask[i, :t, :k] = torch.arange(k)[None, :] < counts[:, None]
+        boxes[i, :t, :k] = torch.from_numpy(item.boxes)
+        frame_time[i, :t] = torch.from_numpy(item.frame_time)
         frame_mask[i, :t] = True
-        frame_index[i, :t] = item.frame_index
-        proposal_id[i, :t, :k] = item.proposal_id
-        phrase_context[i, :n] = item.phrase_context
-        phrase_plain[i, :n] = item.phrase_plain
+        frame_index[i, :t] = torch.from_numpy(item.frame_index)
+        proposal_id[i, :t, :k] = torch.from_numpy(item.proposal_id)
+        phrase_context[i, :n] = torch.from_numpy(item.phrase_context)
+        phrase_plain[i, :n] = torch.from_numpy(item.phrase_plain)
         phrase_mask[i, :n] = True
-        phrase_id[i, :n] = item.phrase_id
+        phrase_id[i, :n] = torch.from_numpy(item.phrase_id)
     return ClipBatch(
-        regions=torch.from_numpy(regions),
-        region_mask=torch.from_numpy(region_mask),
-        boxes=torch.from_numpy(boxes),
-        frame_time=torch.from_numpy(frame_time),
-        frame_mask=torch.from_numpy(frame_mask),
-        phrase_context=torch.from_numpy(phrase_context),
-        phrase_plain=torch.from_numpy(phrase_plain),
-        phrase_mask=torch.from_numpy(phrase_mask),
+        regions=regions,
+        region_mask=region_mask,
+        boxes=boxes,
+        frame_time=frame_time,
+        frame_mask=frame_mask,
+        phrase_context=phrase_context,
+        phrase_plain=phrase_plain,
+        phrase_mask=phrase_mask,
         clip_ids=[item.clip_id for item in items],
-        frame_index=torch.from_numpy(frame_index),
-        proposal_id=torch.from_numpy(proposal_id),
-        phrase_id=torch.from_numpy(phrase_id),
+        frame_index=frame_index,
+        proposal_id=proposal_id,
+        phrase_id=phrase_id,
     )

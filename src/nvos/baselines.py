@@ -1,0 +1,243 @@
+"""The ``sam_clip`` baseline (the paper's "SAM + CLIP" row): zero-shot, raw CLIP cosine.
+
+For every tagged phrase (``object_id`` not null in ``phrases.parquet``) of every evaluation clip
+(``split`` in ``splits``) and every annotated frame of the clip (role ``annotated`` in the frames
+table), the prediction is the proposal whose region embedding (``features/<shard>.regions.parquet``,
+the masked crop through the frozen CLIP image tower) has the highest cosine with the embedding of
+the **prompt** built from the phrase (``features.prompt``, default ``"a photo of a {phrase}."``,
+encoded with the same CLIP model's standard ``encode_text``). Ties go to the lowest
+``proposal_id`` (the proposals stage's best-ranked).
+
+It writes ``predictions/sam_clip/<shard>.parquet`` (schema ``predictions``): the chosen proposal's
+RLE (copied from the proposals table) and the cosine as ``score``. A frame without any region
+embedding (no proposal, or only empty masks) gets no row; such (phrase, frame) pairs are counted
+in the log and listed in the provenance (``frames_without_regions``), and the evaluation scores
+them as missing, like the oracle's.
+
+The prompt encoder is passed in as a function, so the selection can be tested with hand-made
+embeddings; :func:`clip_prompt_encoder` makes the real one and checks that the regions were
+embedded by the same model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from nvos import storage
+from nvos.dataset import read_shard_clips
+from nvos.features.clip_model import ClipEncoder
+from nvos.features.stage import read_shard_phrases
+from nvos.frames import ROLE_ANNOTATED
+from nvos.proposals.stage import read_proposals
+
+__all__ = [
+    "PromptEncoder",
+    "SamClipSummary",
+    "check_same_model",
+    "clip_prompt_encoder",
+    "read_region_embeddings",
+    "sam_clip_predictions",
+    "select_region",
+]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+PromptEncoder = Callable[[Sequence[str]], np.ndarray]
+"""Maps P prompts to (P, D) L2-normalised embeddings."""
+
+
+@dataclass(frozen=True)
+class SamClipSummary:
+    """What :func:`sam_clip_predictions` wrote for one shard."""
+
+    clips: int
+    phrases: int
+    predictions: int
+    missing: int
+    seconds: float
+
+
+def select_region(embeddings: np.ndarray, prompt: np.ndarray) -> tuple[int, float]:
+    """Row of ``embeddings`` (N, D) with the highest cosine to ``prompt`` (D,), and that cosine.
+
+    Both are normalised here (stored float16 embeddings are only nearly unit length); ties go to
+    the first row.
+    """
+    if len(embeddings) == 0:
+        raise ValueError("select_region: no region to choose from")
+    regions = embeddings.astype(np.float32)
+    regions /= np.maximum(np.linalg.norm(regions, axis=1, keepdims=True), 1e-12)
+    query = prompt.astype(np.float32) / max(float(np.linalg.norm(prompt)), 1e-12)
+    scores = regions @ query
+    best = int(np.argmax(scores))
+    return best, float(scores[best])
+
+
+def read_region_embeddings(
+    path: PathLike, clip_ids: Sequence[str]
+) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+    """(clip_id, frame_index) → (proposal ids (N,) int32, embeddings (N, D) float16)."""
+    table = pq.read_table(path, filters=[("clip_id", "in", list(clip_ids))]) if clip_ids else None
+    if table is None or table.num_rows == 0:
+        return {}
+    dim = table.schema.field("embedding").type.list_size
+    table = storage.conform(table, storage.regions_schema(dim), str(path))
+    matrix = table["embedding"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    matrix = matrix.reshape(-1, dim)
+    keys = list(zip(table["clip_id"].to_pylist(), table["frame_index"].to_pylist(), strict=True))
+    proposal_ids = table["proposal_id"].to_numpy()
+    rows: dict[tuple[str, int], list[int]] = {}
+    for row, key in enumerate(keys):
+        rows.setdefault(key, []).append(row)
+    return {key: (proposal_ids[idx], matrix[idx]) for key, idx in rows.items()}
+
+
+def check_same_model(regions_path: PathLike, description: Mapping[str, Any]) -> None:
+    """Raise ValueError unless the regions were embedded by the model ``description`` names."""
+    stored = storage.read_provenance(regions_path).get("clip", {})
+    keys = ("model", "pretrained", "sha256", "seed", "image_size", "embed_dim")
+    different = {
+        k: (stored.get(k), description.get(k)) for k in keys if stored.get(k) != description.get(k)
+    }
+    if different:
+        raise ValueError(
+            f"{regions_path}: the regions were embedded by another CLIP model than the prompts "
+            f"(stored, current): {different}; rebuild the features stage"
+        )
+
+
+def clip_prompt_encoder(encoder: ClipEncoder, batch_size: int = 64) -> PromptEncoder:
+    """The prompt encoder of the baseline: CLIP's standard text embedding, L2-normalised."""
+    from nvos.features.text import encode_texts
+
+    def encode(prompts: Sequence[str]) -> np.ndarray:
+        return encode_texts(encoder, prompts, batch_size).numpy()
+
+    return encode
+
+
+def sam_clip_predictions(
+    regions_path: PathLike,
+    proposals_path: PathLike,
+    frames_path: PathLike,
+    phrases_path: PathLike,
+    clips_path: PathLike,
+    shard: str,
+    out_path: PathLike,
+    encode_prompts: PromptEncoder,
+    prompt_template: str = "a photo of a {phrase}.",
+    splits: Sequence[str] = ("val", "test"),
+    meta: Mapping[str, Any] | None = None,
+) -> SamClipSummary:
+    """Write the baseline's predictions for the evaluation clips of one shard (module docstring).
+
+    Args:
+        regions_path: ``features/<shard>.regions.parquet``.
+        proposals_path: ``proposals/<shard>.parquet`` (the chosen proposal's RLE).
+        frames_path: ``frames/<shard>.parquet`` (which frames are annotated; their size).
+        phrases_path: ``phrases.parquet``.
+        clips_path: ``clips.parquet`` (splits).
+        shard: The shard id.
+        out_path: ``predictions/sam_clip/<shard>.parquet`` (written atomically).
+        encode_prompts: Prompts → (P, D) embeddings (see :func:`clip_prompt_encoder`).
+        prompt_template: ``str.format`` template with a ``{phrase}`` field.
+        splits: Splits whose clips are predicted.
+        meta: Extra provenance (e.g. ``config`` and the model description).
+    """
+    if "{phrase}" not in prompt_template:
+        raise ValueError(f"features.prompt must contain '{{phrase}}', got {prompt_template!r}")
+    start = time.perf_counter()
+    clips = read_shard_clips(clips_path, shard)
+    wanted = pc.is_in(clips["split"], value_set=pa.array(list(splits), pa.string()))
+    clip_ids = clips.filter(wanted)["clip_id"].to_pylist()
+    phrases = {
+        clip_id: [row for row in rows if row["object_id"] is not None]
+        for clip_id, rows in read_shard_phrases(phrases_path, clip_ids).items()
+    }
+    frames = _annotated_frames(frames_path, clip_ids)
+    regions = read_region_embeddings(regions_path, clip_ids)
+    proposals = read_proposals(proposals_path, clip_ids)
+    flat = [(clip_id, row) for clip_id in clip_ids for row in phrases[clip_id]]
+    prompts = [prompt_template.format(phrase=row["text"]) for _, row in flat]
+    embedded = encode_prompts(prompts) if prompts else np.zeros((0, 1), np.float32)
+    if len(embedded) != len(prompts):
+        raise ValueError(f"prompt encoder returned {len(embedded)} rows for {len(prompts)}")
+    columns: dict[str, list[Any]] = {name: [] for name in storage.SCHEMAS["predictions"].names}
+    missing: list[list[Any]] = []
+    for (clip_id, phrase), prompt in zip(flat, embedded, strict=True):
+        for frame_index, height, width in frames.get(clip_id, []):
+            key = (clip_id, frame_index)
+            if key not in regions:
+                missing.append([clip_id, phrase["phrase_id"], frame_index])
+                continue
+            proposal_ids, embeddings = regions[key]
+            row, score = select_region(embeddings, prompt)
+            proposal_id = int(proposal_ids[row])
+            stored = proposals[key]
+            columns["clip_id"].append(clip_id)
+            columns["phrase_id"].append(phrase["phrase_id"])
+            columns["object_id"].append(phrase["object_id"])
+            columns["frame_index"].append(frame_index)
+            columns["proposal_id"].append(proposal_id)
+            columns["score"].append(score)
+            columns["height"].append(height)
+            columns["width"].append(width)
+            columns["rle_counts"].append(stored.rle_counts[proposal_id])
+    if missing:
+        logger.warning(
+            "sam_clip: %d (phrase, frame) pairs have no region embedding and no prediction "
+            "(listed in the provenance as frames_without_regions), e.g. %s",
+            len(missing),
+            missing[:5],
+        )
+    extra = dict(meta or {})
+    record = storage.provenance(
+        "predict.sam_clip",
+        extra.pop("config", None),
+        prompt=prompt_template,
+        splits=list(splits),
+        shard=shard,
+        frames_without_regions=missing,
+        **extra,
+    )
+    table = pa.table(columns, schema=storage.SCHEMAS["predictions"])
+    storage.write_table(table, out_path, "predictions", meta=record)
+    summary = SamClipSummary(
+        clips=len(clip_ids),
+        phrases=len(flat),
+        predictions=table.num_rows,
+        missing=len(missing),
+        seconds=time.perf_counter() - start,
+    )
+    logger.info("sam_clip: wrote %s: %s", out_path, summary)
+    return summary
+
+
+def _annotated_frames(
+    frames_path: PathLike, clip_ids: Sequence[str]
+) -> dict[str, list[tuple[int, int, int]]]:
+    """clip_id → [(frame_index, height, width)] of its annotated frames, ascending."""
+    if not clip_ids:
+        return {}
+    table = pq.read_table(
+        frames_path,
+        columns=["clip_id", "frame_index", "role", "height", "width"],
+        filters=[("clip_id", "in", list(clip_ids)), ("role", "=", ROLE_ANNOTATED)],
+    )
+    out: dict[str, list[tuple[int, int, int]]] = {}
+    for row in table.sort_by([("clip_id", "ascending"), ("frame_index", "ascending")]).to_pylist():
+        out.setdefault(row["clip_id"], []).append(
+            (int(row["frame_index"]), int(row["height"]), int(row["width"]))
+        )
+    return out

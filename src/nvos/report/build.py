@@ -1,0 +1,245 @@
+"""The ``report`` stage: metrics of every method and split -> table.md, index.html, overlays."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from nvos import storage
+from nvos.evaluation.truth import group_truth, read_annotations, tagged_objects
+from nvos.logs import Progress
+from nvos.report.html import ClipSection, render_html
+from nvos.report.overlays import (
+    Overlay,
+    OverlayCounts,
+    clip_overlays,
+    iter_clip_frames,
+    read_method_predictions,
+    select_clips,
+)
+from nvos.report.table import (
+    ORACLE,
+    MetricsError,
+    SplitTable,
+    load_metrics,
+    markdown_report,
+    method_label,
+    order_methods,
+    split_tables,
+)
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+DEFAULTS: dict[str, Any] = {
+    "overlay_clips": 4,
+    "overlay_frames": 3,
+    "overlay_method": None,
+    "overlay_alpha": 0.5,
+    "labels": {},
+    "methods": None,
+    "title": "nvos results",
+}
+
+LEGEND = (
+    "Scores ×100. J: region similarity (Jaccard); F: boundary F-measure; J&F: their mean "
+    "(DAVIS 2017 semantics, all annotated frames); J_union: J against the union of the object's "
+    "instances; J_ins: J against the best-matching single instance. Per object: mean over its "
+    "annotated frames; per split: mean over objects. –: no metrics."
+)
+
+
+@dataclass
+class ReportSummary:
+    """What :func:`build_report` wrote."""
+
+    table_path: str
+    html_path: str
+    splits: list[str]
+    methods: list[str]
+    overlay_method: str | None
+    overlays: list[str] = field(default_factory=list)
+    stale_overlays_removed: int = 0
+    clips_without_frames: int = 0
+    frames_without_prediction: int = 0
+
+
+def method_predictions(predictions_dir: PathLike, method: str) -> list[Path]:
+    """The ``predictions/<method>/*.parquet`` files (sorted; empty when there are none)."""
+    return sorted((Path(predictions_dir) / method).glob("*.parquet"))
+
+
+def choose_overlay_method(
+    tables: Sequence[SplitTable], predictions_dir: PathLike, wanted: str | None
+) -> str | None:
+    """The method drawn in the overlays.
+
+    ``wanted`` when given (it must have predictions); otherwise the non-oracle method with the
+    best J&F on the first split that has one (ties: table order), else the oracle; only methods
+    with prediction files count. None when no method has predictions.
+    """
+    if wanted:
+        if not method_predictions(predictions_dir, wanted):
+            raise MetricsError(
+                f"report.overlay_method {wanted!r}: no predictions under {predictions_dir}/{wanted}"
+            )
+        return wanted
+    for table in tables:
+        candidates = [
+            s
+            for s in table.present
+            if s.method != ORACLE
+            and s.scores.get("J&F") is not None
+            and method_predictions(predictions_dir, s.method)
+        ]
+        if candidates:
+            best = max(s.scores["J&F"] for s in candidates)  # type: ignore[type-var]
+            return next(s.method for s in candidates if s.scores["J&F"] == best)
+    if method_predictions(predictions_dir, ORACLE):
+        return ORACLE
+    return None
+
+
+def _predicted_clips(paths: Sequence[Path]) -> set[str]:
+    clips: set[str] = set()
+    for path in paths:
+        clips.update(pq.read_table(path, columns=["clip_id"]).column("clip_id").to_pylist())
+    return clips
+
+
+def _remove_stale(overlay_dir: Path, keep: set[str]) -> int:
+    removed = 0
+    if overlay_dir.is_dir():
+        for path in overlay_dir.glob("*.jpg"):
+            if path.name not in keep:
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def build_report(
+    metrics_dir: PathLike,
+    frames_dir: PathLike,
+    annotations_path: PathLike,
+    predictions_dir: PathLike,
+    clips_path: PathLike,
+    out_dir: PathLike,
+    config: Mapping[str, Any] | None = None,
+) -> ReportSummary:
+    """Write ``out_dir/table.md``, ``out_dir/index.html`` and ``out_dir/overlays/*.jpg``.
+
+    ``metrics_dir``: ``metrics/<method>/<split>/summary.json``; ``frames_dir``:
+    ``frames/<shard>.parquet``; ``predictions_dir``: ``predictions/<method>/<shard>.parquet``;
+    ``config``: the ``report`` config group (keys of :data:`DEFAULTS`).
+    """
+    cfg = {**DEFAULTS, **dict(config or {})}
+    out = Path(out_dir)
+    metrics = load_metrics(metrics_dir)
+    if not metrics:
+        raise MetricsError(f"{metrics_dir}: no <method>/<split>/summary.json found")
+    labels = dict(cfg["labels"] or {})
+    tables = split_tables(metrics, labels, cfg["methods"])
+    methods = order_methods([m for per_split in metrics.values() for m in per_split])
+    table_path = out / "table.md"
+    storage.write_text(table_path, markdown_report(tables, str(cfg["title"])))
+
+    overlay_method = choose_overlay_method(tables, predictions_dir, cfg["overlay_method"])
+    summary = ReportSummary(
+        table_path=str(table_path),
+        html_path=str(out / "index.html"),
+        splits=[t.split for t in tables],
+        methods=methods,
+        overlay_method=overlay_method,
+    )
+    sections: list[ClipSection] = []
+    if overlay_method is not None and int(cfg["overlay_clips"]) > 0:
+        sections = _overlays(
+            cfg, overlay_method, frames_dir, annotations_path, predictions_dir, clips_path,
+            out, set(metrics), summary,
+        )  # fmt: skip
+    else:
+        logger.warning("report: no overlays (no method with predictions or overlay_clips = 0)")
+    keep = {Path(o.path).name for s in sections for o in s.overlays}
+    summary.stale_overlays_removed = _remove_stale(out / "overlays", keep)
+    links = {"table.md": "table.md"}
+    page = render_html(
+        str(cfg["title"]),
+        tables,
+        sections,
+        None if overlay_method is None else method_label(overlay_method, labels),
+        links,
+        LEGEND,
+    )
+    storage.write_text(out / "index.html", page)
+    logger.info("report: %s", summary)
+    return summary
+
+
+def _overlays(
+    cfg: Mapping[str, Any],
+    method: str,
+    frames_dir: PathLike,
+    annotations_path: PathLike,
+    predictions_dir: PathLike,
+    clips_path: PathLike,
+    out: Path,
+    splits: set[str],
+    summary: ReportSummary,
+) -> list[ClipSection]:
+    paths = method_predictions(predictions_dir, method)
+    clips = {
+        row["clip_id"]: row
+        for row in storage.read_table(
+            clips_path, "clips", columns=["clip_id", "split", "narration"]
+        ).to_pylist()
+        if row["split"] in splits
+    }
+    annotated = set(
+        pq.read_table(annotations_path, columns=["clip_id"]).column("clip_id").to_pylist()
+    )
+    candidates = [
+        clip_id
+        for clip_id in _predicted_clips(paths) & annotated & set(clips)
+        if tagged_objects(clips[clip_id]["narration"], clip_id)
+    ]
+    chosen = select_clips(candidates, int(cfg["overlay_clips"]))
+    truths = group_truth(read_annotations(annotations_path, chosen), annotations_path)
+    predictions = read_method_predictions(paths, chosen)
+    counts = OverlayCounts()
+    by_clip: dict[str, list[Overlay]] = {}
+    progress = Progress(logger, len(chosen), "overlay clips")
+    frames_paths = sorted(Path(frames_dir).glob("*.parquet"))
+    for frames in iter_clip_frames(frames_paths, chosen):
+        objects = tagged_objects(clips[frames.clip_id]["narration"], frames.clip_id)
+        by_clip[frames.clip_id] = clip_overlays(
+            frames, objects, truths[frames.clip_id], predictions, out,
+            int(cfg["overlay_frames"]), float(cfg["overlay_alpha"]), counts,
+        )  # fmt: skip
+        progress.update()
+    missing = [c for c in chosen if c not in by_clip]
+    if missing:
+        logger.warning(
+            "report: %d chosen clips have no annotated frames: %s", len(missing), missing
+        )
+    summary.clips_without_frames = len(missing)
+    summary.frames_without_prediction = counts.frames_without_prediction
+    if counts.frames_without_prediction:
+        logger.warning(
+            "report: %d (object, frame) overlays had no prediction of %s",
+            counts.frames_without_prediction,
+            method,
+        )
+    sections = [
+        ClipSection(c, clips[c]["split"], clips[c]["narration"], tuple(by_clip[c]))
+        for c in chosen
+        if c in by_clip
+    ]
+    summary.overlays = [o.path for s in sections for o in s.overlays]
+    return sections

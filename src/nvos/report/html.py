@@ -1,0 +1,150 @@
+"""``report/index.html``: the tables, bar charts, per-split counts and the qualitative overlays.
+
+A single self-contained page (inline CSS and SVG) that references only files written beside it
+(``table.md`` and ``overlays/*.jpg``), by relative paths.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from nvos.report.chart import bar_chart_svg
+from nvos.report.overlays import Overlay, colour_hex
+from nvos.report.table import COLUMNS, MISSING, SplitTable, counts_line, format_score
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; }
+th, td { border-bottom: 1px solid #ccc; padding: 0.25em 0.8em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr.oracle td { color: #666; font-style: italic; }
+.legend { list-style: none; padding: 0; }
+.legend li { display: inline-block; margin-right: 1.2em; }
+.swatch { display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.3em;
+          vertical-align: middle; border: 1px solid #444; }
+.overlays img { margin: 0 0.5em 0.5em 0; max-width: 100%; }
+.narration { font-style: italic; }
+"""
+
+
+@dataclass(frozen=True)
+class ClipSection:
+    """One clip of the qualitative section: its id, split, narration and overlays (in order)."""
+
+    clip_id: str
+    split: str
+    narration: str
+    overlays: tuple[Overlay, ...]
+
+
+def _table_html(table: SplitTable) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ("Method", *COLUMNS))
+    rows = []
+    for method, label, scores in table.rows:
+        cells = [format_score(None if scores is None else scores.scores[c]) for c in COLUMNS]
+        css = ' class="oracle"' if method == "oracle" else ""
+        tds = "".join(f"<td>{html.escape(v)}</td>" for v in [label, *cells])
+        rows.append(f"<tr{css}>{tds}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _counts_html(table: SplitTable) -> str:
+    head = "<tr><th>Method</th><th>objects</th><th>object-frames</th><th>missing frames</th></tr>"
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td>"
+        + (
+            f"<td>{s.objects}</td><td>{s.frames}</td><td>{s.missing_frames}</td>"
+            if s is not None
+            else f"<td>{MISSING}</td>" * 3
+        )
+        + "</tr>"
+        for _, label, s in table.rows
+    )
+    return f"<table class='counts'><thead>{head}</thead><tbody>{rows}</tbody></table>"
+
+
+def _breakdowns_html(table: SplitTable) -> str:
+    groups = sorted({g for s in table.present for g in s.breakdowns})
+    parts = []
+    for group in groups:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in ("Method", *COLUMNS, "objects"))
+        rows = []
+        for _, label, s in table.rows:
+            leaf = None if s is None else s.breakdowns.get(group)
+            if leaf is None:
+                continue
+            objects = leaf.get("objects")
+            cells = [format_score(leaf.get(c)) for c in COLUMNS]
+            cells.append(MISSING if objects is None else str(int(objects)))
+            tds = "".join(f"<td>{html.escape(v)}</td>" for v in [label, *cells])
+            rows.append(f"<tr>{tds}</tr>")
+        parts.append(
+            f"<h3>{html.escape(table.split)}: {html.escape(group)}</h3>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+    return "".join(parts)
+
+
+def _clip_html(section: ClipSection) -> str:
+    legend = section.overlays[0].legend if section.overlays else ()
+    items = "".join(
+        f'<li><span class="swatch" style="background:{colour_hex(e.colour)}"></span>'
+        f"{html.escape(e.text)}</li>"
+        for e in legend
+    )
+    items += (
+        '<li><span class="swatch" style="background:#fff"></span>'
+        "outline: ground truth (all objects)</li>"
+    )
+    images = "".join(
+        f'<img src="{html.escape(o.path)}" alt="{html.escape(o.clip_id)} frame {o.frame_index}" '
+        f'title="frame {o.frame_index}">'
+        for o in section.overlays
+    )
+    return (
+        f"<section><h3>{html.escape(section.clip_id)} ({html.escape(section.split)})</h3>"
+        f'<p class="narration">{html.escape(section.narration)}</p>'
+        f'<ul class="legend">{items}</ul><div class="overlays">{images}</div></section>'
+    )
+
+
+def render_html(
+    title: str,
+    tables: Sequence[SplitTable],
+    clips: Sequence[ClipSection],
+    overlay_label: str | None,
+    links: Mapping[str, str],
+    legend_text: str,
+) -> str:
+    """The report page. ``links``: text -> relative path of files beside the page."""
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(legend_text)}</p>"]
+    if links:
+        anchors = " · ".join(
+            f'<a href="{html.escape(path)}">{html.escape(text)}</a>' for text, path in links.items()
+        )
+        body.append(f"<p>{anchors}</p>")
+    for table in tables:
+        groups = [(label, s.scores) for _, label, s in table.rows if s is not None]
+        body += [
+            f"<h2>Split {html.escape(table.split)}</h2>",
+            _table_html(table),
+            f"<p>{html.escape(counts_line(table))}</p>",
+            _counts_html(table),
+            _breakdowns_html(table),
+            f"<figure>{bar_chart_svg(f'{table.split}: scores ×100', groups)}</figure>",
+        ]
+    if clips:
+        body.append(f"<h2>Qualitative results: {html.escape(overlay_label or '')}</h2>")
+        body.append(
+            "<p>Each tagged object's predicted mask (its first phrase) in its own colour; "
+            "the white outline is the ground truth of all tagged objects.</p>"
+        )
+        body += [_clip_html(section) for section in clips]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )

@@ -1,0 +1,240 @@
+"""ROSA prediction (DESIGN §7, inference): per tagged phrase and annotated frame, the proposal
+with the highest g, written to ``predictions/<method>/<shard>.parquet``.
+
+The model is anything with ``align(batch) -> Alignment`` (:class:`AlignmentModel`), such as
+:class:`nvos.rosa.model.RosaModel`: for each clip, frame and phrase, the position k of the chosen
+region among the frame's proposals (-1 where there is none) and its g. The position is mapped back
+to the stored ``proposal_id`` through the batch, and the mask (RLE) is copied from the shard's
+proposals table. Only tagged phrases (an ``object_id``) are written: untagged ones cannot be
+scored. Frames without any proposal get no row and are counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from nvos import storage
+from nvos.logs import Progress
+from nvos.rosa.batch import ClipBatch
+from nvos.rosa.data import FeatureDataset, ShardPaths, make_loader
+from nvos.rosa.model import Alignment
+
+__all__ = ["AlignmentModel", "PredictSummary", "predict_rosa", "run_predict", "select_proposals"]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+RLE_COLUMNS = ["clip_id", "frame_index", "proposal_id", "height", "width", "rle_counts"]
+
+
+class AlignmentModel(Protocol):
+    """What prediction needs from a model."""
+
+    def align(self, batch: ClipBatch) -> Alignment:
+        """Per clip, frame and phrase, the chosen region's position k and its g:
+        ``index`` (B, T, N) int64 (-1 = none), ``score`` (B, T, N) float32."""
+        ...
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    """What :func:`predict_rosa` wrote for one shard.
+
+    ``frames_without_regions`` annotated frames (of clips kept) had no proposal, and
+    ``clips_skipped`` clips of the split had no phrase or no proposal at all (see the dataset's
+    summary): their tagged phrases get no prediction there, which evaluation scores as empty.
+    """
+
+    clips: int
+    predictions: int
+    untagged_phrases: int
+    frames_without_regions: int
+    clips_skipped: int
+    seconds: float
+
+
+def select_proposals(batch: ClipBatch, alignment: Alignment) -> list[dict[str, Any]]:
+    """Rows (clip_id, phrase_id, frame_index, proposal_id, score) of every chosen region.
+
+    ``alignment.index`` (B, T, N) positions are mapped to ``batch.proposal_id`` (B, T, K); entries
+    with index -1 (padding, or a frame without proposal) are left out.
+    """
+    index = alignment.index.detach().cpu()
+    score = alignment.score.detach().float().cpu()
+    b_, t_, k_ = batch.proposal_id.shape
+    if index.shape[:2] != (b_, t_) or index.shape[2] != batch.phrase_id.shape[1]:
+        raise ValueError(f"alignment index {tuple(index.shape)} does not fit the batch")
+    valid = (index >= 0) & batch.frame_mask[:, :, None] & batch.phrase_mask[:, None, :]
+    if bool((index[valid] >= k_).any()):
+        raise ValueError("alignment index points past the frame's proposals")
+    chosen = torch.gather(batch.proposal_id, 2, index.clamp(min=0))  # (B, T, N)
+    if bool((chosen[valid] < 0).any()):
+        raise ValueError("alignment selected a padded region (a model must mask them out)")
+    rows = []
+    for b, t, n in valid.nonzero().tolist():
+        rows.append(
+            {
+                "clip_id": batch.clip_ids[b],
+                "phrase_id": int(batch.phrase_id[b, n]),
+                "frame_index": int(batch.frame_index[b, t]),
+                "proposal_id": int(chosen[b, t, n]),
+                "score": float(score[b, t, n]),
+            }
+        )
+    return rows
+
+
+def _masks(
+    proposals_path: PathLike, rows: list[dict[str, Any]]
+) -> dict[tuple[str, int, int], tuple[int, int, bytes]]:
+    """(clip_id, frame_index, proposal_id) -> (height, width, rle_counts) for the chosen rows."""
+    clips = sorted({r["clip_id"] for r in rows})
+    if not clips:
+        return {}
+    table = pq.read_table(
+        proposals_path, columns=RLE_COLUMNS, filters=[("clip_id", "in", clips)], memory_map=True
+    )
+    declared = pa.schema([storage.SCHEMAS["proposals"].field(c) for c in RLE_COLUMNS])
+    table = storage.conform(table, declared, str(proposals_path))
+    wanted = {(r["clip_id"], r["frame_index"], r["proposal_id"]) for r in rows}
+    found = {}
+    for clip_id, frame, pid, h, w, counts in zip(
+        *(table[c].to_pylist() for c in RLE_COLUMNS), strict=True
+    ):
+        key = (clip_id, frame, pid)
+        if key in wanted:
+            found[key] = (h, w, counts)
+    return found
+
+
+def predict_rosa(
+    model: AlignmentModel,
+    dataset: FeatureDataset,
+    proposals_path: PathLike,
+    out_path: PathLike,
+    meta: Mapping[str, Any] | None = None,
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+) -> PredictSummary:
+    """Write the predictions of ``model`` on ``dataset`` (one shard, ``mode="eval"``).
+
+    For each clip, tagged phrase (``object_id`` not null) and annotated frame with proposals: the
+    proposal chosen by ``model.align`` and its g as ``score``, with the proposal's RLE copied from
+    ``proposals_path``. Writes ``out_path`` (schema ``predictions``) atomically with ``meta`` as
+    provenance. Raises ValueError when the dataset is not in eval mode or a chosen proposal is
+    missing from the proposals table.
+    """
+    if dataset.mode != "eval":
+        raise ValueError("predict_rosa needs a FeatureDataset with mode='eval' (annotated frames)")
+    start = time.perf_counter()
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    rows: list[dict[str, Any]] = []
+    untagged = 0
+    progress = Progress(logger, len(dataset), "clips")
+    if len(dataset):
+        loader = make_loader(dataset, batch_size, shuffle=False, seed=0)
+        with torch.no_grad():
+            for batch in loader:
+                alignment = model.align(batch.to(device))
+                for row in select_proposals(batch, alignment):
+                    row["object_id"] = dataset.object_id(row["clip_id"], row["phrase_id"])
+                    if row["object_id"] is None:
+                        untagged += 1
+                        continue
+                    rows.append(row)
+                progress.update(len(batch))
+    masks = _masks(proposals_path, rows)
+    columns: dict[str, list[Any]] = {n: [] for n in storage.SCHEMAS["predictions"].names}
+    for row in sorted(rows, key=lambda r: (r["clip_id"], r["phrase_id"], r["frame_index"])):
+        key = (row["clip_id"], row["frame_index"], row["proposal_id"])
+        if key not in masks:
+            raise ValueError(
+                f"{proposals_path}: no proposal {key[2]} on clip {key[0]!r} frame {key[1]} "
+                "(the features and proposals of this shard do not match)"
+            )
+        height, width, counts = masks[key]
+        for name in ("clip_id", "phrase_id", "object_id", "frame_index", "proposal_id", "score"):
+            columns[name].append(row[name])
+        columns["height"].append(height)
+        columns["width"].append(width)
+        columns["rle_counts"].append(counts)
+    table = pa.table(columns, schema=storage.SCHEMAS["predictions"])
+    storage.write_table(table, out_path, "predictions", meta)
+    summary = PredictSummary(
+        clips=len(dataset),
+        predictions=table.num_rows,
+        untagged_phrases=untagged,
+        frames_without_regions=dataset.summary.frames_without_regions,
+        clips_skipped=len(dataset.summary.skipped),
+        seconds=time.perf_counter() - start,
+    )
+    logger.info(
+        "predicted %d (phrase, frame) masks for %d clips in %.1f s; %d untagged phrase-frames "
+        "left out; %d annotated frames without proposal, %d clips skipped (no phrase/proposal)",
+        summary.predictions,
+        summary.clips,
+        summary.seconds,
+        untagged,
+        summary.frames_without_regions,
+        summary.clips_skipped,
+    )
+    return summary
+
+
+def run_predict(
+    run_dir: PathLike,
+    shard: str,
+    checkpoint: PathLike,
+    out: PathLike,
+    rosa: Mapping[str, Any],
+    variant: str,
+    splits: Sequence[str] = ("val", "test"),
+    batch_size: int = 16,
+    lock_dir: PathLike | None = None,
+) -> PredictSummary:
+    """The ``predict`` stage of one ROSA variant and shard.
+
+    Reads ``clips.parquet``, ``phrases.parquet``, ``features/<shard>.*``, ``proposals/<shard>``
+    and ``frames/<shard>`` (metadata) of ``run_dir`` and ``checkpoint``
+    (``models/<variant>/checkpoint.pt``); writes ``out`` (``predictions/<variant>/<shard>.parquet``)
+    for the annotated frames of the ``splits`` clips, with the variant's ``max_regions``
+    proposals per frame. Runs on a device claimed through ``lock_dir`` (CPU without CUDA).
+    """
+    from nvos.dataset import file_sha256
+    from nvos.devices import claim_device
+    from nvos.rosa.model import load_model
+    from nvos.rosa.train import resolve_variant
+
+    config = resolve_variant(rosa, variant)
+    run = Path(run_dir)
+    paths = ShardPaths.in_run(run, shard)
+    dataset = FeatureDataset(
+        [paths],
+        run / "clips.parquet",
+        splits=list(splits),
+        mode="eval",
+        max_regions=config.max_regions,
+        phrases_path=run / "phrases.parquet",
+    )
+    meta = storage.provenance(
+        "predict",
+        {"variant": variant, "rosa": config.to_dict(), "splits": list(splits)},
+        method=variant,
+        shard=shard,
+        checkpoint=str(checkpoint),
+        checkpoint_sha256=file_sha256(checkpoint),
+    )
+    with claim_device(Path(lock_dir or run / "locks")) as device:
+        model = load_model(checkpoint, map_location=device)
+        return predict_rosa(model, dataset, paths.proposals, out, meta, device, batch_size)

@@ -1,0 +1,50 @@
+rule oracle_shard:
+    input:
+        clips=rules.dataset.output.clips,
+        annotations=rules.dataset.output.annotations,
+        proposals=rules.proposals_shard.output,
+    output:
+        f"{RUN}/predictions/oracle/{{shard}}.parquet",
+    log:
+        f"{RUN}/logs/oracle/{{shard}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/oracle/{{shard}}.tsv"
+    script:
+        "../scripts/oracle.py"
+
+
+rule oracle:
+    input:
+        expand(f"{RUN}/predictions/oracle/{{shard}}.parquet", shard=SHARDS),
+
+
+rule evaluate_method:
+    input:
+        predictions=lambda wc: expand(
+            f"{RUN}/predictions/{wc.method}/{{shard}}.parquet", shard=SHARDS
+        ),
+        clips=rules.dataset.output.clips,
+        annotations=rules.dataset.output.annotations,
+    output:
+        per_object=f"{RUN}/metrics/{{method}}/{{split}}/per_object.csv",
+        summary=f"{RUN}/metrics/{{method}}/{{split}}/summary.json",
+    params:
+        evaluate=config["evaluate"],
+    threads: config["evaluate"]["workers"]
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+    log:
+        f"{RUN}/logs/evaluate/{{method}}/{{split}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/evaluate/{{method}}/{{split}}.tsv"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluate:
+    input:
+        expand(
+            f"{RUN}/metrics/{{method}}/{{split}}/summary.json",
+            method=config["evaluate"]["methods"],
+            split=config["evaluate"]["splits"],
+        ),
