@@ -22,6 +22,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/frames.smk"
 include: "workflow/rules/proposals.smk"
+include: "workflow/rules/phrases.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

@@ -203,11 +203,11 @@ def main() -> None:
         )
         rate_mmap = loader_rate(mapped, args)
         rate_memory = loader_rate(in_memory, args)
-        rate_parquet = parquet_reference_rate(root, shards, mapped, 40)
+        rate_parquet = parquet_reference_rate(root, shards, mapped, 10)
         print(
             f"loader items+collate ({args.workers} workers, device {args.device}): "
             f"memory-mapped IPC {rate_mmap:.0f} clips/s, in-memory {rate_memory:.0f} clips/s; "
-            f"per-step Parquet decoding (regions only) {rate_parquet:.0f} clips/s; "
+            f"per-step Parquet decoding (regions only) {rate_parquet:.2f} clips/s; "
             f"ratio mmap/per-step-parquet {rate_mmap / rate_parquet:.1f}x"
         )
         step = Step(args.dim, args.device)

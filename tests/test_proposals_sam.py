@@ -13,8 +13,9 @@ import torch
 from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
 from segment_anything.modeling import Sam
 
+from nvos.devices import run_with_oom_retry
 from nvos.proposals.base import FrameProposals, proposal_scores, top_k
-from nvos.proposals.sam import SamBackend, SamSettings, build_sam, run_with_oom_retry
+from nvos.proposals.sam import SamBackend, SamSettings, build_sam
 
 CPU = torch.device("cpu")
 

@@ -24,6 +24,7 @@ from nvos.rosa.train import (
     lr_factor,
     resolve_variant,
     train_rosa,
+    variant_params,
 )
 
 SPEC = SyntheticSpec(n_clips=32, frames=(2, 3), regions=(4, 6), phrases=(1, 3), dim=16)
@@ -247,3 +248,12 @@ def test_bf16_training_on_cuda(tmp_path: Path) -> None:
     )
     assert summary.steps == 8 and math.isfinite(summary.final_loss)
     assert load_model(summary.checkpoint, "cuda").config.dim == 32
+
+
+def test_variant_params_hold_only_that_variant() -> None:
+    rosa = {**BASE, "variants": {"rosa": {}, "rosa_noctx": {"use_context": False}}}
+    params_noctx = variant_params(rosa, "rosa_noctx")
+    assert params_noctx["variants"] == {"rosa_noctx": {}}
+    assert resolve_variant(params_noctx, "rosa_noctx") == resolve_variant(rosa, "rosa_noctx")
+    changed = {**rosa, "variants": {"rosa": {"dim": 8}, "rosa_noctx": {"use_context": False}}}
+    assert variant_params(changed, "rosa_noctx") == params_noctx

@@ -116,3 +116,24 @@ def test_bad_manifest_stops_the_dataset_rule(tmp_path: Path) -> None:
     assert f"{manifest}:1" in log and "missing.mp4" in log
     assert f"{manifest}:2" in log
     assert not (tmp_path / "results/bad/clips.parquet").exists()
+
+
+def test_sam_backend_runs_the_proposals_stage(demo_run: Path, tmp_path: Path) -> None:
+    """The same stage entry as the rule, with the SAM backend (tiny random model, CPU)."""
+    from nvos.config import load_config
+    from nvos.pipeline import run_proposals
+
+    proposals = load_config()["proposals"]
+    proposals["backend"] = "sam"
+    proposals["sam"].update(
+        model_type="tiny", points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0
+    )
+    out = tmp_path / "s00000.parquet"
+    summary = run_proposals(
+        demo_run / "frames/s00000.parquet", out, proposals, tmp_path / "locks", "s00000"
+    )
+    table = storage.read_table(out, "proposals")
+    assert summary.frames > 0 and table.num_rows == summary.proposals
+    record = storage.read_provenance(out)
+    assert record["backend"]["backend"] == "sam" and record["backend"]["model_type"] == "tiny"
+    assert record["config"]["backend"] == "sam" and record["shard"] == "s00000"

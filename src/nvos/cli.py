@@ -80,6 +80,13 @@ def cmd_proposals(args: argparse.Namespace, config: dict[str, Any]) -> int:
     return 0
 
 
+def cmd_phrases(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.pipeline import run_phrases
+
+    print(run_phrases(args.clips, args.out, config["phrases"]))
+    return 0
+
+
 def cmd_oracle(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.pipeline import run_oracle
 
@@ -179,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="proposals/<shard>.parquet")
     p.add_argument("--lock-dir", default="results/locks", help="per-device lock files")
     p.set_defaults(handler=cmd_proposals)
+
+    p = sub.add_parser("phrases", help="object phrases of every narration -> phrases.parquet")
+    p.add_argument("clips")
+    p.add_argument("--out", required=True, help="phrases.parquet")
+    p.set_defaults(handler=cmd_phrases)
 
     p = sub.add_parser("oracle", help="SAM upper bound: best-IoU proposal per object and frame")
     p.add_argument("clips")

@@ -25,10 +25,13 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -145,3 +148,34 @@ def claim_device(
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
         logger.info("released cuda:%d", index)
+
+
+def run_with_oom_retry(
+    run: Callable[[int, int], T], n_items: int, batch_size: int, what: str
+) -> Iterator[tuple[int, int, T]]:
+    """Yield ``(start, stop, run(start, stop))`` over ``range(n_items)`` in batches.
+
+    A ``torch.cuda.OutOfMemoryError`` retries the same batch at half its size (and later batches
+    keep the smaller size); at size 1 the error is raised.
+    """
+    start, size = 0, max(1, int(batch_size))
+    while start < n_items:
+        stop = min(start + size, n_items)
+        try:
+            result = run(start, stop)
+        except torch.cuda.OutOfMemoryError:
+            if stop - start <= 1:
+                logger.error("out of device memory on a %s batch of 1: giving up", what)
+                raise
+            size = max(1, (stop - start) // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            logger.warning(
+                "out of device memory on a %s batch of %d: retrying at %d",
+                what,
+                stop - start,
+                size,
+            )
+            continue
+        yield start, stop, result
+        start = stop

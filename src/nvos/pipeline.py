@@ -88,6 +88,13 @@ def run_proposals(
         )
 
 
+def run_phrases(clips: PathLike, out: PathLike, phrases: Mapping[str, Any]) -> Any:
+    """Extract the object phrases of every clip into ``phrases.parquet``."""
+    from nvos.phrases.stage import build_parser, extract_phrases
+
+    return extract_phrases(clips, out, build_parser(phrases), meta={"config": dict(phrases)})
+
+
 def run_oracle(
     clips: PathLike, annotations: PathLike, proposals: PathLike, shard: str, out: PathLike
 ) -> Any:

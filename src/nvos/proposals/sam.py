@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -55,6 +55,7 @@ from segment_anything.utils.amg import (
 from segment_anything.utils.transforms import ResizeLongestSide
 from torchvision.ops.boxes import batched_nms, box_area
 
+from nvos.devices import run_with_oom_retry
 from nvos.proposals.base import FrameProposals
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,6 @@ __all__ = [
     "SamSpec",
     "build_sam",
     "file_sha256",
-    "run_with_oom_retry",
 ]
 
 T = TypeVar("T")
@@ -241,37 +241,6 @@ class SamSettings:
         kwargs = dataclasses.asdict(self)
         del kwargs["frames_per_batch"], kwargs["autocast_bf16"]
         return kwargs
-
-
-def run_with_oom_retry(
-    run: Callable[[int, int], T], n_items: int, batch_size: int, what: str
-) -> Iterator[tuple[int, int, T]]:
-    """Yield ``(start, stop, run(start, stop))`` over ``range(n_items)`` in batches.
-
-    A ``torch.cuda.OutOfMemoryError`` retries the same batch at half its size (and later batches
-    keep the smaller size); at size 1 the error is raised.
-    """
-    start, size = 0, max(1, int(batch_size))
-    while start < n_items:
-        stop = min(start + size, n_items)
-        try:
-            result = run(start, stop)
-        except torch.cuda.OutOfMemoryError:
-            if stop - start <= 1:
-                logger.error("out of device memory on a %s batch of 1: giving up", what)
-                raise
-            size = max(1, (stop - start) // 2)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            logger.warning(
-                "out of device memory on a %s batch of %d: retrying at %d",
-                what,
-                stop - start,
-                size,
-            )
-            continue
-        yield start, stop, result
-        start = stop
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import pyarrow.parquet as pq
 from pycocotools import mask as mask_utils
 
 from nvos import rle, storage
+from nvos.devices import run_with_oom_retry
 from nvos.frames import iter_frames
 from nvos.logs import Progress
 from nvos.proposals.base import FrameProposals, ProposalBackend, top_k
@@ -88,7 +88,7 @@ def build_backend(config: Mapping[str, Any], device: Any = None) -> ProposalBack
     if name == "sam":
         from nvos.proposals.sam import SamBackend  # lazy: needs torch + segment_anything
 
-        return SamBackend(**dict(config.get("sam") or {}), device=device)
+        return SamBackend.from_config(config.get("sam") or {}, device)
     raise ValueError(f"proposals.backend must be one of {list(BACKENDS)}, got {name!r}")
 
 
@@ -130,7 +130,7 @@ def generate_proposals(
     empty: list[tuple[str, int]] = []
     rows_per_clip: dict[str, int] = {}
     for batch in _batches(_frames(frames_path), batch_frames):
-        results = _generate_with_retry(backend, batch)
+        results = _generate(backend, batch)
         for frame, props in zip(batch, results, strict=True):
             kept = top_k(_checked(props, frame, backend.name), max_per_frame)
             if len(kept) == 0:
@@ -194,36 +194,19 @@ def _batches(frames: Iterator[_Frame], size: int) -> Iterator[list[_Frame]]:
         yield batch
 
 
-def _is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is a CUDA out-of-memory error (only possible once torch is imported)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(error, torch.cuda.OutOfMemoryError)
-
-
-def _generate_with_retry(backend: ProposalBackend, batch: list[_Frame]) -> list[FrameProposals]:
-    """``backend.generate`` on the batch; on CUDA OOM, retry each half (recursively)."""
-    try:
-        results = backend.generate([frame.image for frame in batch])
-    except Exception as error:
-        if not _is_out_of_memory(error) or len(batch) == 1:
-            raise
-        torch = sys.modules["torch"]
-        torch.cuda.empty_cache()
-        half = len(batch) // 2
-        logger.warning(
-            "proposals: CUDA out of memory on a batch of %d frames; retrying as %d + %d",
-            len(batch), half, len(batch) - half,
-        )
-        return _generate_with_retry(backend, batch[:half]) + _generate_with_retry(
-            backend, batch[half:]
-        )
-    if len(results) != len(batch):
-        raise RuntimeError(
-            f"proposal backend {backend.name!r} returned {len(results)} results for "
-            f"{len(batch)} frames (first frame: clip {batch[0].clip_id!r} "
-            f"frame {batch[0].frame_index})"
-        )
-    return list(results)
+def _generate(backend: ProposalBackend, batch: list[_Frame]) -> list[FrameProposals]:
+    """``backend.generate`` on the batch; on CUDA out-of-memory, retried at half size."""
+    results: list[FrameProposals] = []
+    run = lambda a, b: backend.generate([frame.image for frame in batch[a:b]])  # noqa: E731
+    for start, stop, part in run_with_oom_retry(run, len(batch), len(batch), "proposals frame"):
+        if len(part) != stop - start:
+            raise RuntimeError(
+                f"proposal backend {backend.name!r} returned {len(part)} results for "
+                f"{stop - start} frames (first frame: clip {batch[start].clip_id!r} "
+                f"frame {batch[start].frame_index})"
+            )
+        results.extend(part)
+    return results
 
 
 def _checked(props: FrameProposals, frame: _Frame, backend: str) -> FrameProposals:

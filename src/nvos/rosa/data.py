@@ -529,6 +529,13 @@ class FeatureDataset(Dataset[ClipItem]):
         )
         for clip_id, reason in skipped:
             logger.info("skipped clip %s: %s", clip_id, reason)
+        if not clip_ids:
+            logger.warning(
+                "%s dataset is empty: no clip of splits %s in shards %s has phrases and proposals",
+                s.mode,
+                list(s.splits) or "all",
+                [p.shard for p in self.shards],
+            )
 
     # -- items -----------------------------------------------------------------------------
 

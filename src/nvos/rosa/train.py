@@ -62,6 +62,7 @@ __all__ = [
     "main",
     "resolve_variant",
     "run_train",
+    "variant_params",
     "train_rosa",
 ]
 
@@ -188,6 +189,13 @@ def resolve_variant(rosa: Mapping[str, Any], variant: str) -> RosaConfig:
         raise ValueError(f"rosa.variants has no variant {variant!r} (has {sorted(variants)})")
     base = {k: v for k, v in rosa.items() if k != "variants"}
     return RosaConfig.from_mapping(_merge(base, variants[variant] or {}))
+
+
+def variant_params(rosa: Mapping[str, Any], variant: str) -> dict[str, Any]:
+    """The ``rosa`` group reduced to one variant (its overrides merged, ``variants`` holding only
+    ``{variant: {}}``): a rule's ``params`` that change only when that variant's config changes."""
+    resolved = resolve_variant(rosa, variant).to_dict()
+    return {**resolved, "variants": {variant: {}}}
 
 
 # ------------------------------------------------------------------------------------- data
