@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
-	@echo "demo outputs: results/demo/"
+	@echo "results table: results/demo/report/table.md (page: results/demo/report/index.html)"
 
 test: install
 	$(BIN)/python -m pytest

@@ -289,6 +289,7 @@ def test_unknown_shard_is_an_error(two_clips, tmp_path: Path) -> None:
         run(clips_path, ann_path, out, shard="s00009")
     assert not out.exists()
 
+
 def test_per_clip_zero_without_annotations_is_counted(tmp_path: Path) -> None:
     mp4 = make_video(tmp_path / "v.mp4", n_frames=10)
     clips = [

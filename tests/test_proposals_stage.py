@@ -65,9 +65,12 @@ def _frame_image(seed: int) -> np.ndarray:
     """RGB uint8 (HEIGHT, WIDTH, 3): a smooth vertical gradient with a random offset."""
     rng = np.random.default_rng(seed)
     ramp = np.linspace(0, 255, HEIGHT)[:, None] * rng.uniform(0.5, 1.0) + rng.uniform(0, 40)
-    return np.repeat(np.clip(ramp, 0, 255)[:, :, None], 3, axis=2).repeat(WIDTH, 1).astype(
-        np.uint8
-    ).reshape(HEIGHT, WIDTH, 3)
+    return (
+        np.repeat(np.clip(ramp, 0, 255)[:, :, None], 3, axis=2)
+        .repeat(WIDTH, 1)
+        .astype(np.uint8)
+        .reshape(HEIGHT, WIDTH, 3)
+    )
 
 
 def _write_frames(path: Path, images: dict[tuple[str, int], np.ndarray]) -> None:
@@ -107,8 +110,13 @@ def test_schema_order_and_round_trip(frames_path: Path, tmp_path: Path) -> None:
     stored = read_proposals(out)
     assert list(stored) == [("clipA", 0), ("clipA", 5), ("clipA", 9), ("clipB", 7)]
     # the backend saw the decoded frames in the same order; recompute its proposals per frame
-    seen = dict(zip([("clipA", 0), ("clipA", 5), ("clipA", 9), ("clipB", 2), ("clipB", 7)],
-                    backend.seen, strict=True))
+    seen = dict(
+        zip(
+            [("clipA", 0), ("clipA", 5), ("clipA", 9), ("clipB", 2), ("clipB", 7)],
+            backend.seen,
+            strict=True,
+        )
+    )
     for key, frame in stored.items():
         expected = FakeBackend()._one(seen[key])
         scores = proposal_scores(expected)
@@ -136,7 +144,11 @@ def test_empty_frame_is_recorded(
     out = tmp_path / "p.parquet"
     with caplog.at_level(logging.INFO, logger="nvos.proposals.stage"):
         summary = generate_proposals(
-            frames_path, out, FakeBackend(), max_per_frame=3, batch_frames=8,
+            frames_path,
+            out,
+            FakeBackend(),
+            max_per_frame=3,
+            batch_frames=8,
             meta={"config": {"backend": "fake", "max_per_frame": 3}, "shard": "s0"},
         )
     assert summary.frames_empty == 1

@@ -90,9 +90,7 @@ class ClassicalConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
-        object.__setattr__(
-            self, "merge_thresholds", tuple(float(t) for t in self.merge_thresholds)
-        )
+        object.__setattr__(self, "merge_thresholds", tuple(float(t) for t in self.merge_thresholds))
         problems = []
         if not self.scales or any(s <= 0 for s in self.scales):
             problems.append(f"scales must be positive numbers, got {list(self.scales)}")
@@ -181,11 +179,7 @@ class ClassicalBackend:
             return FrameProposals.empty(height, width)
 
         stability = np.concatenate(
-            [
-                _stability(grid, i, j)
-                for i in range(len(grid))
-                for j in range(len(grid[i]))
-            ]
+            [_stability(grid, i, j) for i in range(len(grid)) for j in range(len(grid[i]))]
         )
         confidence = np.concatenate([lv.confidence[lv.candidate] for lv in levels])
         order = np.argsort(-(confidence * stability), kind="stable")

@@ -122,7 +122,11 @@ def generate_proposals(
     total = pq.ParquetFile(frames_path).metadata.num_rows
     logger.info(
         "proposals: %d frames from %s with backend %s (max %d per frame, batches of %d)",
-        total, frames_path, backend.name, max_per_frame, batch_frames,
+        total,
+        frames_path,
+        backend.name,
+        max_per_frame,
+        batch_frames,
     )
     start = time.perf_counter()
     progress = Progress(logger, total, "frames")
@@ -166,11 +170,17 @@ def generate_proposals(
     if empty:
         logger.warning(
             "proposals: %d of %d frames have no proposal (recorded as empty_frames), e.g. %s",
-            len(empty), summary.frames, empty[:5],
+            len(empty),
+            summary.frames,
+            empty[:5],
         )
     logger.info(
         "proposals: wrote %s: %d proposals for %d frames in %.1f s (%.2f frames/s)",
-        out_path, summary.proposals, summary.frames, seconds, summary.frames_per_second,
+        out_path,
+        summary.proposals,
+        summary.frames,
+        seconds,
+        summary.frames_per_second,
     )
     return summary
 
@@ -290,7 +300,8 @@ def iter_proposals(
             if wanted is not None and row["clip_id"] not in wanted:
                 continue
             if rows and (row["clip_id"], row["frame_index"]) != (
-                rows[0]["clip_id"], rows[0]["frame_index"]
+                rows[0]["clip_id"],
+                rows[0]["frame_index"],
             ):
                 yield _stored(rows, path)
                 rows = []
