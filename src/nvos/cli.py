@@ -87,6 +87,45 @@ def cmd_phrases(args: argparse.Namespace, config: dict[str, Any]) -> int:
     return 0
 
 
+def cmd_features(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.pipeline import run_features
+
+    run = args.run.rstrip("/")
+    summary = run_features(
+        f"{run}/frames/{args.shard}.parquet",
+        f"{run}/proposals/{args.shard}.parquet",
+        f"{run}/phrases.parquet",
+        f"{run}/clips.parquet",
+        args.shard,
+        f"{run}/features/{args.shard}.regions.parquet",
+        f"{run}/features/{args.shard}.text.parquet",
+        config["features"],
+        f"{run}/locks",
+    )
+    print(summary)
+    return 0
+
+
+def cmd_sam_clip(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.pipeline import run_sam_clip
+
+    run = args.run.rstrip("/")
+    summary = run_sam_clip(
+        f"{run}/features/{args.shard}.regions.parquet",
+        f"{run}/proposals/{args.shard}.parquet",
+        f"{run}/frames/{args.shard}.parquet",
+        f"{run}/phrases.parquet",
+        f"{run}/clips.parquet",
+        args.shard,
+        f"{run}/predictions/sam_clip/{args.shard}.parquet",
+        config["features"],
+        config["evaluate"]["splits"],
+        f"{run}/locks",
+    )
+    print(summary)
+    return 0
+
+
 def cmd_oracle(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.pipeline import run_oracle
 
@@ -191,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clips")
     p.add_argument("--out", required=True, help="phrases.parquet")
     p.set_defaults(handler=cmd_phrases)
+
+    p = sub.add_parser("features", help="CLIP embeddings of one shard's regions and phrases")
+    p.add_argument("run", help="results/<run> (reads frames, proposals, phrases, clips there)")
+    p.add_argument("--shard", required=True)
+    p.set_defaults(handler=cmd_features)
+
+    p = sub.add_parser("sam-clip", help="SAM + CLIP zero-shot baseline for one shard")
+    p.add_argument("run", help="results/<run> (reads its features; writes predictions/sam_clip/)")
+    p.add_argument("--shard", required=True)
+    p.set_defaults(handler=cmd_sam_clip)
 
     p = sub.add_parser("oracle", help="SAM upper bound: best-IoU proposal per object and frame")
     p.add_argument("clips")

@@ -9,7 +9,6 @@ order, frame_index, object_id and instance. Nothing is written when validation f
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -37,15 +36,6 @@ class DatasetSummary:
     annotations_path: str
     shards: list[str]
     counts: dict[str, Any]
-
-
-def file_sha256(path: PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def clips_table(records: Sequence[ClipRecord], clips_per_shard: int) -> pa.Table:
@@ -121,7 +111,7 @@ def build_dataset(
         "dataset",
         config,
         manifest=os.path.abspath(manifest),
-        manifest_sha256=file_sha256(manifest),
+        manifest_sha256=storage.file_sha256(manifest),
     )
     clips = clips_table(records, clips_per_shard)
     storage.write_table(clips, clips_out, "clips", meta, row_group_size=clips_per_shard)

@@ -8,7 +8,7 @@ onto the stage module's typed parameters and records provenance.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,74 @@ def run_phrases(clips: PathLike, out: PathLike, phrases: Mapping[str, Any]) -> A
     from nvos.phrases.stage import build_parser, extract_phrases
 
     return extract_phrases(clips, out, build_parser(phrases), meta={"config": dict(phrases)})
+
+
+def run_features(
+    frames: PathLike,
+    proposals: PathLike,
+    phrases: PathLike,
+    clips: PathLike,
+    shard: str,
+    regions_out: PathLike,
+    text_out: PathLike,
+    features: Mapping[str, Any],
+    lock_dir: PathLike,
+) -> Any:
+    """CLIP embeddings of one shard's proposals (regions) and phrases on a claimed device."""
+    from nvos.devices import claim_device
+    from nvos.features.stage import build_encoder, crop_policy, extract_features
+
+    with claim_device(Path(lock_dir)) as device:
+        encoder = build_encoder(features, device)
+        return extract_features(
+            frames,
+            proposals,
+            phrases,
+            clips,
+            shard,
+            regions_out,
+            text_out,
+            encoder,
+            crop_policy(features, encoder),
+            batch_regions=int(features["batch_regions"]),
+            batch_texts=int(features["batch_texts"]),
+            config=dict(features),
+        )
+
+
+def run_sam_clip(
+    regions: PathLike,
+    proposals: PathLike,
+    frames: PathLike,
+    phrases: PathLike,
+    clips: PathLike,
+    shard: str,
+    out: PathLike,
+    features: Mapping[str, Any],
+    splits: Sequence[str],
+    lock_dir: PathLike,
+) -> Any:
+    """The SAM + CLIP zero-shot baseline's predictions for one shard."""
+    from nvos.baselines import check_same_model, clip_prompt_encoder, sam_clip_predictions
+    from nvos.devices import claim_device
+    from nvos.features.stage import build_encoder
+
+    with claim_device(Path(lock_dir)) as device:
+        encoder = build_encoder(features, device)
+        check_same_model(regions, encoder.describe())
+        return sam_clip_predictions(
+            regions,
+            proposals,
+            frames,
+            phrases,
+            clips,
+            shard,
+            out,
+            clip_prompt_encoder(encoder, int(features["batch_texts"])),
+            str(features["prompt"]),
+            splits=list(splits),
+            meta={"config": dict(features), "clip": encoder.describe()},
+        )
 
 
 def run_oracle(

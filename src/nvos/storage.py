@@ -9,6 +9,7 @@ looks finished.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -154,6 +155,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def file_sha256(path: str | os.PathLike[str], chunk_bytes: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file (manifests, checkpoints), read in chunks of ``chunk_bytes``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _umask() -> int:

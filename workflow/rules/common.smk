@@ -14,6 +14,8 @@ localrules:
     all,
     frames,
     proposals,
+    features,
+    sam_clip,
     oracle,
     evaluate,
     report,

@@ -149,7 +149,7 @@ def load_clip(
     else:
         source = str(pretrained)
         if Path(source).is_file():
-            from nvos.proposals.sam import file_sha256
+            from nvos.storage import file_sha256
 
             info["pretrained"] = str(Path(source).resolve())
             info["sha256"] = file_sha256(Path(source))

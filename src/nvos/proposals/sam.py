@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +56,7 @@ from torchvision.ops.boxes import batched_nms, box_area
 
 from nvos.devices import run_with_oom_retry
 from nvos.proposals.base import FrameProposals
+from nvos.storage import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,6 @@ __all__ = [
     "SamSettings",
     "SamSpec",
     "build_sam",
-    "file_sha256",
 ]
 
 T = TypeVar("T")
@@ -185,15 +184,6 @@ def build_sam(
             ) from exc
     sam.eval()
     return sam
-
-
-def file_sha256(path: Path, chunk_bytes: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in chunks of ``chunk_bytes``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -211,10 +211,10 @@ def run_predict(
     for the annotated frames of the ``splits`` clips, with the variant's ``max_regions``
     proposals per frame. Runs on a device claimed through ``lock_dir`` (CPU without CUDA).
     """
-    from nvos.dataset import file_sha256
     from nvos.devices import claim_device
     from nvos.rosa.model import load_model
     from nvos.rosa.train import resolve_variant
+    from nvos.storage import file_sha256
 
     config = resolve_variant(rosa, variant)
     run = Path(run_dir)

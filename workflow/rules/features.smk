@@ -1,0 +1,63 @@
+def clip_checkpoint(wildcards):
+    """The local CLIP checkpoint as an input (so replacing the file reruns), or nothing."""
+    pretrained = config["features"]["clip"]["pretrained"]
+    return [pretrained] if pretrained and os.path.isfile(pretrained) else []
+
+
+rule features_shard:
+    input:
+        frames=rules.frames_shard.output,
+        proposals=rules.proposals_shard.output,
+        phrases=rules.phrases.output,
+        clips=rules.dataset.output.clips,
+        checkpoint=clip_checkpoint,
+    output:
+        regions=f"{RUN}/features/{{shard}}.regions.parquet",
+        text=f"{RUN}/features/{{shard}}.text.parquet",
+    params:
+        features={k: v for k, v in config["features"].items() if k != "prompt"},
+        lock_dir=f"{RUN}/locks",
+    resources:
+        gpu=1,
+    log:
+        f"{RUN}/logs/features/{{shard}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/features/{{shard}}.tsv"
+    script:
+        "../scripts/features.py"
+
+
+rule features:
+    input:
+        expand(
+            f"{RUN}/features/{{shard}}.{{table}}.parquet", shard=SHARDS, table=["regions", "text"]
+        ),
+
+
+rule sam_clip_shard:
+    input:
+        regions=rules.features_shard.output.regions,
+        proposals=rules.proposals_shard.output,
+        frames=rules.frames_shard.output,
+        phrases=rules.phrases.output,
+        clips=rules.dataset.output.clips,
+        checkpoint=clip_checkpoint,
+    output:
+        f"{RUN}/predictions/sam_clip/{{shard}}.parquet",
+    params:
+        features=config["features"],
+        splits=config["evaluate"]["splits"],
+        lock_dir=f"{RUN}/locks",
+    resources:
+        gpu=1,
+    log:
+        f"{RUN}/logs/sam_clip/{{shard}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/sam_clip/{{shard}}.tsv"
+    script:
+        "../scripts/sam_clip.py"
+
+
+rule sam_clip:
+    input:
+        expand(f"{RUN}/predictions/sam_clip/{{shard}}.parquet", shard=SHARDS),
