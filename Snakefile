@@ -24,6 +24,7 @@ include: "workflow/rules/frames.smk"
 include: "workflow/rules/proposals.smk"
 include: "workflow/rules/phrases.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/rosa.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

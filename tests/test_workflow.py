@@ -21,6 +21,12 @@ SMALL_DEMO = {
     "shards": {"clips_per_shard": 2},
     "frames": {"per_clip": 2, "max_side": 160},
     "proposals": {"max_per_frame": 8, "classical": {"scales": [100, 400]}},
+    "rosa": {
+        "dim": 32,
+        "train": {"batch_size": 2, "epochs": 2, "warmup_steps": 1},
+        "variants": {"rosa": {}, "rosa_noctx": {"use_context": False}},
+    },
+    "evaluate": {"methods": ["sam_clip", "rosa", "rosa_noctx", "oracle"]},
 }
 
 
@@ -72,7 +78,10 @@ def test_demo_dag_writes_every_stage(demo_run: Path) -> None:
             assert (demo_run / f"benchmarks/{stage}/{shard}.tsv").exists()
     assert "done dataset" in (demo_run / "logs/dataset.log").read_text()
     table = (demo_run / "report/table.md").read_text()
-    assert "| SAM upper bound (oracle) |" in table
+    for row in ("SAM upper bound (oracle)", "SAM + CLIP (zero-shot)", "ROSA"):
+        assert f"| {row} |" in table, table
+    assert (demo_run / "models/rosa_noctx/checkpoint.pt").exists()
+    assert (demo_run / "models/rosa/train_log.csv").read_text().startswith("step,")
     summary = json.loads((demo_run / "metrics/oracle/val/summary.json").read_text())
     assert summary["objects"] > 0 and 0.0 < summary["J"] <= 1.0
     assert (demo_run / "report/index.html").exists()

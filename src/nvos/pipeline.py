@@ -163,6 +163,47 @@ def run_sam_clip(
         )
 
 
+def run_train(
+    run_dir: PathLike,
+    shards: Sequence[str],
+    clips: PathLike,
+    out_dir: PathLike,
+    rosa: Mapping[str, Any],
+    variant: str,
+    lock_dir: PathLike,
+) -> Any:
+    """Train one ROSA variant (``models/<variant>/``); torchrun + DDP when rosa.train.gpus > 1."""
+    from nvos.rosa.train import launch_training
+
+    return launch_training(run_dir, list(shards), clips, out_dir, rosa, variant, lock_dir)
+
+
+def run_predict(
+    run_dir: PathLike,
+    shard: str,
+    checkpoint: PathLike,
+    out: PathLike,
+    rosa: Mapping[str, Any],
+    variant: str,
+    predict: Mapping[str, Any],
+    lock_dir: PathLike,
+) -> Any:
+    """Predictions of one ROSA variant on one shard's annotated frames."""
+    from nvos.rosa.predict import run_predict as predict_shard
+
+    return predict_shard(
+        run_dir,
+        shard,
+        checkpoint,
+        out,
+        rosa,
+        variant,
+        splits=list(predict["splits"]),
+        batch_size=int(predict["batch_size"]),
+        lock_dir=lock_dir,
+    )
+
+
 def run_oracle(
     clips: PathLike, annotations: PathLike, proposals: PathLike, shard: str, out: PathLike
 ) -> Any:

@@ -16,6 +16,7 @@ localrules:
     proposals,
     features,
     sam_clip,
+    predict,
     oracle,
     evaluate,
     report,

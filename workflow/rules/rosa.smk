@@ -1,0 +1,65 @@
+from nvos.rosa.train import variant_params
+
+
+ROSA_VARIANTS = list(config["rosa"]["variants"])
+
+
+wildcard_constraints:
+    variant="|".join(ROSA_VARIANTS) if ROSA_VARIANTS else "(?!)",
+
+
+rule train:
+    input:
+        clips=rules.dataset.output.clips,
+        phrases=rules.phrases.output,
+        regions=expand(f"{RUN}/features/{{shard}}.regions.parquet", shard=SHARDS),
+        text=expand(f"{RUN}/features/{{shard}}.text.parquet", shard=SHARDS),
+        proposals=expand(f"{RUN}/proposals/{{shard}}.parquet", shard=SHARDS),
+        frames=expand(f"{RUN}/frames/{{shard}}.parquet", shard=SHARDS),
+    output:
+        checkpoint=f"{RUN}/models/{{variant}}/checkpoint.pt",
+        train_log=f"{RUN}/models/{{variant}}/train_log.csv",
+    params:
+        rosa=lambda wc: variant_params(config["rosa"], wc.variant),
+        run_dir=RUN,
+        shards=SHARDS,
+        lock_dir=f"{RUN}/locks",
+    resources:
+        gpu=config["rosa"]["train"]["gpus"],
+    log:
+        f"{RUN}/logs/train/{{variant}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/train/{{variant}}.tsv"
+    script:
+        "../scripts/train.py"
+
+
+rule predict_shard:
+    input:
+        clips=rules.dataset.output.clips,
+        phrases=rules.phrases.output,
+        regions=f"{RUN}/features/{{shard}}.regions.parquet",
+        text=f"{RUN}/features/{{shard}}.text.parquet",
+        proposals=f"{RUN}/proposals/{{shard}}.parquet",
+        frames=f"{RUN}/frames/{{shard}}.parquet",
+        checkpoint=f"{RUN}/models/{{variant}}/checkpoint.pt",
+    output:
+        f"{RUN}/predictions/{{variant}}/{{shard}}.parquet",
+    params:
+        rosa=lambda wc: variant_params(config["rosa"], wc.variant),
+        predict=config["predict"],
+        run_dir=RUN,
+        lock_dir=f"{RUN}/locks",
+    resources:
+        gpu=1,
+    log:
+        f"{RUN}/logs/predict/{{variant}}/{{shard}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/predict/{{variant}}/{{shard}}.tsv"
+    script:
+        "../scripts/predict.py"
+
+
+rule predict:
+    input:
+        expand(f"{RUN}/predictions/{{variant}}/{{shard}}.parquet", variant=ROSA_VARIANTS, shard=SHARDS),
