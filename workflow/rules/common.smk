@@ -26,3 +26,9 @@ wildcard_constraints:
     shard=r"s\d{5}",
     method=r"[A-Za-z0-9_.-]+",
     split=r"[A-Za-z0-9_-]+",
+
+
+def clip_checkpoint(wildcards):
+    """The local CLIP checkpoint as an input (so replacing the file reruns), or nothing."""
+    pretrained = config["features"]["clip"]["pretrained"]
+    return [pretrained] if pretrained and os.path.isfile(pretrained) else []

@@ -1,9 +1,3 @@
-def clip_checkpoint(wildcards):
-    """The local CLIP checkpoint as an input (so replacing the file reruns), or nothing."""
-    pretrained = config["features"]["clip"]["pretrained"]
-    return [pretrained] if pretrained and os.path.isfile(pretrained) else []
-
-
 rule features_shard:
     input:
         frames=rules.frames_shard.output,
