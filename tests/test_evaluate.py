@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tables import write_clips
 
 from nvos import rle, storage
 from nvos.evaluation import (
@@ -31,25 +32,6 @@ def box(y0: int, y1: int, x0: int, x1: int, shape: tuple[int, int] = (H, W)) -> 
 
 
 EMPTY = np.zeros((H, W), dtype=bool)
-
-
-def write_clips(path: Path, rows: list[tuple[str, str, str]], **extra: list) -> None:
-    """rows: (clip_id, split, narration); ``extra`` columns are added as given."""
-    n = len(rows)
-    table = pa.table(
-        {
-            "clip_id": [r[0] for r in rows],
-            "video": ["v.mp4"] * n,
-            "start_sec": [0.0] * n,
-            "end_sec": [1.0] * n,
-            "fps": [10.0] * n,
-            "split": [r[1] for r in rows],
-            "narration": [r[2] for r in rows],
-            "shard": ["s00000"] * n,
-            **extra,
-        }
-    )
-    pq.write_table(table, path)
 
 
 def annotations_table(rows: list[tuple[str, int, str, int, np.ndarray]]) -> pa.Table:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 import pytest
+import tables
 from PIL import Image
 
 from nvos import rle, storage
@@ -41,22 +42,7 @@ def box(h: int, w: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
 
 
 def write_clips(path: Path) -> None:
-    storage.write_table(
-        pa.table(
-            {
-                "clip_id": [c for c, _, _ in CLIPS],
-                "video": ["v.mp4"] * len(CLIPS),
-                "start_sec": [0.0] * len(CLIPS),
-                "end_sec": [4.0] * len(CLIPS),
-                "fps": [10.0] * len(CLIPS),
-                "split": [s for _, s, _ in CLIPS],
-                "narration": [n for _, _, n in CLIPS],
-                "shard": ["s00000"] * len(CLIPS),
-            }
-        ),
-        path,
-        "clips",
-    )
+    tables.write_clips(path, CLIPS)
 
 
 GT_MASKS = {  # (clip, frame, object) -> GT mask at (GT_H, GT_W)
@@ -259,27 +245,9 @@ def test_export_ground_truth_layout(
 
 def test_export_writes_jpegs_at_gt_size(world: dict[str, Path], tmp_path: Path) -> None:
     frames = tmp_path / "frames.parquet"
-    rows = []
-    for clip, frame in [("clip_a", 10), ("clip_a", 20), ("clip_b", 5), ("clip_a", 15)]:
-        image = np.full((PR_H, PR_W, 3), frame, np.uint8)
-        ok, jpeg = cv2.imencode(".jpg", image)
-        role = "sampled" if frame == 15 else "annotated"
-        rows.append((clip, frame, role, jpeg.tobytes()))
-    storage.write_table(
-        pa.table(
-            {
-                "clip_id": [r[0] for r in rows],
-                "frame_index": [r[1] for r in rows],
-                "time_sec": [r[1] / 10 for r in rows],
-                "height": [PR_H] * len(rows),
-                "width": [PR_W] * len(rows),
-                "role": [r[2] for r in rows],
-                "jpeg": [r[3] for r in rows],
-            }
-        ),
-        frames,
-        "frames",
-    )
+    rows = [("clip_a", 10, "annotated", 10), ("clip_a", 20, "annotated", 20)]
+    rows += [("clip_b", 5, "annotated", 5), ("clip_a", 15, "sampled", 15)]
+    tables.write_frames(frames, rows, PR_H, PR_W)
     out = tmp_path / "davis"
     summary = export_davis(
         [world["predictions"]],

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from tables import write_clips
 
 from nvos import rle, storage
 from nvos.evaluation import ResolutionError
@@ -20,24 +21,6 @@ def box(y0: int, y1: int, x0: int, x1: int, shape: tuple[int, int] = (H, W)) -> 
     mask = np.zeros(shape, dtype=bool)
     mask[y0:y1, x0:x1] = True
     return mask
-
-
-def write_clips(path: Path, rows: list[tuple[str, str, str]], shard: str = "s00000") -> None:
-    """rows: (clip_id, split, narration); all in one shard."""
-    n = len(rows)
-    table = pa.table(
-        {
-            "clip_id": [r[0] for r in rows],
-            "video": ["v.mp4"] * n,
-            "start_sec": [0.0] * n,
-            "end_sec": [1.0] * n,
-            "fps": [10.0] * n,
-            "split": [r[1] for r in rows],
-            "narration": [r[2] for r in rows],
-            "shard": [shard] * n,
-        }
-    )
-    storage.write_table(table, path, "clips")
 
 
 def write_annotations(path: Path, rows: list[tuple[str, int, str, int, np.ndarray]]) -> None:

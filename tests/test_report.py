@@ -10,11 +10,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pyarrow as pa
 import pytest
+import tables
 from test_export import PR_H, PR_W, PREDICTIONS, world  # noqa: F401  (fixture)
 
-from nvos import storage
 from nvos.report import build_report, format_score, order_methods
 from nvos.report.chart import bar_chart_svg
 from nvos.report.overlays import (
@@ -70,32 +69,9 @@ def write_metrics(root: Path, scores: dict[str, dict[str, float]]) -> None:
 
 
 def write_frames(path: Path) -> None:
-    rows = []
-    for clip, frame, role in [
-        ("clip_a", 3, "sampled"),
-        ("clip_a", 10, "annotated"),
-        ("clip_a", 20, "annotated"),
-        ("clip_b", 5, "annotated"),
-    ]:
-        image = np.full((PR_H, PR_W, 3), 40 + frame, np.uint8)
-        ok, jpeg = cv2.imencode(".jpg", image)
-        assert ok
-        rows.append((clip, frame, role, jpeg.tobytes()))
-    storage.write_table(
-        pa.table(
-            {
-                "clip_id": [r[0] for r in rows],
-                "frame_index": [r[1] for r in rows],
-                "time_sec": [r[1] / 10 for r in rows],
-                "height": [PR_H] * len(rows),
-                "width": [PR_W] * len(rows),
-                "role": [r[2] for r in rows],
-                "jpeg": [r[3] for r in rows],
-            }
-        ),
-        path,
-        "frames",
-    )
+    rows = [("clip_a", 3, "sampled"), ("clip_a", 10, "annotated"), ("clip_a", 20, "annotated")]
+    rows += [("clip_b", 5, "annotated")]
+    tables.write_frames(path, [(c, f, r, 40 + f) for c, f, r in rows], PR_H, PR_W)
 
 
 @pytest.fixture

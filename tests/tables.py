@@ -1,0 +1,58 @@
+"""Small pipeline tables for tests (shared by the evaluation, oracle, report and export tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nvos import storage
+
+
+def write_clips(
+    path: Path, rows: list[tuple[str, str, str]], shard: str = "s00000", **extra: list
+) -> None:
+    """``clips.parquet`` from rows (clip_id, split, narration); ``extra`` columns (e.g. an optional
+    ``exhaustive`` flag) are kept, so the file is written without conforming to the schema."""
+    n = len(rows)
+    table = pa.table(
+        {
+            "clip_id": [r[0] for r in rows],
+            "video": ["v.mp4"] * n,
+            "start_sec": [0.0] * n,
+            "end_sec": [1.0] * n,
+            "fps": [10.0] * n,
+            "split": [r[1] for r in rows],
+            "narration": [r[2] for r in rows],
+            "shard": [shard] * n,
+            **extra,
+        }
+    )
+    pq.write_table(table, path)
+
+
+def write_frames(
+    path: Path, rows: list[tuple[str, int, str, int]], height: int, width: int
+) -> None:
+    """``frames/<shard>.parquet`` from rows (clip_id, frame_index, role, grey level): each frame
+    is a uniform (height, width) JPEG of that grey level; time_sec = frame_index / 10."""
+    jpegs = []
+    for _, _, _, grey in rows:
+        ok, jpeg = cv2.imencode(".jpg", np.full((height, width, 3), grey, np.uint8))
+        assert ok
+        jpegs.append(jpeg.tobytes())
+    table = pa.table(
+        {
+            "clip_id": [r[0] for r in rows],
+            "frame_index": [r[1] for r in rows],
+            "time_sec": [r[1] / 10 for r in rows],
+            "height": [height] * len(rows),
+            "width": [width] * len(rows),
+            "role": [r[2] for r in rows],
+            "jpeg": jpegs,
+        }
+    )
+    storage.write_table(table, path, "frames")
