@@ -153,3 +153,21 @@ def test_clips_per_shard_must_be_positive(folder: Path) -> None:
     manifest = write_manifest(folder, [untagged("a")])
     with pytest.raises(ValueError, match="clips_per_shard"):
         build_dataset(manifest, folder / "c.parquet", folder / "a.parquet", SPLITS, 0)
+
+
+def test_exhaustive_flags_become_an_annotations_column(folder: Path) -> None:
+    flagged = dict(good_clip("c0"), exhaustive={"1": True})  # object 2: no flag (null)
+    manifest = write_manifest(folder, [flagged, good_clip("c1"), untagged("t")])
+    out = folder / "out"
+    build_dataset(manifest, out / "c.parquet", out / "a.parquet", SPLITS, 8, FPS)
+    table = pq.read_table(out / "a.parquet")
+    rows = {
+        (r["clip_id"], r["object_id"], r["frame_index"], r["instance"]): r["exhaustive"]
+        for r in table.to_pylist()
+    }
+    assert rows[("c0", "1", 6, 0)] is True and rows[("c0", "2", 9, 1)] is None
+    assert rows[("c1", "1", 6, 0)] is None
+    # without any flag the table keeps exactly the declared columns
+    plain = write_manifest(folder, [good_clip("c0")], name="plain.jsonl")
+    build_dataset(plain, out / "c2.parquet", out / "a2.parquet", SPLITS, 8, FPS)
+    assert pq.read_schema(out / "a2.parquet").names == storage.SCHEMAS["annotations"].names

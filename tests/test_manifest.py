@@ -226,6 +226,18 @@ BAD_LINES: list[tuple[str, Any, str | None, str]] = [
     ("wrong type start", _set(start_sec="0.5"), "c1", "'start_sec' must be a finite number"),
     ("bool is no number", _set(end_sec=True), "c1", "'end_sec' must be a finite number, got bool"),
     ("unknown key", _set(colour="red"), "c1", "unknown key(s) 'colour'"),
+    (
+        "exhaustive not bools",
+        _set(exhaustive={"1": "y"}),
+        "c1",
+        "wrong type: 'exhaustive' must be an object {object_id: true|false}",
+    ),
+    (
+        "exhaustive of no mask",
+        _set(exhaustive={"1": True, "9": False}),
+        "c1",
+        "'exhaustive' names object '9', which has no mask in the clip",
+    ),
     ("duplicate clip_id", _set(clip_id="c0"), "c0", "duplicate clip_id 'c0' (first on line 1)"),
     ("video missing", _set(video="videos/nope.mp4"), "c1", "video not found"),
     ("video unreadable", _unreadable_video, "c1", "OpenCV cannot"),

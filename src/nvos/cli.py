@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nvos import __version__
+from nvos.importers.cli import add_import_parser
 
 Handler = Callable[[argparse.Namespace, dict[str, Any]], int]
 
@@ -272,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--with-gt", action="store_true", help="also write GT, JPEGs and ImageSets")
     p.add_argument("--split", action="append", help="only these splits (repeatable)")
     p.set_defaults(handler=cmd_export_davis)
+    add_import_parser(sub)
     return parser
 
 

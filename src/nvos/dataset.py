@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 
+EXHAUSTIVE = pa.field("exhaustive", pa.bool_())
+"""Optional ``annotations`` column: the row's object flag from the manifest (null: not given)."""
+
 
 @dataclass(frozen=True)
 class DatasetSummary:
@@ -60,7 +63,10 @@ def clips_table(records: Sequence[ClipRecord], clips_per_shard: int) -> pa.Table
 
 def annotations_table(records: Sequence[ClipRecord]) -> pa.Table:
     """The ``annotations`` table: one row per mask instance, in clip order then
-    (frame_index, object_id, instance) order (the order of ``ClipRecord.annotations``)."""
+    (frame_index, object_id, instance) order (the order of ``ClipRecord.annotations``).
+
+    When some clip has ``exhaustive`` flags, an extra nullable bool column ``exhaustive`` holds
+    each row's object flag (null: not given), which the evaluation's breakdown reads."""
     columns: dict[str, list[Any]] = {
         "clip_id": [],
         "frame_index": [],
@@ -70,8 +76,11 @@ def annotations_table(records: Sequence[ClipRecord]) -> pa.Table:
         "width": [],
         "rle_counts": [],
     }
+    flags: list[bool | None] = []
     for record in records:
+        exhaustive = dict(record.exhaustive)
         for a in record.annotations:
+            flags.append(exhaustive.get(a.object_id))
             columns["clip_id"].append(record.clip_id)
             columns["frame_index"].append(a.frame_index)
             columns["object_id"].append(a.object_id)
@@ -80,9 +89,12 @@ def annotations_table(records: Sequence[ClipRecord]) -> pa.Table:
             columns["width"].append(a.width)
             columns["rle_counts"].append(a.counts)
     schema = storage.SCHEMAS["annotations"]
-    return pa.table(
+    table = pa.table(
         {name: pa.array(values, schema.field(name).type) for name, values in columns.items()}
     )
+    if any(r.exhaustive for r in records):
+        table = table.append_column(EXHAUSTIVE, pa.array(flags, EXHAUSTIVE.type))
+    return table
 
 
 def build_dataset(
@@ -116,7 +128,10 @@ def build_dataset(
     clips = clips_table(records, clips_per_shard)
     storage.write_table(clips, clips_out, "clips", meta, row_group_size=clips_per_shard)
     annotations = annotations_table(records)
-    storage.write_table(annotations, annotations_out, "annotations", meta)
+    schema = storage.SCHEMAS["annotations"]
+    if EXHAUSTIVE.name in annotations.column_names:
+        schema = schema.append(EXHAUSTIVE)
+    storage.write_table(annotations, annotations_out, schema, meta)
     counts = summary(records)
     shards = shard_ids(len(records), clips_per_shard)
     logger.info(

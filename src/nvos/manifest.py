@@ -10,9 +10,11 @@ A manifest is JSON Lines, one clip per non-empty line; paths are relative to the
 Keys (any other key is an error): ``clip_id`` (str, unique), ``video`` (a video file or a folder
 of frame images), ``narration`` (str; tagged ``[phrase]<object_id>`` on evaluation clips), ``split``
 (one of the configured splits), and optionally ``start_sec`` / ``end_sec`` (numbers, default: the
-whole video), ``fps`` (frame folders only; default ``folder_fps``) and ``annotations`` (a list of
+whole video), ``fps`` (frame folders only; default ``folder_fps``), ``annotations`` (a list of
 ``{"frame_index": int, "objects": {object_id: RLE or [RLE, ...]}}``; a list holds the instances of
-the object). ``null`` for an optional key means "absent".
+the object) and ``exhaustive`` (``{object_id: bool}``: whether every instance of that annotated
+object is segmented, e.g. VISOR's per-mask flag; the evaluation breaks its scores down by it).
+``null`` for an optional key means "absent".
 
 :func:`validate_manifest` checks every line and collects every problem before raising one
 :class:`ManifestError` that lists them all; on success it returns one :class:`ClipRecord` per line.
@@ -36,7 +38,7 @@ from nvos.video import DEFAULT_FOLDER_FPS, VideoError, VideoInfo, frame_window, 
 logger = logging.getLogger(__name__)
 
 REQUIRED_KEYS: tuple[str, ...] = ("clip_id", "video", "narration", "split")
-OPTIONAL_KEYS: tuple[str, ...] = ("start_sec", "end_sec", "fps", "annotations")
+OPTIONAL_KEYS: tuple[str, ...] = ("start_sec", "end_sec", "fps", "annotations", "exhaustive")
 ALLOWED_KEYS = frozenset(REQUIRED_KEYS + OPTIONAL_KEYS)
 ANNOTATION_KEYS = frozenset({"frame_index", "objects"})
 
@@ -112,6 +114,7 @@ class ClipRecord:
     split: str
     narration: str
     annotations: tuple[Annotation, ...] = ()
+    exhaustive: tuple[tuple[str, bool], ...] = ()
 
 
 def summary(records: Iterable[ClipRecord]) -> dict[str, Any]:
@@ -218,6 +221,20 @@ def _check_tags_match_masks(
     for object_id, text in tag_ids.items():
         if object_id not in mask_ids:
             problems.append(f"tag [{text}]<{object_id}> has no mask in the clip's annotations")
+
+
+def _check_exhaustive(
+    value: Any, mask_ids: set[str], problems: list[str]
+) -> tuple[tuple[str, bool], ...]:
+    """The optional ``exhaustive`` key: {object_id: bool} over objects that have masks."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or not all(isinstance(v, bool) for v in value.values()):
+        problems.append("wrong type: 'exhaustive' must be an object {object_id: true|false}")
+        return ()
+    for object_id in sorted(set(value) - mask_ids):
+        problems.append(f"'exhaustive' names object {object_id!r}, which has no mask in the clip")
+    return tuple(sorted(value.items()))
 
 
 class _LineChecker:
@@ -334,6 +351,7 @@ class _LineChecker:
 
         if tag_ids is not None:
             _check_tags_match_masks(tag_ids, mask_ids, problems)
+        exhaustive = _check_exhaustive(obj.get("exhaustive"), mask_ids, problems)
 
         if problems or info is None or window is None:
             return None, clip_id, problems
@@ -352,6 +370,7 @@ class _LineChecker:
             split=obj["split"],
             narration=obj["narration"],
             annotations=tuple(annotations),
+            exhaustive=exhaustive,
         )
         return record, clip_id, []
 

@@ -1,0 +1,149 @@
+"""What every importer shares: a streaming manifest writer that counts what it imports and skips.
+
+An importer never drops an item silently: each clip it writes is counted per split, each item it
+cannot import is counted under a reason (``writer.skip(item, reason)``), logged, and listed in
+``<MANIFEST>.skipped.csv``; the totals go to ``<MANIFEST>.summary.json`` and to the log. The
+manifest is written line by line to a temporary file and renamed when the import finishes, so a
+killed import leaves no file that looks finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from nvos.storage import atomic_path
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 100_000
+"""Log a progress line every this many imported clips."""
+
+
+class ImportFormatError(ValueError):
+    """An input file that is not in the format it claims (names the file, line or item, and why).
+
+    Raised for problems that make the whole input unusable (wrong top-level structure, missing
+    columns); problems of single items are skips, counted by :meth:`ManifestWriter.skip`.
+    """
+
+
+@dataclass
+class ImportSummary:
+    """Counts of one import: clips per split, skipped items per reason, annotated masks."""
+
+    source: str
+    clips: int = 0
+    per_split: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    masks: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable form (what ``<MANIFEST>.summary.json`` holds)."""
+        return {
+            "source": self.source,
+            "clips": self.clips,
+            "per_split": dict(sorted(self.per_split.items())),
+            "masks": self.masks,
+            "skipped": sum(self.skipped.values()),
+            "skipped_by_reason": dict(self.skipped.most_common()),
+        }
+
+    def text(self) -> str:
+        """A human-readable summary, one line per split and per skip reason."""
+        lines = [f"{self.source}: imported {self.clips} clips ({self.masks} masks)"]
+        lines += [f"  split {split}: {n} clips" for split, n in sorted(self.per_split.items())]
+        total = sum(self.skipped.values())
+        lines.append(f"  skipped {total} items" + (":" if total else ""))
+        lines += [f"    {n} × {reason}" for reason, n in self.skipped.most_common()]
+        return "\n".join(lines)
+
+
+def relative_path(path: str | os.PathLike[str], manifest: str | os.PathLike[str]) -> str:
+    """``path`` relative to the manifest's folder (manifest paths are relative to the file)."""
+    return os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(manifest)))
+
+
+class ManifestWriter:
+    """Writes manifest lines (DESIGN §4) and the skip list of one import.
+
+    Use through :func:`open_manifest`. ``write(line)`` checks that ``clip_id`` is new (a repeat
+    is skipped with the reason "duplicate clip_id") and counts the clip and its masks.
+    """
+
+    def __init__(self, out: Path, handle: TextIO, skipped: csv.writer, source: str) -> None:
+        self.out = out
+        self._handle = handle
+        self._skipped = skipped
+        self._seen: set[str] = set()
+        self.summary = ImportSummary(source)
+
+    def video_path(self, path: str | os.PathLike[str]) -> str:
+        """A video or frame-folder path as the manifest stores it (relative to the manifest)."""
+        return relative_path(path, self.out)
+
+    def write(self, line: dict[str, Any]) -> bool:
+        """Append one clip; return False (counting a skip) if its ``clip_id`` was written before."""
+        clip_id = str(line["clip_id"])
+        if clip_id in self._seen:
+            self.skip(clip_id, "duplicate clip_id")
+            return False
+        self._seen.add(clip_id)
+        self._handle.write(json.dumps(line, separators=(",", ":")) + "\n")
+        self.summary.clips += 1
+        self.summary.per_split[str(line["split"])] += 1
+        for annotation in line.get("annotations") or ():
+            for masks in annotation["objects"].values():
+                self.summary.masks += len(masks) if isinstance(masks, list) else 1
+        if self.summary.clips % PROGRESS_EVERY == 0:
+            logger.info("%s: %d clips written", self.out, self.summary.clips)
+        return True
+
+    def skip(self, item: str, reason: str) -> None:
+        """Count an item that is not imported, with the reason; it is logged and listed."""
+        self.summary.skipped[reason] += 1
+        self._skipped.writerow([item, reason])
+        if self.summary.skipped[reason] <= 5:
+            logger.warning("skipped %s: %s", item, reason)
+        elif self.summary.skipped[reason] == 6:
+            logger.warning("more items skipped for: %s (all in %s)", reason, skipped_path(self.out))
+
+
+def skipped_path(out: Path) -> Path:
+    """Where the skip list of the manifest ``out`` goes: ``<out>.skipped.csv``."""
+    return out.with_name(out.name + ".skipped.csv")
+
+
+def summary_path(out: Path) -> Path:
+    """Where the summary of the manifest ``out`` goes: ``<out>.summary.json``."""
+    return out.with_name(out.name + ".summary.json")
+
+
+@contextmanager
+def open_manifest(out: str | os.PathLike[str], source: str) -> Iterator[ManifestWriter]:
+    """Open ``out`` for an import; on success write it, its skip list and summary atomically.
+
+    If the block raises (or the process is killed), none of the three files is created.
+    """
+    out = Path(out)
+    with ExitStack() as stack:
+        tmp_manifest = stack.enter_context(atomic_path(out))
+        tmp_skipped = stack.enter_context(atomic_path(skipped_path(out)))
+        tmp_summary = stack.enter_context(atomic_path(summary_path(out)))
+        with open(tmp_manifest, "w") as handle, open(tmp_skipped, "w", newline="") as skipped:
+            table = csv.writer(skipped)
+            table.writerow(["item", "reason"])
+            writer = ManifestWriter(out, handle, table, source)
+            yield writer
+        tmp_summary.write_text(json.dumps(writer.summary.to_dict(), indent=2) + "\n")
+        if writer.summary.clips == 0:
+            raise ImportFormatError(f"{source}: no clip could be imported\n{writer.summary.text()}")
+    logger.info("%s", writer.summary.text())

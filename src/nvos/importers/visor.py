@@ -1,0 +1,775 @@
+"""VISOR (VISOR-NVOS) importer: sparse annotation JSONs + frame images + a tagged narration table.
+
+``nvos import visor --annotations DIR --frames DIR --narrations CSV [--size 854x480] --out M``
+
+**Inputs** (REFERENCE §3):
+
+- ``--annotations``: the VISOR sparse ground truth, one ``<video_id>.json`` per video (e.g.
+  ``GroundTruth-SparseAnnotations/annotations/{train,val}/P01_01.json``), searched recursively;
+  dense ``*_interpolations.json`` files are not read. Each has ``video_annotations``: one entry per
+  annotated frame with ``image`` (``name`` = ``<video>_frame_<10-digit number>.jpg``,
+  ``subsequence``, ``video``, ``image_path``) and ``annotations`` (per entity: ``id``, ``name``,
+  ``exhaustive``, ``segments`` = polygons in 1920×1080 pixels).
+- ``--frames``: the sparse frame JPEGs (the unzipped ``sparse/<split>/PXX/PXX_YY.zip``). An image
+  is looked for at ``<frames>/<image_path>``, ``<frames>/<video>/<name>``,
+  ``<frames>/<participant>/<video>/<name>`` and ``<frames>/<name>``, in that order.
+- ``--narrations``: a CSV table, one clip per row, with columns ``clip_id``, ``video_id``,
+  ``start_frame``, ``stop_frame`` (VISOR frame numbers, as in the image names, inclusive: the clip
+  holds every annotated frame of the video in that range) and ``narration`` (object phrases
+  tagged ``[phrase]<id>``); optional ``split`` (empty: the name of the folder holding the video's
+  JSON, e.g. ``train`` / ``val``). Other columns are ignored. An untagged narration makes a clip
+  without masks (training).
+
+**Tags → VISOR entities.** A tag id is resolved per clip, first rule that applies:
+
+1. the ``id`` of a mask on one of the clip's frames → that mask's entity name;
+2. an integer k → the k-th entity name of the clip's subsequence in alphabetical order, i.e. the
+   object label 1..K of VISOR-VOS ``visor_to_davis.py`` (all entities with a non-empty
+   ``segments`` over all frames of the subsequence in the JSON; with ``--data-mapping``, the
+   labels of that file instead: the ``{train,val}_data_mapping.json`` written by
+   ``visor_to_davis.py``, which for val numbers the first frame's objects only). The clip's frames
+   must then lie in one subsequence;
+3. otherwise an entity name, compared after lower-casing and replacing every run of characters
+   other than a-z and 0-9 by ``_`` (``<wooden_spoon>`` is "wooden spoon").
+
+An object is every mask of that entity name on the clip's frames; where one frame has several
+masks with that name they are kept as a list of instances. Masks of entities that no tag names are
+not written (one skip line per clip and entity says so).
+
+**Masks.** Each frame is rasterised as the VISOR tools do (:mod:`nvos.importers.polygons`): at
+1920×1080, one ``fillPoly`` per entity in annotation order (later entities cover earlier ones),
+points truncated to int32. With ``--size WxH`` (VISOR-VOS uses ``854x480``) the label map is
+resized with nearest-neighbour and the images with bilinear interpolation (as VISOR-VOS does);
+without it the images must be 1920×1080. Every tagged object has an entry on every frame of its
+clip, an empty mask where it is not annotated on that frame (as the VISOR-VOS evaluation, which
+scores a missing object as empty).
+
+**Frames become a video.** The manifest needs a video or a frame folder, so the importer writes
+one folder per video, ``<frames-out>/<video_id>/`` (default ``<manifest name>_frames/`` beside
+the manifest), holding the annotated frames that the video's clips use, under their VISOR names
+(so sorted order = frame-number order): symbolic links to the originals, or resized JPEGs with
+``--size``. Each folder is written to a temporary name and renamed when complete. The folder is
+played at ``fps`` 1 (``FOLDER_FPS``): its time axis is ordinal (the k-th annotated frame at k s),
+and a clip is the window ``[first, last + 1)`` s of its frames' positions.
+
+**exhaustive.** VISOR's per-mask ``exhaustive`` flag ('y' / 'n' / 'inconclusive') becomes the
+clip's optional manifest key ``"exhaustive": {object_id: bool}``: true when every mask of the
+object in the clip says 'y'; an object with a mask lacking the flag is left out. The evaluation
+reports the ``exhaustive`` / ``non_exhaustive`` breakdown from it.
+
+Problems of the table or of one frame skip the row or the frame with a counted reason; a JSON that
+is not in the VISOR format, or a table without its columns, stops the import
+(:class:`~nvos.importers.common.ImportFormatError`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from nvos import rle
+from nvos.importers.common import ImportFormatError, ManifestWriter
+from nvos.importers.polygons import (
+    VISOR_SIZE,
+    PolygonError,
+    entity_polygons,
+    rasterise,
+    resize_labels,
+)
+from nvos.tags import TagError, parse_tags
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+NARRATION_COLUMNS: tuple[str, ...] = (
+    "clip_id",
+    "video_id",
+    "start_frame",
+    "stop_frame",
+    "narration",
+)
+"""Required columns of the VISOR narration table (``split`` is optional)."""
+
+FOLDER_FPS = 1.0
+"""Frame rate written for the per-video folders of sparse frames (an ordinal time axis)."""
+
+JPEG_QUALITY = 95
+"""JPEG quality of resized frames."""
+
+LABEL_CACHE = 32
+"""How many rasterised frames are kept for clips that share frames."""
+
+FRAME_NUMBER = re.compile(r"_frame_(\d+)\.[A-Za-z]+$")
+VIDEO_ID = re.compile(r"P\d+_\d+")
+
+
+# ------------------------------------------------------------------------- shared table helpers
+
+
+def read_rows(
+    path: PathLike, required: Sequence[str], what: str
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Stream a CSV table's rows as (line number, {column: stripped text}).
+
+    Raises :class:`ImportFormatError` naming the file when it is missing, empty, or lacks one of
+    the ``required`` columns (``what`` names the table in the message).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFormatError(f"{path}: {what} not found")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames
+        if not header:
+            raise ImportFormatError(f"{path}: {what} is empty (no header line)")
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise ImportFormatError(
+                f"{path}:1: {what} lacks column(s) {', '.join(missing)} "
+                f"(has: {', '.join(h for h in header if h)}; needs: {', '.join(required)})"
+            )
+        for row in reader:
+            values = {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)}
+            yield reader.line_num, values
+
+
+def mask_json(mask: np.ndarray) -> dict[str, Any]:
+    """A boolean mask (H, W) as the manifest's COCO compressed RLE ``{"size", "counts"}``."""
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": rle.encode(mask).decode()}
+
+
+def tag_ids(narration: str) -> list[str]:
+    """The distinct object ids tagged in ``narration``, in reading order (raises TagError)."""
+    return list(dict.fromkeys(p.object_id for p in parse_tags(narration).phrases))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"854x480"`` → (height, width) = (480, 854); raises ValueError otherwise."""
+    match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
+    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+        raise ValueError(f"a size is WIDTHxHEIGHT in pixels, e.g. 854x480; got {text!r}")
+    return int(match.group(2)), int(match.group(1))
+
+
+# ------------------------------------------------------------------------------ VISOR records
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One VISOR mask of a frame: its ``id``, entity ``name``, ``exhaustive`` flag and polygons."""
+
+    id: str
+    name: str
+    exhaustive: str | None
+    polygons: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One annotated VISOR frame. ``error`` says why it cannot be used (a malformed entity)."""
+
+    number: int
+    name: str
+    image_path: str
+    subsequence: str
+    entities: tuple[Entity, ...]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class NarrationRow:
+    """One row of the narration table: a clip of ``video_id`` over VISOR frames
+    ``start_frame..stop_frame`` (inclusive)."""
+
+    line: int
+    clip_id: str
+    video_id: str
+    start_frame: int
+    stop_frame: int
+    narration: str
+    split: str
+    tags: tuple[str, ...]
+
+    @property
+    def item(self) -> str:
+        return f"line {self.line} ({self.clip_id})"
+
+
+@dataclass
+class VisorVideo:
+    """The frames of one VISOR JSON, by frame number, and its split (the JSON's folder name)."""
+
+    video_id: str
+    path: Path
+    frames: dict[int, Frame]
+    split: str
+    _labels: dict[str, dict[int, str]] = field(default_factory=dict)
+
+    def subsequence_labels(self, subsequence: str) -> dict[int, str]:
+        """VISOR-VOS labels of a subsequence: 1..K over its sorted entity names."""
+        if subsequence not in self._labels:
+            names = {
+                e.name
+                for f in self.frames.values()
+                if f.subsequence == subsequence
+                for e in f.entities
+                if e.polygons
+            }
+            self._labels[subsequence] = {k: n for k, n in enumerate(sorted(names), start=1)}
+        return self._labels[subsequence]
+
+
+def find_annotation_files(root: PathLike) -> dict[str, Path]:
+    """video_id → its sparse JSON under ``root`` (recursive; ``*_interpolations.json`` skipped).
+
+    Raises :class:`ImportFormatError` when the folder is missing, holds no VISOR JSON, or holds
+    two JSONs for one video.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ImportFormatError(f"{root}: VISOR annotation folder not found")
+    files: dict[str, Path] = {}
+    for path in sorted(root.rglob("*.json")):
+        if not VIDEO_ID.fullmatch(path.stem):
+            continue
+        if path.stem in files:
+            raise ImportFormatError(
+                f"{path}: a second annotation JSON of video {path.stem} (first: {files[path.stem]})"
+            )
+        files[path.stem] = path
+    if not files:
+        raise ImportFormatError(
+            f"{root}: no VISOR annotation JSON (<video_id>.json such as P01_01.json) found"
+        )
+    return files
+
+
+def _entity(raw: Any, where: str) -> Entity:
+    """Parse one entry of a frame's ``annotations``; raises ValueError naming ``where``."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} is not an object")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{where}.name is missing or not a string")
+    try:
+        polygons = entity_polygons(raw.get("segments"))
+    except PolygonError as error:
+        raise ValueError(f"{where}.{error}") from error
+    flag = raw.get("exhaustive")
+    return Entity(
+        str(raw.get("id", "")),
+        name.strip(),
+        flag.strip().lower() if isinstance(flag, str) else None,
+        tuple(polygons),
+    )
+
+
+def load_video(path: Path) -> VisorVideo:
+    """Read one VISOR sparse JSON into a :class:`VisorVideo`.
+
+    Raises :class:`ImportFormatError` (naming the file and the entry) when the file is not JSON,
+    has no ``video_annotations`` list, or an entry lacks ``image.name`` with a frame number or
+    repeats a frame. A malformed entity makes only its frame unusable (``Frame.error``).
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ImportFormatError(f"{path}: not a JSON file ({error})") from error
+    entries = data.get("video_annotations") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ImportFormatError(
+            f"{path}: not a VISOR annotation file (no top-level 'video_annotations' list)"
+        )
+    frames: dict[int, Frame] = {}
+    for i, entry in enumerate(entries):
+        where = f"{path}: video_annotations[{i}]"
+        image = entry.get("image") if isinstance(entry, dict) else None
+        name = image.get("name") if isinstance(image, dict) else None
+        if not isinstance(name, str):
+            raise ImportFormatError(f"{where}: missing image.name")
+        match = FRAME_NUMBER.search(name)
+        if not match:
+            raise ImportFormatError(
+                f"{where}: image.name {name!r} has no frame number (<video>_frame_<number>.jpg)"
+            )
+        number = int(match.group(1))
+        if number in frames:
+            raise ImportFormatError(f"{where}: frame {name} appears twice")
+        error = None
+        entities: list[Entity] = []
+        raw_entities = entry.get("annotations")
+        if not isinstance(raw_entities, list):
+            error = f"video_annotations[{i}].annotations is not a list"
+        else:
+            for k, raw in enumerate(raw_entities):
+                try:
+                    entities.append(_entity(raw, f"video_annotations[{i}].annotations[{k}]"))
+                except ValueError as problem:
+                    error = str(problem)
+                    break
+        frames[number] = Frame(
+            number,
+            name,
+            str(image.get("image_path") or name),
+            str(image.get("subsequence") or ""),
+            tuple(entities),
+            error,
+        )
+    split = path.parent.name
+    return VisorVideo(path.stem, path, frames, split)
+
+
+def read_narrations(
+    path: PathLike, annotation_files: Mapping[str, Path], writer: ManifestWriter
+) -> dict[str, list[NarrationRow]]:
+    """The table's usable rows grouped by video (in order of first appearance).
+
+    Rows with a missing value, non-integer or reversed frame range, malformed tags or an unknown
+    video are skipped with their reason.
+    """
+    by_video: dict[str, list[NarrationRow]] = {}
+    for line, values in read_rows(path, NARRATION_COLUMNS, "VISOR narration table"):
+        item = f"line {line} ({values.get('clip_id') or '?'})"
+        empty = [c for c in ("clip_id", "video_id", "narration") if not values.get(c)]
+        if empty:
+            writer.skip(item, f"narration row without {' / '.join(empty)}")
+            continue
+        try:
+            start, stop = int(values["start_frame"]), int(values["stop_frame"])
+        except ValueError:
+            writer.skip(item, "start_frame / stop_frame is not an integer")
+            continue
+        if start > stop:
+            writer.skip(f"{item}: {start} > {stop}", "start_frame after stop_frame")
+            continue
+        try:
+            tags = tag_ids(values["narration"])
+        except TagError as error:
+            writer.skip(f"{item}: {error}", "malformed narration tag")
+            continue
+        video_id = values["video_id"]
+        if video_id not in annotation_files:
+            writer.skip(f"{item}: {video_id}", "no VISOR annotation JSON for the video")
+            continue
+        by_video.setdefault(video_id, []).append(
+            NarrationRow(
+                line,
+                values["clip_id"],
+                video_id,
+                start,
+                stop,
+                values["narration"],
+                values.get("split", ""),
+                tuple(tags),
+            )
+        )
+    return by_video
+
+
+def read_data_mapping(path: PathLike) -> dict[str, dict[int, str]]:
+    """A VISOR-VOS ``*_data_mapping.json``: subsequence → {label: entity name}."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        mapping = {
+            str(seq): {int(k): str(v) for k, v in labels.items()} for seq, labels in data.items()
+        }
+    except FileNotFoundError as error:
+        raise ImportFormatError(f"{path}: data mapping not found") from error
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as error:
+        raise ImportFormatError(
+            f"{path}: not a VISOR-VOS data mapping ({{subsequence: {{label: name}}}}): {error}"
+        ) from error
+    return mapping
+
+
+def slug(name: str) -> str:
+    """Entity name → the form a name tag takes: lower case, other runs of characters → ``_``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+# --------------------------------------------------------------------------------- one video
+
+
+class ClipSkip(Exception):
+    """A clip that cannot be imported: ``item`` names it (with details), ``reason`` is the
+    counted category."""
+
+    def __init__(self, item: str, reason: str) -> None:
+        super().__init__(f"{item}: {reason}")
+        self.item = item
+        self.reason = reason
+
+
+@dataclass
+class PendingClip:
+    """A clip whose masks are ready; frame positions are known once the folder is written."""
+
+    row: NarrationRow
+    split: str
+    frames: list[int]  # VISOR frame numbers, ascending
+    masks: dict[int, dict[str, Any]]  # frame number → {object_id: RLE or [RLE, ...]}
+    exhaustive: dict[str, bool]
+
+
+class VideoImporter:
+    """Turns the narration rows of one VISOR video into manifest lines (see the module doc)."""
+
+    def __init__(
+        self,
+        video: VisorVideo,
+        frames_root: Path,
+        size: tuple[int, int] | None,
+        data_mapping: Mapping[str, Mapping[int, str]] | None,
+        writer: ManifestWriter,
+    ) -> None:
+        self.video = video
+        self.frames_root = frames_root
+        self.size = size
+        self.data_mapping = data_mapping
+        self.writer = writer
+        self._images: dict[int, Path | None] = {}
+        self._labels: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def image(self, frame: Frame) -> Path | None:
+        """The frame's image file, or None (skip counted once per frame) when missing or unfit."""
+        if frame.number in self._images:
+            return self._images[frame.number]
+        video = self.video.video_id
+        candidates = [
+            self.frames_root / frame.image_path,
+            self.frames_root / video / frame.name,
+            self.frames_root / video.split("_")[0] / video / frame.name,
+            self.frames_root / frame.name,
+        ]
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is None:
+            self.writer.skip(f"{video} {frame.name}", "frame image not found")
+        elif self.size is None:
+            try:
+                with Image.open(found) as image:
+                    width, height = image.size
+            except OSError:
+                self.writer.skip(str(found), "frame image cannot be read")
+                found = None
+            else:
+                if (height, width) != VISOR_SIZE:
+                    self.writer.skip(
+                        f"{found} is {width}x{height}",
+                        "frame image is not 1920x1080 (resize with --size)",
+                    )
+                    found = None
+        self._images[frame.number] = found
+        return found
+
+    def labels(self, frame: Frame) -> np.ndarray:
+        """The frame's label map at the output size (entity i → i + 1), cached for a few frames."""
+        cached = self._labels.get(frame.number)
+        if cached is None:
+            cached = rasterise([e.polygons for e in frame.entities])
+            if self.size is not None:
+                cached = resize_labels(cached, self.size)
+            self._labels[frame.number] = cached
+            if len(self._labels) > LABEL_CACHE:
+                self._labels.popitem(last=False)
+        return cached
+
+    def clip_frames(self, row: NarrationRow) -> list[Frame]:
+        """The usable frames of the clip's window (frames with no image are skipped)."""
+        numbers = sorted(n for n in self.video.frames if row.start_frame <= n <= row.stop_frame)
+        window = [self.video.frames[n] for n in numbers]
+        if not window:
+            raise ClipSkip(
+                f"{row.item}: {row.video_id} frames {row.start_frame}..{row.stop_frame}",
+                "no annotated VISOR frame in the clip window",
+            )
+        for frame in window:
+            if frame.error is not None:
+                raise ClipSkip(
+                    f"{row.item}: {self.video.path.name} {frame.name}: {frame.error}",
+                    "malformed VISOR annotation on a frame of the clip",
+                )
+        usable = [f for f in window if self.image(f) is not None]
+        if not usable:
+            raise ClipSkip(row.item, "no frame image of the clip could be used")
+        return usable
+
+    def resolve(self, row: NarrationRow, frames: Sequence[Frame]) -> dict[str, str]:
+        """Tag id → VISOR entity name for the clip (rules in the module doc)."""
+        by_id = {e.id: e.name for f in frames for e in f.entities if e.id}
+        by_slug: dict[str, set[str]] = {}
+        for f in frames:
+            for e in f.entities:
+                by_slug.setdefault(slug(e.name), set()).add(e.name)
+        subsequences = sorted({f.subsequence for f in frames})
+        resolved: dict[str, str] = {}
+        for tag in row.tags:
+            if tag in by_id:
+                name = by_id[tag]
+            elif tag.isdigit():
+                name = self._label(row, tag, subsequences)
+            elif len(by_slug.get(slug(tag), ())) == 1:
+                name = next(iter(by_slug[slug(tag)]))
+            elif by_slug.get(slug(tag)):
+                names = ", ".join(sorted(by_slug[slug(tag)]))
+                raise ClipSkip(f"{row.item}: <{tag}> = {names}", "tag names several VISOR entities")
+            else:
+                raise ClipSkip(
+                    f"{row.item}: <{tag}>", "tag matches no VISOR entity of the clip's frames"
+                )
+            for other, other_name in resolved.items():
+                if other_name == name:
+                    raise ClipSkip(
+                        f"{row.item}: <{other}> and <{tag}> are both {name!r}",
+                        "two tags name the same VISOR entity",
+                    )
+            resolved[tag] = name
+        return resolved
+
+    def _label(self, row: NarrationRow, tag: str, subsequences: Sequence[str]) -> str:
+        if len(subsequences) != 1:
+            raise ClipSkip(
+                f"{row.item}: <{tag}> over {', '.join(subsequences)}",
+                "label tag on a clip that spans several subsequences",
+            )
+        subsequence = subsequences[0]
+        if self.data_mapping is not None:
+            if subsequence not in self.data_mapping:
+                raise ClipSkip(
+                    f"{row.item}: {subsequence}", "subsequence not in the --data-mapping file"
+                )
+            labels = dict(self.data_mapping[subsequence])
+        else:
+            labels = self.video.subsequence_labels(subsequence)
+        name = labels.get(int(tag))
+        if name is None:
+            raise ClipSkip(
+                f"{row.item}: <{tag}> but {subsequence} has labels 1..{len(labels)}",
+                "label tag out of range",
+            )
+        return name
+
+    def prepare(self, row: NarrationRow) -> PendingClip:
+        """Frames, masks and exhaustive flags of one clip (raises :class:`ClipSkip`)."""
+        frames = self.clip_frames(row)
+        split = row.split or self.video.split
+        resolved = self.resolve(row, frames)
+        by_name = {name: tag for tag, name in resolved.items()}
+        masks: dict[int, dict[str, Any]] = {}
+        flags: dict[str, list[str | None]] = {tag: [] for tag in resolved}
+        annotated: set[str] = set()
+        untagged: set[str] = set()
+        for frame in frames:
+            labels = self.labels(frame) if resolved else None
+            instances: dict[str, list[np.ndarray]] = {tag: [] for tag in resolved}
+            for i, entity in enumerate(frame.entities):
+                tag = by_name.get(entity.name)
+                if tag is None:
+                    untagged.add(entity.name)
+                    continue
+                flags[tag].append(entity.exhaustive)
+                assert labels is not None
+                mask = labels == i + 1
+                if mask.any():
+                    instances[tag].append(mask)
+            objects: dict[str, Any] = {}
+            for tag, found in instances.items():
+                if found:
+                    annotated.add(tag)
+                if len(found) > 1:
+                    objects[tag] = [mask_json(m) for m in found]
+                else:
+                    shape = self.size or VISOR_SIZE
+                    objects[tag] = mask_json(found[0] if found else np.zeros(shape, dtype=bool))
+            masks[frame.number] = objects
+        missing = [tag for tag in resolved if tag not in annotated]
+        if missing:
+            details = ", ".join(f"<{t}> = {resolved[t]!r}" for t in missing)
+            raise ClipSkip(f"{row.item}: {details}", "tagged entity has no mask in the clip")
+        for name in sorted(untagged) if resolved else ():
+            self.writer.skip(f"{row.clip_id}: {name}", "VISOR entity not tagged in the narration")
+        exhaustive = {
+            tag: all(f == "y" for f in values)
+            for tag, values in flags.items()
+            if values and all(f is not None for f in values)
+        }
+        return PendingClip(row, split, [f.number for f in frames], masks, exhaustive)
+
+    def write_folder(self, numbers: Sequence[int], folder: Path) -> set[int]:
+        """Write the frames ``numbers`` into ``folder`` atomically; return those that failed.
+
+        Without a size: symbolic links to the originals; with one: resized JPEGs.
+        """
+        failed: set[int] = set()
+        with atomic_dir(folder) as tmp:
+            for number in numbers:
+                frame = self.video.frames[number]
+                source = self._images[number]
+                assert source is not None
+                target = tmp / frame.name
+                if self.size is None:
+                    os.symlink(os.path.abspath(source), target)
+                    continue
+                image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+                if image is None:
+                    self.writer.skip(str(source), "frame image cannot be decoded")
+                    failed.add(number)
+                    continue
+                height, width = self.size
+                resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+                quality = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+                if not cv2.imwrite(str(target.with_suffix(".jpg")), resized, quality):
+                    raise OSError(f"cannot write {target}")
+        return failed
+
+    def run(self, rows: Sequence[NarrationRow], frames_out: Path) -> None:
+        """Import the clips of ``rows``: masks first, then the frame folder, then the lines."""
+        pending: list[PendingClip] = []
+        for row in rows:
+            try:
+                pending.append(self.prepare(row))
+            except ClipSkip as skip:
+                self.writer.skip(skip.item, skip.reason)
+        if not pending:
+            return
+        numbers = sorted({n for clip in pending for n in clip.frames})
+        folder = frames_out / self.video.video_id
+        failed = self.write_folder(numbers, folder)
+        position = {n: i for i, n in enumerate(n for n in numbers if n not in failed)}
+        video = self.writer.video_path(folder)
+        for clip in pending:
+            if failed.intersection(clip.frames):
+                self.writer.skip(clip.row.item, "a frame image of the clip cannot be decoded")
+                continue
+            self.writer.write(clip_line(clip, video, position))
+
+
+def clip_line(clip: PendingClip, video: str, position: Mapping[int, int]) -> dict[str, Any]:
+    """The manifest line of a prepared clip; its window spans its frames' folder positions."""
+    first, last = position[clip.frames[0]], position[clip.frames[-1]]
+    line: dict[str, Any] = {
+        "clip_id": clip.row.clip_id,
+        "video": video,
+        "fps": FOLDER_FPS,
+        "start_sec": first / FOLDER_FPS,
+        "end_sec": (last + 1) / FOLDER_FPS,
+        "split": clip.split,
+        "narration": clip.row.narration,
+    }
+    if clip.row.tags:
+        line["annotations"] = [
+            {"frame_index": position[n], "objects": clip.masks[n]} for n in clip.frames
+        ]
+    if clip.exhaustive:
+        line["exhaustive"] = clip.exhaustive
+    return line
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the usual folder mode
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+# ------------------------------------------------------------------------------------- entry
+
+
+def import_visor(
+    annotations: PathLike,
+    frames: PathLike,
+    narrations: PathLike,
+    writer: ManifestWriter,
+    size: tuple[int, int] | None = None,
+    frames_out: PathLike | None = None,
+    data_mapping: PathLike | None = None,
+) -> None:
+    """Import VISOR clips into ``writer`` (module doc: inputs, tags, masks, frame folders).
+
+    ``size`` is the output (height, width), None = VISOR's 1080×1920; ``frames_out`` the folder of
+    per-video frame folders (default ``<manifest name>_frames`` beside the manifest). JSONs are
+    read one video at a time, in the order the table first names them.
+    """
+    frames_root = Path(frames)
+    if not frames_root.is_dir():
+        raise ImportFormatError(f"{frames_root}: VISOR frame folder not found")
+    files = find_annotation_files(annotations)
+    mapping = read_data_mapping(data_mapping) if data_mapping is not None else None
+    by_video = read_narrations(narrations, files, writer)
+    out_dir = (
+        Path(frames_out)
+        if frames_out is not None
+        else writer.out.with_name(writer.out.stem + "_frames")
+    )
+    for n, (video_id, rows) in enumerate(by_video.items(), start=1):
+        video = load_video(files[video_id])
+        VideoImporter(video, frames_root, size, mapping, writer).run(rows, out_dir)
+        logger.info("video %d/%d %s: %d clip rows", n, len(by_video), video_id, len(rows))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Command-line options of ``nvos import visor``."""
+    parser.add_argument(
+        "--annotations", required=True, help="folder of VISOR sparse JSONs (searched recursively)"
+    )
+    parser.add_argument("--frames", required=True, help="folder of the sparse frame JPEGs")
+    parser.add_argument(
+        "--narrations",
+        required=True,
+        help="CSV: clip_id, video_id, start_frame, stop_frame, narration [, split]",
+    )
+    parser.add_argument(
+        "--size", type=parse_size, help="resize frames and masks to WxH (e.g. 854x480)"
+    )
+    parser.add_argument(
+        "--frames-out", help="where the per-video frame folders go (default: <out>_frames/)"
+    )
+    parser.add_argument(
+        "--data-mapping", help="VISOR-VOS *_data_mapping.json for integer (label) tags"
+    )
+
+
+def run(args: argparse.Namespace, writer: ManifestWriter) -> None:
+    """``nvos import visor``: :func:`import_visor` with the parsed options."""
+    import_visor(
+        args.annotations,
+        args.frames,
+        args.narrations,
+        writer,
+        size=args.size,
+        frames_out=args.frames_out,
+        data_mapping=args.data_mapping,
+    )
