@@ -1,8 +1,10 @@
 """DAG build time of `snakemake -n` for large manifests (20k, 200k, 1M clips).
 
 Shard ids depend only on the number of manifest lines, so a dry run never parses the clips; the
-number of jobs grows with shards (`shards.clips_per_shard`), not with clips or frames. Prints one
-line per size: clips, clips per shard, jobs, seconds.
+number of jobs grows with shards (`shards.clips_per_shard`), not with clips or frames. Prints a
+table: clips, clips per shard, shards, planned jobs, jobs per shard, seconds of `snakemake -n`
+(process start, config validation, line count, DAG). The manifest's lines all name one video,
+which a dry run never opens.
 
     python benchmarks/dag.py                       # 20k, 200k, 1M clips, 1000 clips per shard
     python benchmarks/dag.py --sizes 20000 --clips-per-shard 100
@@ -32,8 +34,18 @@ def write_manifest(path: Path, n_clips: int) -> None:
             handle.write(json.dumps({"clip_id": f"c{i:07d}", **line}) + "\n")
 
 
-def dry_run(workdir: Path, manifest: Path, clips_per_shard: int) -> tuple[int, float]:
-    """(jobs, seconds) of ``snakemake -n`` on ``manifest``."""
+def job_counts(stdout: str) -> dict[str, int]:
+    """Rule -> planned jobs from a dry run's job table (``total`` included)."""
+    counts = {}
+    for name, count in re.findall(r"^(\w+)\s+(\d+)\s*$", stdout, flags=re.MULTILINE):
+        counts[name] = int(count)
+    if "total" not in counts:
+        raise RuntimeError(f"no job total in the dry run's output:\n{stdout[-2000:]}")
+    return counts
+
+
+def dry_run(workdir: Path, manifest: Path, clips_per_shard: int) -> tuple[dict[str, int], float]:
+    """(rule -> planned jobs, seconds) of ``snakemake -n`` on ``manifest`` (a fresh run folder)."""
     workdir.mkdir(parents=True, exist_ok=True)
     layer = workdir / "layer.yaml"
     config = {
@@ -52,10 +64,7 @@ def dry_run(workdir: Path, manifest: Path, clips_per_shard: int) -> tuple[int, f
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-2000:])
-    match = re.search(r"^total\s+(\d+)", result.stdout, flags=re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no job total in the dry run's output:\n{result.stdout[-2000:]}")
-    return int(match.group(1)), seconds
+    return job_counts(result.stdout), seconds
 
 
 def main() -> None:
@@ -63,14 +72,18 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000, 1_000_000])
     parser.add_argument("--clips-per-shard", type=int, default=1000)
     args = parser.parse_args()
+    print(f"{'clips':>10}  {'clips/shard':>11}  {'shards':>6}  {'jobs':>6}  {'jobs/shard':>10}  "
+          f"{'dag build':>9}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for n_clips in args.sizes:
             manifest = Path(tmp) / f"manifest_{n_clips}.jsonl"
             write_manifest(manifest, n_clips)
-            jobs, seconds = dry_run(Path(tmp) / f"wd_{n_clips}", manifest, args.clips_per_shard)
+            counts, seconds = dry_run(Path(tmp) / f"wd_{n_clips}", manifest, args.clips_per_shard)
+            shards = -(-n_clips // args.clips_per_shard)
+            jobs = counts["total"]
             print(
-                f"clips {n_clips:>9,d}  clips/shard {args.clips_per_shard:>5d}  "
-                f"jobs {jobs:>6,d}  dag build {seconds:6.1f} s"
+                f"{n_clips:>10,d}  {args.clips_per_shard:>11d}  {shards:>6,d}  {jobs:>6,d}  "
+                f"{jobs / shards:>10.2f}  {seconds:>7.1f} s"
             )
 
 

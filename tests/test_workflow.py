@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nvos import storage
+from nvos import skips, storage
 
 pytestmark = pytest.mark.slow
 
@@ -30,14 +31,21 @@ SMALL_DEMO = {
 }
 
 
-def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the project's Snakefile in ``workdir`` with the defaults + ``config`` layered on."""
+def snakemake_command(workdir: Path, *args: str, config: dict | None = None) -> list[str]:
+    """The command running the project's Snakefile in ``workdir`` with the defaults + ``config``
+    layered on (written to ``workdir/layer.yaml``)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     layer = workdir / "layer.yaml"
     layer.write_text(yaml.safe_dump(config or SMALL_DEMO))
-    command = [
+    return [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
         "--cores", "2", *args, "--configfile", str(REPO / "config/config.yaml"), str(layer),
     ]  # fmt: skip
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile in ``workdir`` (see :func:`snakemake_command`) to the end."""
+    command = snakemake_command(workdir, *args, config=config)
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
 
@@ -85,6 +93,30 @@ def test_demo_dag_writes_every_stage(demo_run: Path) -> None:
     summary = json.loads((demo_run / "metrics/oracle/val/summary.json").read_text())
     assert summary["objects"] > 0 and 0.0 < summary["J"] <= 1.0
     assert (demo_run / "report/index.html").exists()
+
+
+def test_every_stage_reconciles_its_clips(demo_run: Path) -> None:
+    rows = {row["stage"]: row for row in skips.read_reconciliation(demo_run / "reconciliation.csv")}
+    methods = ["sam_clip", "rosa", "rosa_noctx", "oracle"]
+    stages = ["frames", "proposals", "phrases", "features", *(f"predictions/{m}" for m in methods)]
+    assert list(rows) == stages
+    for row in rows.values():
+        assert row["clips_in"] == row["clips_out"] + row["clips_skipped"], row
+    assert rows["frames"]["clips_in"] == rows["phrases"]["clips_in"] == 4
+    assert rows["frames"]["jobs"] == 2 and rows["phrases"]["jobs"] == 1
+    for method in ("sam_clip", "rosa", "rosa_noctx"):  # the 2 train clips are not predicted
+        assert "split_not_predicted=2" in rows[f"predictions/{method}"]["reasons"]
+    assert "no_tagged_object=2" in rows["predictions/oracle"]["reasons"]  # untagged train clips
+    with open(demo_run / "skipped.csv", newline="") as handle:
+        skipped = list(csv.DictReader(handle))
+    for stage, row in rows.items():
+        listed = [r for r in skipped if r["stage"] == stage and r["frame_index"] == ""]
+        assert len(listed) == row["clips_skipped"] and all(r["reason"] for r in listed)
+    log = (demo_run / "logs/skips.log").read_text()
+    assert "predictions/oracle (2 jobs): clips in 4 = out" in log
+    assert (demo_run / "benchmarks/skips.tsv").exists()
+    table = (demo_run / "report/table.md").read_text()
+    assert "## Skipped clips" in table and "| predictions/oracle | 2 | 4 |" in table
 
 
 def test_rerun_has_nothing_to_do_and_config_change_reruns_dependents(demo_run: Path) -> None:

@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,12 +39,14 @@ from nvos.features.clip_model import ClipEncoder
 from nvos.features.stage import read_shard_phrases
 from nvos.frames import ROLE_ANNOTATED
 from nvos.proposals.stage import read_proposals
+from nvos.skips import Ledger, Skip
 
 __all__ = [
     "PromptEncoder",
     "SamClipSummary",
     "check_same_model",
     "clip_prompt_encoder",
+    "prediction_skips",
     "read_region_embeddings",
     "sam_clip_predictions",
     "select_region",
@@ -59,13 +61,15 @@ PromptEncoder = Callable[[Sequence[str]], np.ndarray]
 
 @dataclass(frozen=True)
 class SamClipSummary:
-    """What :func:`sam_clip_predictions` wrote for one shard."""
+    """What :func:`sam_clip_predictions` wrote for one shard; ``ledger`` accounts for every clip
+    of the shard (:mod:`nvos.skips`, :func:`prediction_skips`)."""
 
     clips: int
     phrases: int
     predictions: int
     missing: int
     seconds: float
+    ledger: Ledger = field(repr=False, compare=False)
 
 
 def select_region(embeddings: np.ndarray, prompt: np.ndarray) -> tuple[int, float]:
@@ -211,6 +215,9 @@ def sam_clip_predictions(
         frames_without_regions=missing,
         **extra,
     )
+    skips = prediction_skips(clips, splits, phrases, frames, regions)
+    ledger = Ledger.of("predictions/sam_clip", shard, clips["clip_id"].to_pylist(),
+                       columns["clip_id"], skips)  # fmt: skip
     table = pa.table(columns, schema=storage.SCHEMAS["predictions"])
     storage.write_table(table, out_path, "predictions", meta=record)
     summary = SamClipSummary(
@@ -219,9 +226,39 @@ def sam_clip_predictions(
         predictions=table.num_rows,
         missing=len(missing),
         seconds=time.perf_counter() - start,
+        ledger=ledger,
     )
     logger.info("sam_clip: wrote %s: %s", out_path, summary)
     return summary
+
+
+def prediction_skips(
+    clips: pa.Table,
+    splits: Sequence[str],
+    tagged: Mapping[str, Sequence[Any]],
+    frames: Mapping[str, Sequence[tuple[int, int, int]]],
+    regions: Mapping[tuple[str, int], Any],
+) -> list[Skip]:
+    """Why a clip of the shard gets no prediction row: ``split_not_predicted`` (its split is not
+    in ``splits``), ``no_tagged_phrase`` (no ``[phrase]<id>`` phrase), ``no_annotated_frame``,
+    or ``no_regions_on_annotated_frames`` (no region embedding on any annotated frame).
+
+    ``tagged``: clip → its tagged phrases; ``frames``: clip → annotated (frame, height, width);
+    ``regions``: the (clip_id, frame_index) keys that have region embeddings.
+    """
+    skips = []
+    for clip_id, split in zip(
+        clips["clip_id"].to_pylist(), clips["split"].to_pylist(), strict=True
+    ):
+        if split not in splits:
+            skips.append(Skip(clip_id, "split_not_predicted", detail=f"split {split}"))
+        elif not tagged.get(clip_id):
+            skips.append(Skip(clip_id, "no_tagged_phrase"))
+        elif not frames.get(clip_id):
+            skips.append(Skip(clip_id, "no_annotated_frame"))
+        elif not any((clip_id, f) in regions for f, _, _ in frames[clip_id]):
+            skips.append(Skip(clip_id, "no_regions_on_annotated_frames"))
+    return skips
 
 
 def _annotated_frames(

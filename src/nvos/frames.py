@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from nvos import storage, video
 from nvos.dataset import read_shard_clips
+from nvos.skips import Ledger, Skip
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ class ClipFramesError(video.VideoError):
 
 @dataclass(frozen=True)
 class FramesSummary:
-    """What :func:`extract_frames` wrote for one shard."""
+    """What :func:`extract_frames` wrote for one shard; ``ledger`` accounts for every clip
+    (:mod:`nvos.skips`; skip reason ``no_frames``)."""
 
     shard: str
     clips: int
@@ -50,6 +52,7 @@ class FramesSummary:
     frames_sampled: int
     clips_without_frames: int
     annotated_outside_window: int
+    ledger: Ledger = field(repr=False, compare=False)
 
     @property
     def frames(self) -> int:
@@ -228,6 +231,8 @@ def extract_frames(
     counts = {ROLE_ANNOTATED: 0, ROLE_SAMPLED: 0}
     without_frames = 0
     outside_window = 0
+    written: list[str] = []
+    skips: list[Skip] = []
     for done, clip in enumerate(clips.to_pylist(), start=1):
         clip_id, path = clip["clip_id"], clip["video"]
         try:
@@ -257,10 +262,12 @@ def extract_frames(
         if selection:
             table = clip_frame_rows(clip_id, info, selection, max_side, jpeg_quality)
             tables.append(table)
+            written.append(clip_id)
             for role in table.column("role").to_pylist():
                 counts[role] += 1
         else:
             without_frames += 1
+            skips.append(Skip(clip_id, "no_frames", detail="no annotated frame and per_clip = 0"))
             logger.warning("clip %r: no annotated frame and per_clip=0, no frame stored", clip_id)
         if done % max(log_every, 1) == 0 or done == total:
             logger.info(
@@ -273,6 +280,7 @@ def extract_frames(
                 counts[ROLE_SAMPLED],
                 time.monotonic() - started,
             )
+    ledger = Ledger.of("frames", shard, clip_ids, written, skips)
     frames = pa.concat_tables(tables) if tables else storage.empty_table("frames")
     record = {
         **storage.provenance(
@@ -293,6 +301,7 @@ def extract_frames(
         frames_sampled=counts[ROLE_SAMPLED],
         clips_without_frames=without_frames,
         annotated_outside_window=outside_window,
+        ledger=ledger,
     )
     logger.info("frames %s: wrote %s (%s)", shard, out_path, summary)
     return summary

@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from nvos.evaluation.truth import tagged_objects as narration_objects
 from nvos.logs import Progress
 from nvos.metrics import iou_matrix
 from nvos.proposals.stage import StoredProposals, read_proposals
+from nvos.skips import Ledger, Skip
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ class OracleSummary:
 
     ``frames_without_proposals`` lists the (clip_id, frame_index) annotated frames of tagged clips
     that had no proposal (so no row); ``mean_best_iou`` is the mean of ``score`` over the
-    (object, frame) pairs written (None when none).
+    (object, frame) pairs written (None when none). ``ledger`` accounts for every clip of the
+    shard (:mod:`nvos.skips`; reasons ``no_tagged_object``, ``no_annotations``,
+    ``no_proposals_on_annotated_frames``).
     """
 
     shard: str
@@ -64,6 +67,7 @@ class OracleSummary:
     mean_best_iou: float | None
     frames_without_proposals: tuple[tuple[str, int], ...]
     seconds: float
+    ledger: Ledger = field(repr=False, compare=False)
 
 
 def gt_union_counts(truth: ClipTruth, object_id: str, frame_index: int) -> bytes:
@@ -175,15 +179,19 @@ def build_oracle(
     scores: list[float] = []
     without_annotations = 0
     frames = 0
+    skips = [Skip(c, "no_tagged_object") for c in clip_ids if c not in tagged]
     progress = Progress(logger, len(tagged), "clips")
     for clip_id, objects in tagged.items():
         truth = truths.get(clip_id)
         if truth is None:
             without_annotations += 1
+            skips.append(Skip(clip_id, "no_annotations"))
             logger.warning("clip %r has tags but no annotation: no oracle row", clip_id)
         else:
             frames += len(truth.frames)
             scores.extend(oracle_columns(truth, objects, proposals, columns, missing))
+            if not any(len(proposals.get((clip_id, f), ())) for f in truth.frames):
+                skips.append(Skip(clip_id, "no_proposals_on_annotated_frames"))
         progress.update()
     summary = OracleSummary(
         shard=shard,
@@ -197,6 +205,7 @@ def build_oracle(
         mean_best_iou=float(np.mean(scores)) if scores else None,
         frames_without_proposals=tuple(missing),
         seconds=time.perf_counter() - start,
+        ledger=Ledger.of("predictions/oracle", shard, clip_ids, columns["clip_id"], skips),
     )
     table = pa.table(
         {name: pa.array(values, schema.field(name).type) for name, values in columns.items()}
@@ -207,7 +216,7 @@ def build_oracle(
         method=METHOD,
         shard=shard,
         proposals=str(proposals_path),
-        **{k: v for k, v in asdict(summary).items() if k not in ("shard", "seconds")},
+        **{k: v for k, v in asdict(summary).items() if k not in ("shard", "seconds", "ledger")},
     )
     storage.write_table(table, out_path, "predictions", record)
     logger.info(

@@ -19,6 +19,24 @@ logger = logging.getLogger(__name__)
 PathLike = str | Path
 
 
+def _with_skips(skipped_out: PathLike | None, summary: Any) -> Any:
+    """Write the stage summary's ledger (:mod:`nvos.skips`) to ``skipped_out`` when given."""
+    if skipped_out is not None:
+        from nvos.skips import write_ledger
+
+        write_ledger(summary.ledger, skipped_out)
+    return summary
+
+
+def run_skips(
+    skipped: Sequence[PathLike], skipped_csv: PathLike, reconciliation_csv: PathLike
+) -> list[dict[str, Any]]:
+    """Every stage job's skips in one ``skipped.csv`` and the per-stage ``reconciliation.csv``."""
+    from nvos.skips import gather
+
+    return gather(list(skipped), skipped_csv, reconciliation_csv)
+
+
 def run_demo_data(out_dir: PathLike, demo: Mapping[str, Any]) -> Path:
     """Generate the embedded demo dataset (videos + manifest) into ``out_dir``."""
     from nvos.demo import generate_demo
@@ -53,24 +71,33 @@ def run_frames(
     out: PathLike,
     frames: Mapping[str, Any],
     folder_fps: float,
+    skipped_out: PathLike | None = None,
 ) -> Any:
-    """Decode, sample and store the frames of one shard."""
+    """Decode, sample and store the frames of one shard (its skips to ``skipped_out``)."""
     from nvos.frames import extract_frames
 
-    return extract_frames(
-        clips,
-        annotations,
-        shard,
-        out,
-        per_clip=int(frames["per_clip"]),
-        max_side=int(frames["max_side"]),
-        jpeg_quality=int(frames["jpeg_quality"]),
-        folder_fps=float(folder_fps),
+    return _with_skips(
+        skipped_out,
+        extract_frames(
+            clips,
+            annotations,
+            shard,
+            out,
+            per_clip=int(frames["per_clip"]),
+            max_side=int(frames["max_side"]),
+            jpeg_quality=int(frames["jpeg_quality"]),
+            folder_fps=float(folder_fps),
+        ),
     )
 
 
 def run_proposals(
-    frames: PathLike, out: PathLike, proposals: Mapping[str, Any], lock_dir: PathLike, shard: str
+    frames: PathLike,
+    out: PathLike,
+    proposals: Mapping[str, Any],
+    lock_dir: PathLike,
+    shard: str,
+    skipped_out: PathLike | None = None,
 ) -> Any:
     """Generate mask proposals for one shard's frames on a claimed device."""
     from nvos.devices import claim_device
@@ -78,7 +105,7 @@ def run_proposals(
 
     with claim_device(Path(lock_dir)) as device:
         backend = build_backend(dict(proposals), device=device)
-        return generate_proposals(
+        summary = generate_proposals(
             frames,
             out,
             backend,
@@ -86,13 +113,20 @@ def run_proposals(
             batch_frames=int(proposals["batch_frames"]),
             meta={"config": dict(proposals), "shard": shard},
         )
+    return _with_skips(skipped_out, summary)
 
 
-def run_phrases(clips: PathLike, out: PathLike, phrases: Mapping[str, Any]) -> Any:
+def run_phrases(
+    clips: PathLike,
+    out: PathLike,
+    phrases: Mapping[str, Any],
+    skipped_out: PathLike | None = None,
+) -> Any:
     """Extract the object phrases of every clip into ``phrases.parquet``."""
     from nvos.phrases.stage import build_parser, extract_phrases
 
-    return extract_phrases(clips, out, build_parser(phrases), meta={"config": dict(phrases)})
+    summary = extract_phrases(clips, out, build_parser(phrases), meta={"config": dict(phrases)})
+    return _with_skips(skipped_out, summary)
 
 
 def run_features(
@@ -105,6 +139,7 @@ def run_features(
     text_out: PathLike,
     features: Mapping[str, Any],
     lock_dir: PathLike,
+    skipped_out: PathLike | None = None,
 ) -> Any:
     """CLIP embeddings of one shard's proposals (regions) and phrases on a claimed device."""
     from nvos.devices import claim_device
@@ -112,7 +147,7 @@ def run_features(
 
     with claim_device(Path(lock_dir)) as device:
         encoder = build_encoder(features, device)
-        return extract_features(
+        summary = extract_features(
             frames,
             proposals,
             phrases,
@@ -126,6 +161,7 @@ def run_features(
             batch_texts=int(features["batch_texts"]),
             config=dict(features),
         )
+    return _with_skips(skipped_out, summary)
 
 
 def run_sam_clip(
@@ -139,6 +175,7 @@ def run_sam_clip(
     features: Mapping[str, Any],
     splits: Sequence[str],
     lock_dir: PathLike,
+    skipped_out: PathLike | None = None,
 ) -> Any:
     """The SAM + CLIP zero-shot baseline's predictions for one shard."""
     from nvos.baselines import check_same_model, clip_prompt_encoder, sam_clip_predictions
@@ -148,7 +185,7 @@ def run_sam_clip(
     with claim_device(Path(lock_dir)) as device:
         encoder = build_encoder(features, device)
         check_same_model(regions, encoder.describe())
-        return sam_clip_predictions(
+        summary = sam_clip_predictions(
             regions,
             proposals,
             frames,
@@ -161,6 +198,7 @@ def run_sam_clip(
             splits=list(splits),
             meta={"config": dict(features), "clip": encoder.describe()},
         )
+    return _with_skips(skipped_out, summary)
 
 
 def run_train(
@@ -187,11 +225,12 @@ def run_predict(
     variant: str,
     predict: Mapping[str, Any],
     lock_dir: PathLike,
+    skipped_out: PathLike | None = None,
 ) -> Any:
     """Predictions of one ROSA variant on one shard's annotated frames."""
     from nvos.rosa.predict import run_predict as predict_shard
 
-    return predict_shard(
+    summary = predict_shard(
         run_dir,
         shard,
         checkpoint,
@@ -202,15 +241,22 @@ def run_predict(
         batch_size=int(predict["batch_size"]),
         lock_dir=lock_dir,
     )
+    return _with_skips(skipped_out, summary)
 
 
 def run_oracle(
-    clips: PathLike, annotations: PathLike, proposals: PathLike, shard: str, out: PathLike
+    clips: PathLike,
+    annotations: PathLike,
+    proposals: PathLike,
+    shard: str,
+    out: PathLike,
+    skipped_out: PathLike | None = None,
 ) -> Any:
     """Best-IoU proposal per tagged object and annotated frame of one shard (SAM upper bound)."""
     from nvos.oracle import build_oracle
 
-    return build_oracle(clips, annotations, proposals, shard, out, meta={"shard": shard})
+    summary = build_oracle(clips, annotations, proposals, shard, out, meta={"shard": shard})
+    return _with_skips(skipped_out, summary)
 
 
 def run_evaluate(
@@ -250,13 +296,16 @@ def run_report(
     clips: PathLike,
     out_dir: PathLike,
     report: Mapping[str, Any],
+    reconciliation: PathLike | None = None,
 ) -> Any:
-    """The results table, the HTML page and the qualitative overlays."""
+    """The results table, the HTML page and the qualitative overlays (and the skip counts of
+    ``reconciliation.csv`` when given)."""
     from nvos.report import build_report
 
     return build_report(
-        metrics_dir, frames_dir, annotations, predictions_dir, clips, out_dir, dict(report)
-    )
+        metrics_dir, frames_dir, annotations, predictions_dir, clips, out_dir, dict(report),
+        reconciliation,
+    )  # fmt: skip
 
 
 def run_export_davis(

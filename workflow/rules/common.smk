@@ -19,6 +19,7 @@ localrules:
     predict,
     oracle,
     evaluate,
+    skips,
     report,
 
 

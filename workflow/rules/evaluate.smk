@@ -2,9 +2,10 @@ rule oracle_shard:
     input:
         clips=rules.dataset.output.clips,
         annotations=rules.dataset.output.annotations,
-        proposals=rules.proposals_shard.output,
+        proposals=rules.proposals_shard.output.proposals,
     output:
-        f"{RUN}/predictions/oracle/{{shard}}.parquet",
+        predictions=f"{RUN}/predictions/oracle/{{shard}}.parquet",
+        skipped=f"{RUN}/skipped/predictions/oracle/{{shard}}.parquet",
     log:
         f"{RUN}/logs/oracle/{{shard}}.log",
     benchmark:

@@ -1,13 +1,14 @@
 rule features_shard:
     input:
-        frames=rules.frames_shard.output,
-        proposals=rules.proposals_shard.output,
-        phrases=rules.phrases.output,
+        frames=rules.frames_shard.output.frames,
+        proposals=rules.proposals_shard.output.proposals,
+        phrases=rules.phrases.output.phrases,
         clips=rules.dataset.output.clips,
         checkpoint=clip_checkpoint,
     output:
         regions=f"{RUN}/features/{{shard}}.regions.parquet",
         text=f"{RUN}/features/{{shard}}.text.parquet",
+        skipped=f"{RUN}/skipped/features/{{shard}}.parquet",
     params:
         features={k: v for k, v in config["features"].items() if k != "prompt"},
         lock_dir=f"{RUN}/locks",
@@ -31,13 +32,14 @@ rule features:
 rule sam_clip_shard:
     input:
         regions=rules.features_shard.output.regions,
-        proposals=rules.proposals_shard.output,
-        frames=rules.frames_shard.output,
-        phrases=rules.phrases.output,
+        proposals=rules.proposals_shard.output.proposals,
+        frames=rules.frames_shard.output.frames,
+        phrases=rules.phrases.output.phrases,
         clips=rules.dataset.output.clips,
         checkpoint=clip_checkpoint,
     output:
-        f"{RUN}/predictions/sam_clip/{{shard}}.parquet",
+        predictions=f"{RUN}/predictions/sam_clip/{{shard}}.parquet",
+        skipped=f"{RUN}/skipped/predictions/sam_clip/{{shard}}.parquet",
     params:
         features=config["features"],
         splits=config["evaluate"]["splits"],

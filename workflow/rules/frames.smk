@@ -3,7 +3,8 @@ rule frames_shard:
         clips=rules.dataset.output.clips,
         annotations=rules.dataset.output.annotations,
     output:
-        f"{RUN}/frames/{{shard}}.parquet",
+        frames=f"{RUN}/frames/{{shard}}.parquet",
+        skipped=f"{RUN}/skipped/frames/{{shard}}.parquet",
     params:
         frames=config["frames"],
         folder_fps=config["dataset"]["folder_fps"],

@@ -2,7 +2,8 @@ rule phrases:
     input:
         rules.dataset.output.clips,
     output:
-        f"{RUN}/phrases.parquet",
+        phrases=f"{RUN}/phrases.parquet",
+        skipped=f"{RUN}/skipped/phrases.parquet",
     params:
         phrases=config["phrases"],
     log:

@@ -1,8 +1,9 @@
 rule proposals_shard:
     input:
-        rules.frames_shard.output,
+        rules.frames_shard.output.frames,
     output:
-        f"{RUN}/proposals/{{shard}}.parquet",
+        proposals=f"{RUN}/proposals/{{shard}}.parquet",
+        skipped=f"{RUN}/skipped/proposals/{{shard}}.parquet",
     params:
         proposals=config["proposals"],
         lock_dir=f"{RUN}/locks",

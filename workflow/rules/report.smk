@@ -1,3 +1,30 @@
+SKIP_METHODS = [
+    m for m in config["evaluate"]["methods"] if m in ("sam_clip", "oracle") or m in ROSA_VARIANTS
+]
+
+
+rule skips:
+    input:
+        expand(f"{RUN}/skipped/frames/{{shard}}.parquet", shard=SHARDS),
+        expand(f"{RUN}/skipped/proposals/{{shard}}.parquet", shard=SHARDS),
+        f"{RUN}/skipped/phrases.parquet",
+        expand(f"{RUN}/skipped/features/{{shard}}.parquet", shard=SHARDS),
+        expand(
+            f"{RUN}/skipped/predictions/{{method}}/{{shard}}.parquet",
+            method=SKIP_METHODS,
+            shard=SHARDS,
+        ),
+    output:
+        skipped=f"{RUN}/skipped.csv",
+        reconciliation=f"{RUN}/reconciliation.csv",
+    log:
+        f"{RUN}/logs/skips.log",
+    benchmark:
+        f"{RUN}/benchmarks/skips.tsv"
+    script:
+        "../scripts/skips.py"
+
+
 rule report:
     input:
         metrics=rules.evaluate.input,
@@ -9,6 +36,7 @@ rule report:
         frames=expand(f"{RUN}/frames/{{shard}}.parquet", shard=SHARDS),
         clips=rules.dataset.output.clips,
         annotations=rules.dataset.output.annotations,
+        reconciliation=rules.skips.output.reconciliation,
     output:
         table=report(f"{RUN}/report/table.md", category="Results", caption="../report/table.rst"),
         html=report(f"{RUN}/report/index.html", category="Results", caption="../report/index.rst"),

@@ -11,7 +11,7 @@ wildcard_constraints:
 rule train:
     input:
         clips=rules.dataset.output.clips,
-        phrases=rules.phrases.output,
+        phrases=rules.phrases.output.phrases,
         regions=expand(f"{RUN}/features/{{shard}}.regions.parquet", shard=SHARDS),
         text=expand(f"{RUN}/features/{{shard}}.text.parquet", shard=SHARDS),
         proposals=expand(f"{RUN}/proposals/{{shard}}.parquet", shard=SHARDS),
@@ -37,14 +37,15 @@ rule train:
 rule predict_shard:
     input:
         clips=rules.dataset.output.clips,
-        phrases=rules.phrases.output,
+        phrases=rules.phrases.output.phrases,
         regions=f"{RUN}/features/{{shard}}.regions.parquet",
         text=f"{RUN}/features/{{shard}}.text.parquet",
         proposals=f"{RUN}/proposals/{{shard}}.parquet",
         frames=f"{RUN}/frames/{{shard}}.parquet",
         checkpoint=f"{RUN}/models/{{variant}}/checkpoint.pt",
     output:
-        f"{RUN}/predictions/{{variant}}/{{shard}}.parquet",
+        predictions=f"{RUN}/predictions/{{variant}}/{{shard}}.parquet",
+        skipped=f"{RUN}/skipped/predictions/{{variant}}/{{shard}}.parquet",
     params:
         rosa=lambda wc: variant_params(config["rosa"], wc.variant),
         predict=config["predict"],

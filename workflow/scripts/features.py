@@ -7,14 +7,15 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with stage_log(snakemake.log[0], "features") as log:
     summary = run_features(
-        snakemake.input.frames[0],
-        snakemake.input.proposals[0],
-        snakemake.input.phrases[0],
+        snakemake.input.frames,
+        snakemake.input.proposals,
+        snakemake.input.phrases,
         snakemake.input.clips,
         snakemake.wildcards.shard,
         snakemake.output.regions,
         snakemake.output.text,
         snakemake.params.features,
         snakemake.params.lock_dir,
+        skipped_out=snakemake.output.skipped,
     )
     log.info("%s", summary)

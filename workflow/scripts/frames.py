@@ -10,8 +10,9 @@ with stage_log(snakemake.log[0], "frames") as log:
         snakemake.input.clips,
         snakemake.input.annotations,
         snakemake.wildcards.shard,
-        snakemake.output[0],
+        snakemake.output.frames,
         snakemake.params.frames,
         snakemake.params.folder_fps,
+        skipped_out=snakemake.output.skipped,
     )
     log.info("%s", summary)

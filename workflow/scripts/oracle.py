@@ -9,8 +9,9 @@ with stage_log(snakemake.log[0], "oracle") as log:
     summary = run_oracle(
         snakemake.input.clips,
         snakemake.input.annotations,
-        snakemake.input.proposals[0],
+        snakemake.input.proposals,
         snakemake.wildcards.shard,
-        snakemake.output[0],
+        snakemake.output.predictions,
+        skipped_out=snakemake.output.skipped,
     )
     log.info("%s", summary)

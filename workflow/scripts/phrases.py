@@ -6,5 +6,10 @@ from nvos.pipeline import run_phrases
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with stage_log(snakemake.log[0], "phrases") as log:
-    summary = run_phrases(snakemake.input[0], snakemake.output[0], snakemake.params.phrases)
+    summary = run_phrases(
+        snakemake.input[0],
+        snakemake.output.phrases,
+        snakemake.params.phrases,
+        skipped_out=snakemake.output.skipped,
+    )
     log.info("%s", summary)

@@ -11,10 +11,11 @@ with stage_log(snakemake.log[0], "predict") as log:
         params.run_dir,
         snakemake.wildcards.shard,
         snakemake.input.checkpoint,
-        snakemake.output[0],
+        snakemake.output.predictions,
         params.rosa,
         snakemake.wildcards.variant,
         params.predict,
         params.lock_dir,
+        skipped_out=snakemake.output.skipped,
     )
     log.info("%s", summary)

@@ -8,9 +8,10 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 with stage_log(snakemake.log[0], "proposals") as log:
     summary = run_proposals(
         snakemake.input[0],
-        snakemake.output[0],
+        snakemake.output.proposals,
         snakemake.params.proposals,
         snakemake.params.lock_dir,
         snakemake.wildcards.shard,
+        skipped_out=snakemake.output.skipped,
     )
     log.info("%s", summary)

@@ -15,5 +15,6 @@ with stage_log(snakemake.log[0], "report") as log:
         snakemake.input.clips,
         params.out_dir,
         params.report,
+        snakemake.input.reconciliation,
     )
     log.info("%s", summary)

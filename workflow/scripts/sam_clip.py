@@ -8,14 +8,15 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 with stage_log(snakemake.log[0], "sam_clip") as log:
     summary = run_sam_clip(
         snakemake.input.regions,
-        snakemake.input.proposals[0],
-        snakemake.input.frames[0],
-        snakemake.input.phrases[0],
+        snakemake.input.proposals,
+        snakemake.input.frames,
+        snakemake.input.phrases,
         snakemake.input.clips,
         snakemake.wildcards.shard,
-        snakemake.output[0],
+        snakemake.output.predictions,
         snakemake.params.features,
         snakemake.params.splits,
         snakemake.params.lock_dir,
+        skipped_out=snakemake.output.skipped,
     )
     log.info("%s", summary)

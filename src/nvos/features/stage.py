@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from nvos.frames import iter_frames
 from nvos.logs import Progress
 from nvos.phrases import clean_narration
 from nvos.proposals.stage import read_proposals
+from nvos.skips import Ledger, Skip
 
 __all__ = [
     "FeaturesSummary",
@@ -59,7 +60,10 @@ PathLike = str | os.PathLike[str]
 
 @dataclass(frozen=True)
 class FeaturesSummary:
-    """What :func:`extract_features` wrote for one shard."""
+    """What :func:`extract_features` wrote for one shard; ``ledger`` accounts for the clips with
+    proposals (:mod:`nvos.skips`): a clip all of whose proposals have empty masks has no region
+    (``empty_masks``), and so has each such frame of the other clips. Every clip of the shard
+    has its text rows."""
 
     shard: str
     frames: int
@@ -71,6 +75,7 @@ class FeaturesSummary:
     phrases_fallback: int
     region_seconds: float
     text_seconds: float
+    ledger: Ledger = field(repr=False, compare=False)
 
     @property
     def regions_per_second(self) -> float:
@@ -158,8 +163,8 @@ def extract_features(
         "shard": shard,
     }
     start = time.perf_counter()
-    regions, region_counts = _region_table(
-        frames_path, proposals_path, encoder, policy, batch_regions
+    regions, region_counts, ledger = _region_table(
+        frames_path, proposals_path, shard, encoder, policy, batch_regions
     )
     region_seconds = time.perf_counter() - start
     record = storage.provenance("features.regions", config, **common, **region_counts)
@@ -189,6 +194,7 @@ def extract_features(
         phrases_fallback=len(text_counts["fallback_phrases"]),
         region_seconds=region_seconds,
         text_seconds=text_seconds,
+        ledger=ledger,
     )
 
 
@@ -204,12 +210,16 @@ class _Pending:
 def _region_table(
     frames_path: PathLike,
     proposals_path: PathLike,
+    shard: str,
     encoder: ClipEncoder,
     policy: CropPolicy,
     batch_regions: int,
-) -> tuple[pa.Table, dict[str, Any]]:
-    """The regions table and its counts (frames, frames without proposals, empty regions)."""
+) -> tuple[pa.Table, dict[str, Any], Ledger]:
+    """The regions table, its counts (frames, frames without proposals, empty regions) and the
+    ledger of the clips with proposals."""
     proposals = read_proposals(proposals_path)
+    clips_in = list(dict.fromkeys(clip_id for clip_id, _ in proposals))
+    all_empty: list[tuple[str, int]] = []
     total = sum(int(np.count_nonzero(p.area > 0)) for p in proposals.values())
     logger.info(
         "features: %d regions of %d frames with proposals in %s (crops %d px, margin %.2f, "
@@ -231,6 +241,7 @@ def _region_table(
         keep = props.area > 0
         empty.extend([clip_id, frame_index, int(i)] for i in props.proposal_id[~keep])
         if not keep.any():
+            all_empty.append((clip_id, frame_index))
             continue
         frame = normalise_frame(image, encoder.mean, encoder.std, encoder.device)
         masks = torch.from_numpy(props.masks()[keep])
@@ -267,7 +278,12 @@ def _region_table(
         }
     )
     counts = {"frames": frames, "frames_without_proposals": without, "empty_regions": empty}
-    return table, counts
+    written = set(columns["clip_id"])
+    skips = [
+        Skip(c, "empty_masks", detail="all its proposals") for c in clips_in if c not in written
+    ]
+    skips += [Skip(c, "empty_masks", frame_index=f) for c, f in all_empty if c in written]
+    return table, counts, Ledger.of("features", shard, clips_in, written, skips)
 
 
 def _flush(

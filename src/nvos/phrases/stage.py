@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +23,7 @@ from nvos import storage
 from nvos.logs import Progress
 from nvos.phrases.normalise import Narration, NarrationError, normalise_narration
 from nvos.phrases.parse import PhraseParser, load_spacy
+from nvos.skips import Ledger, Skip
 from nvos.tags import TagError
 
 __all__ = ["PhrasesSummary", "build_parser", "extract_phrases"]
@@ -34,7 +35,8 @@ PathLike = str | os.PathLike[str]
 
 @dataclass(frozen=True)
 class PhrasesSummary:
-    """What :func:`extract_phrases` wrote."""
+    """What :func:`extract_phrases` wrote; ``ledger`` accounts for every clip (:mod:`nvos.skips`;
+    skip reasons ``summary_narration`` and ``no_phrase``)."""
 
     clips: int
     phrases: int
@@ -43,6 +45,7 @@ class PhrasesSummary:
     summary_clips: tuple[str, ...]
     zero_phrase_clips: tuple[str, ...]
     seconds: float
+    ledger: Ledger = field(repr=False, compare=False)
 
 
 def build_parser(config: Mapping[str, Any]) -> PhraseParser:
@@ -105,6 +108,9 @@ def extract_phrases(
         progress.update(len(batch))
     summaries = [c for c, n in zip(clip_ids, narrations, strict=True) if n.is_summary]
     sources = columns["source"]
+    skips = [Skip(c, "summary_narration", detail="#Summary line") for c in summaries]
+    skips += [Skip(c, "no_phrase", detail="no object phrase in the narration") for c in zero]
+    ledger = Ledger.of("phrases", "all", clip_ids, columns["clip_id"], skips)
     summary = PhrasesSummary(
         clips=len(clip_ids),
         phrases=len(sources),
@@ -113,6 +119,7 @@ def extract_phrases(
         summary_clips=tuple(summaries),
         zero_phrase_clips=tuple(zero),
         seconds=time.perf_counter() - start,
+        ledger=ledger,
     )
     extra = dict(meta or {})
     record = storage.provenance(

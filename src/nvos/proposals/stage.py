@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from nvos.devices import run_with_oom_retry
 from nvos.frames import iter_frames
 from nvos.logs import Progress
 from nvos.proposals.base import FrameProposals, ProposalBackend, top_k
+from nvos.skips import Ledger, Skip
 
 __all__ = [
     "BACKENDS",
@@ -50,13 +51,16 @@ BACKENDS = ("classical", "sam")
 
 @dataclass(frozen=True)
 class ProposalsSummary:
-    """What :func:`generate_proposals` wrote for one shard."""
+    """What :func:`generate_proposals` wrote for one shard; ``ledger`` accounts for every clip of
+    the frames table (:mod:`nvos.skips`): a clip none of whose frames has a proposal is skipped
+    (``no_proposals``), and so is each frame without proposal of the other clips."""
 
     frames: int
     frames_empty: int
     proposals: int
     seconds: float
     empty_frames: tuple[tuple[str, int], ...]
+    ledger: Ledger = field(repr=False, compare=False)
 
     @property
     def frames_per_second(self) -> float:
@@ -143,13 +147,14 @@ def generate_proposals(
             rows_per_clip[frame.clip_id] = rows_per_clip.get(frame.clip_id, 0) + len(kept)
         progress.update(len(batch))
     seconds = time.perf_counter() - start
-
+    ledger = _ledger(meta, rows_per_clip, empty)
     summary = ProposalsSummary(
         frames=progress.done,
         frames_empty=len(empty),
         proposals=len(columns["proposal_id"]),
         seconds=seconds,
         empty_frames=tuple(empty),
+        ledger=ledger,
     )
     extra = dict(meta or {})
     record = storage.provenance(
@@ -183,6 +188,18 @@ def generate_proposals(
         summary.frames_per_second,
     )
     return summary
+
+
+def _ledger(
+    meta: Mapping[str, Any] | None, rows_per_clip: Mapping[str, int], empty: list[tuple[str, int]]
+) -> Ledger:
+    """Clips in (every clip of the frames table) = clips with proposals + clips without any."""
+    written = {clip_id for clip_id, rows in rows_per_clip.items() if rows}
+    skips = [Skip(c, "no_proposals", detail="on none of its frames") for c, n in
+             rows_per_clip.items() if not n]  # fmt: skip
+    skips += [Skip(c, "no_proposals", frame_index=f) for c, f in empty if c in written]
+    shard = str((meta or {}).get("shard", ""))
+    return Ledger.of("proposals", shard, rows_per_clip, written, skips)
 
 
 def _frames(frames_path: PathLike) -> Iterator[_Frame]:

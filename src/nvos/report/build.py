@@ -31,8 +31,10 @@ from nvos.report.table import (
     markdown_report,
     method_label,
     order_methods,
+    skips_markdown,
     split_tables,
 )
+from nvos.skips import read_reconciliation
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class ReportSummary:
     stale_overlays_removed: int = 0
     clips_without_frames: int = 0
     frames_without_prediction: int = 0
+    clips_skipped: int = 0
 
 
 def method_predictions(predictions_dir: PathLike, method: str) -> list[Path]:
@@ -132,12 +135,14 @@ def build_report(
     clips_path: PathLike,
     out_dir: PathLike,
     config: Mapping[str, Any] | None = None,
+    reconciliation: PathLike | None = None,
 ) -> ReportSummary:
     """Write ``out_dir/table.md``, ``out_dir/index.html`` and ``out_dir/overlays/*.jpg``.
 
     ``metrics_dir``: ``metrics/<method>/<split>/summary.json``; ``frames_dir``:
     ``frames/<shard>.parquet``; ``predictions_dir``: ``predictions/<method>/<shard>.parquet``;
-    ``config``: the ``report`` config group (keys of :data:`DEFAULTS`).
+    ``config``: the ``report`` config group (keys of :data:`DEFAULTS`); ``reconciliation``: the
+    run's ``reconciliation.csv`` (:mod:`nvos.skips`), shown as a "Skipped clips" section.
     """
     cfg = {**DEFAULTS, **dict(config or {})}
     out = Path(out_dir)
@@ -148,10 +153,13 @@ def build_report(
     tables = split_tables(metrics, labels, cfg["methods"])
     methods = order_methods([m for per_split in metrics.values() for m in per_split])
     table_path = out / "table.md"
-    storage.write_text(table_path, markdown_report(tables, str(cfg["title"])))
+    skips = read_reconciliation(reconciliation) if reconciliation is not None else []
+    text = markdown_report(tables, str(cfg["title"]))
+    storage.write_text(table_path, text + ("\n" + skips_markdown(skips) if skips else ""))
 
     overlay_method = choose_overlay_method(tables, predictions_dir, cfg["overlay_method"])
     summary = ReportSummary(
+        clips_skipped=sum(int(row["clips_skipped"]) for row in skips),
         table_path=str(table_path),
         html_path=str(out / "index.html"),
         splits=[t.split for t in tables],
@@ -176,6 +184,7 @@ def build_report(
         None if overlay_method is None else method_label(overlay_method, labels),
         links,
         LEGEND,
+        skips,
     )
     storage.write_text(out / "index.html", page)
     logger.info("report: %s", summary)

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 
 from nvos.report.chart import bar_chart_svg
 from nvos.report.overlays import Overlay, colour_hex
-from nvos.report.table import COLUMNS, MISSING, SplitTable, counts_line, format_score
+from nvos.report.table import (
+    COLUMNS,
+    MISSING,
+    SKIPS_HEADER,
+    SKIPS_TEXT,
+    SplitTable,
+    counts_line,
+    format_score,
+    skips_cells,
+)
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 1200px; color: #222; }
@@ -87,6 +96,18 @@ def _breakdowns_html(table: SplitTable) -> str:
     return "".join(parts)
 
 
+def _skips_html(rows: Sequence[Mapping[str, object]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in SKIPS_HEADER)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+        for cells in skips_cells(rows)
+    )
+    return (
+        f"<h2>Skipped clips</h2><p>{html.escape(SKIPS_TEXT)}</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
 def _clip_html(section: ClipSection) -> str:
     legend = section.overlays[0].legend if section.overlays else ()
     items = "".join(
@@ -117,8 +138,10 @@ def render_html(
     overlay_label: str | None,
     links: Mapping[str, str],
     legend_text: str,
+    skips: Sequence[Mapping[str, object]] = (),
 ) -> str:
-    """The report page. ``links``: text -> relative path of files beside the page."""
+    """The report page. ``links``: text -> relative path of files beside the page; ``skips``:
+    the rows of ``reconciliation.csv`` (:func:`nvos.skips.read_reconciliation`), if any."""
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(legend_text)}</p>"]
     if links:
         anchors = " · ".join(
@@ -142,6 +165,8 @@ def render_html(
             "the white outline is the ground truth of all tagged objects.</p>"
         )
         body += [_clip_html(section) for section in clips]
+    if skips:
+        body.append(_skips_html(skips))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"

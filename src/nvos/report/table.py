@@ -251,6 +251,29 @@ def markdown_table(table: SplitTable) -> str:
     return "\n".join(lines)
 
 
+SKIPS_HEADER = ("stage", "jobs", "clips in", "clips out", "clips skipped", "frames skipped",
+                "reasons")  # fmt: skip
+SKIPS_TEXT = (
+    "Every stage accounts for its clips: clips in = clips out + clips skipped. "
+    "`skipped.csv` (beside the report folder) lists every skipped clip and frame with its reason."
+)
+
+
+def skips_cells(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """One row of :data:`SKIPS_HEADER` cells per stage of a ``reconciliation.csv``."""
+    keys = ("stage", "jobs", "clips_in", "clips_out", "clips_skipped", "frames_skipped")
+    return [[str(row[k]) for k in keys] + [str(row["reasons"]) or MISSING] for row in rows]
+
+
+def skips_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The ``## Skipped clips`` section of ``table.md``."""
+    lines = ["## Skipped clips", "", SKIPS_TEXT, ""]
+    lines.append("| " + " | ".join(SKIPS_HEADER) + " |")
+    lines.append("|:---|" + "---:|" * (len(SKIPS_HEADER) - 2) + ":---|")
+    lines += ["| " + " | ".join(cells) + " |" for cells in skips_cells(rows)]
+    return "\n".join(lines) + "\n"
+
+
 def markdown_report(tables: Sequence[SplitTable], title: str = "Results") -> str:
     """``table.md``: a title, the column legend and one table per split."""
     legend = (

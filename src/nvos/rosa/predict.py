@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ from nvos.logs import Progress
 from nvos.rosa.batch import ClipBatch
 from nvos.rosa.data import FeatureDataset, ShardPaths, make_loader
 from nvos.rosa.model import Alignment
+from nvos.skips import Ledger, Skip
 
 __all__ = ["AlignmentModel", "PredictSummary", "predict_rosa", "run_predict", "select_proposals"]
 
@@ -53,6 +54,8 @@ class PredictSummary:
     ``frames_without_regions`` annotated frames (of clips kept) had no proposal, and
     ``clips_skipped`` clips of the split had no phrase or no proposal at all (see the dataset's
     summary): their tagged phrases get no prediction there, which evaluation scores as empty.
+    ``ledger`` (set by :func:`run_predict`) accounts for every clip of the shard
+    (:mod:`nvos.skips`; reasons as :func:`nvos.baselines.prediction_skips`).
     """
 
     clips: int
@@ -61,6 +64,7 @@ class PredictSummary:
     frames_without_regions: int
     clips_skipped: int
     seconds: float
+    ledger: Ledger | None = field(default=None, repr=False, compare=False)
 
 
 def select_proposals(batch: ClipBatch, alignment: Alignment) -> list[dict[str, Any]]:
@@ -237,4 +241,40 @@ def run_predict(
     )
     with claim_device(Path(lock_dir or run / "locks")) as device:
         model = load_model(checkpoint, map_location=device)
-        return predict_rosa(model, dataset, paths.proposals, out, meta, device, batch_size)
+        summary = predict_rosa(model, dataset, paths.proposals, out, meta, device, batch_size)
+    ledger = _ledger(run, shard, variant, splits, dataset, out)
+    return replace(summary, ledger=ledger)
+
+
+#: FeatureDataset's reasons (eval mode) in the words of the other prediction stages.
+_DATASET_REASONS = {
+    "no_phrases": "no_tagged_phrase",
+    "no_regions": "no_regions_on_annotated_frames",
+}
+
+
+def _ledger(
+    run: Path, shard: str, variant: str, splits: Sequence[str], dataset: FeatureDataset,
+    out: PathLike,
+) -> Ledger:  # fmt: skip
+    """Every clip of the shard: predicted, or skipped with the reason (other split, left out by
+    the dataset, or kept but without any tagged phrase)."""
+    from nvos.dataset import read_shard_clips
+    from nvos.features.stage import read_shard_phrases
+
+    clips = read_shard_clips(run / "clips.parquet", shard)
+    clip_ids = clips["clip_id"].to_pylist()
+    skips = [
+        Skip(c, "split_not_predicted", detail=f"split {split}")
+        for c, split in zip(clip_ids, clips["split"].to_pylist(), strict=True)
+        if split not in splits
+    ]
+    skips += [Skip(c, _DATASET_REASONS.get(r, r)) for c, r in dataset.summary.skipped]
+    phrases = read_shard_phrases(run / "phrases.parquet", list(dataset.clip_ids))
+    skips += [
+        Skip(c, "no_tagged_phrase")
+        for c in dataset.clip_ids
+        if all(row["object_id"] is None for row in phrases[c])
+    ]
+    written = pq.read_table(out, columns=["clip_id"])["clip_id"].to_pylist()
+    return Ledger.of(f"predictions/{variant}", shard, clip_ids, written, skips)
