@@ -29,7 +29,13 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+# With evaluation splits: everything up to the report. Without (a training-only manifest, e.g.
+# Ego4D or EPIC narrations): everything up to the trained checkpoints, and the skip accounting.
 rule all:
     default_target: True
     input:
-        rules.report.output,
+        (
+            rules.report.output
+            if config["evaluate"]["splits"]
+            else [*rules.skips.output, *expand(rules.train.output.checkpoint, variant=ROSA_VARIANTS)]
+        ),

@@ -56,3 +56,16 @@ def write_frames(
         }
     )
     storage.write_table(table, path, "frames")
+
+
+def make_video(
+    path: Path, seconds: float, fps: float = 5.0, size: tuple[int, int] = (32, 24)
+) -> Path:
+    """A tiny mp4v video of ``seconds`` at ``fps`` (grey level = frame index mod 256)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    assert writer.isOpened()
+    for i in range(round(seconds * fps)):
+        writer.write(np.full((size[1], size[0], 3), i % 256, np.uint8))
+    writer.release()
+    return path

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_import_epic import make_video
+from tables import make_video
 
 from nvos.importers import ego4d
 from nvos.importers.cli import cmd_import

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tables import make_video
 
 from nvos.importers import epic
 from nvos.importers.cli import cmd_import
@@ -29,17 +30,6 @@ SPLITS = ("train", "val", "test")
 N_ROWS = 54
 P18_11_AFTER_50S = 3  # P18_11_23/24/25 stop at 52.98, 55.13, 57.63 s
 P18_11_AFTER_FRAME_3300 = 2  # P18_11_24/25 stop at frames 3307, 3457
-
-
-def make_video(path: Path, seconds: float, fps: float = 5.0, size: tuple[int, int] = (32, 24)):
-    """A tiny mp4v video of ``seconds`` at ``fps`` (grey level = frame index mod 256)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    assert writer.isOpened()
-    for i in range(round(seconds * fps)):
-        writer.write(np.full((size[1], size[0], 3), i % 256, np.uint8))
-    writer.release()
-    return path
 
 
 def make_frames(folder: Path, count: int, first: int = 1) -> Path:

@@ -9,15 +9,18 @@ from pathlib import Path
 
 import pytest
 from importer_fixtures import write_visor
-from test_workflow import snakemake
+from tables import make_video
+from test_workflow import planned_jobs, snakemake
 
 from nvos import storage
 from nvos.config import load_config
+from nvos.importers import ego4d
+from nvos.importers.common import open_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["visor_nvos.yaml", "vost.yaml"])
+@pytest.mark.parametrize("name", ["visor_nvos.yaml", "vost.yaml", "ego4d_train.yaml", "epic.yaml"])
 def test_dataset_config_examples_validate(name: str) -> None:
     config = load_config([REPO / "config" / "examples" / name])
     assert config["dataset"]["manifest"].endswith("manifest.jsonl")
@@ -64,3 +67,36 @@ def test_imported_visor_fixture_runs_through_snakemake_report(tmp_path: Path) ->
     # VISOR's exhaustive flags reach the evaluation: all 'y' but the board (unflagged on 1000)
     groups = oracle["breakdowns"]["exhaustive"]
     assert groups["exhaustive"]["objects"] == 3 and groups["non_exhaustive"]["objects"] == 1
+
+
+def test_training_only_manifest_plans_up_to_the_checkpoints(tmp_path: Path) -> None:
+    """An imported Ego4D manifest (no masks) with no evaluation split: the default target trains
+    every variant and accounts for skips, and plans no prediction, evaluation or report."""
+    make_video(tmp_path / "videos" / "vid-a.mp4", 8, fps=10)
+    narrations = {
+        "vid-a": {
+            "narration_pass_1": {
+                "narrations": [
+                    {"timestamp_sec": t, "narration_text": f"#C C picks a cup {i}"}
+                    for i, t in enumerate([1.0, 3.0, 5.0, 7.0])
+                ],
+                "summaries": [],
+            }
+        }
+    }
+    (tmp_path / "narration.json").write_text(json.dumps(narrations))
+    manifest = tmp_path / "manifest.jsonl"
+    with open_manifest(manifest, "ego4d") as writer:
+        ego4d.import_ego4d(tmp_path / "narration.json", tmp_path / "videos", writer)
+    config = {
+        "dataset": {"manifest": str(manifest)},
+        "predict": {"splits": []},
+        "evaluate": {"splits": []},
+    }
+    result = snakemake(tmp_path / "run", "-n", config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result)
+    assert jobs["train"] == 4  # the four ROSA variants of the defaults
+    assert jobs["skips"] == 1
+    for rule in ("report", "evaluate_method", "predict_shard", "sam_clip_shard", "oracle_shard"):
+        assert rule not in jobs

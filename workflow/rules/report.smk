@@ -1,5 +1,8 @@
+# Prediction methods whose skips are accounted for (none when nothing is evaluated).
 SKIP_METHODS = [
-    m for m in config["evaluate"]["methods"] if m in ("sam_clip", "oracle") or m in ROSA_VARIANTS
+    m
+    for m in config["evaluate"]["methods"]
+    if config["evaluate"]["splits"] and (m in ("sam_clip", "oracle") or m in ROSA_VARIANTS)
 ]
 
 
