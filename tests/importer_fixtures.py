@@ -20,10 +20,29 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from nvos import rle
 from nvos.importers.cli import cmd_import
+from nvos.importers.common import skipped_path
 
 FULL_HD = (1080, 1920)
 """(height, width) of VISOR sparse frames and polygon coordinates."""
+
+
+def manifest_lines(manifest: Path) -> dict[str, dict[str, Any]]:
+    """The manifest's lines by clip_id."""
+    return {x["clip_id"]: x for x in map(json.loads, manifest.read_text().splitlines())}
+
+
+def decode(obj: dict[str, Any]) -> np.ndarray:
+    """A manifest RLE object ``{"size": [h, w], "counts": str}`` as a boolean mask (h, w)."""
+    height, width = obj["size"]
+    return rle.decode(obj["counts"], height, width)
+
+
+def skipped(manifest: Path) -> list[tuple[str, str]]:
+    """(item, reason) rows of the manifest's skip list."""
+    with open(skipped_path(manifest), newline="") as handle:
+        return [(row["item"], row["reason"]) for row in csv.DictReader(handle)]
 
 
 def run_import(fmt: str, argv: list[str]) -> int:

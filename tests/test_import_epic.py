@@ -157,10 +157,10 @@ def test_frame_folders_use_frame_numbers_and_video_info_fps(
     assert by_id["P18_10_0"]["start_sec"] == pytest.approx(115 / 59.94005994005994)
     assert by_id["P18_11_0"]["fps"] == 60.0
     assert by_id["P18_11_0"]["video"] == "frames/P18/rgb_frames/P18_11"
-    assert (
+    assert summary["notes"] == [
         "frame rate of frame folders: 1 videos from EPIC_100_video_info.csv; 1 videos from the "
-        "video_id rule (60 for PXX_YY, 50 for PXX_1YY)" in caplog.messages
-    )
+        "video_id rule (60 for PXX_YY, 50 for PXX_1YY)"
+    ]
     records = {r.clip_id: r for r in validate_manifest(out, SPLITS)}
     # the window is exactly frames start_frame..stop_frame (1-based) of the folder
     assert records["P18_10_0"].window == range(115, 270)

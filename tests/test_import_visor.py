@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from pathlib import Path
@@ -17,36 +16,24 @@ from importer_fixtures import (
     SEQ1,
     VISOR_FRAMES,
     VISOR_NARRATIONS,
+    decode,
     entity,
     filled,
     frame_name,
+    manifest_lines,
     rect,
     run_import,
+    skipped,
     visor_frame,
     write_visor,
     write_visor_json,
 )
 
-from nvos import rle
-from nvos.importers.common import skipped_path, summary_path
+from nvos.importers.common import summary_path
 from nvos.importers.polygons import PolygonError, entity_polygons, rasterise, resize_labels
 from nvos.manifest import validate_manifest
 
 SPLITS = ["train", "val", "test"]
-
-
-def lines(manifest: Path) -> dict[str, dict[str, Any]]:
-    return {x["clip_id"]: x for x in map(json.loads, manifest.read_text().splitlines())}
-
-
-def decode(obj: dict[str, Any]) -> np.ndarray:
-    height, width = obj["size"]
-    return rle.decode(obj["counts"], height, width)
-
-
-def skipped(manifest: Path) -> list[tuple[str, str]]:
-    with open(skipped_path(manifest), newline="") as handle:
-        return [(row["item"], row["reason"]) for row in csv.DictReader(handle)]
 
 
 # ------------------------------------------------------------------------------------ polygons
@@ -111,7 +98,7 @@ def full_hd(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_import_writes_a_valid_manifest_with_exact_masks(full_hd: Path) -> None:
     records = {r.clip_id: r for r in validate_manifest(full_hd, SPLITS)}
     assert sorted(records) == ["P01_01_c1", "P01_01_c2", "P01_01_c3", "P01_01_c4", "P02_03_c1"]
-    clips = lines(full_hd)
+    clips = manifest_lines(full_hd)
     c1 = clips["P01_01_c1"]
     # frames 100, 250, 400 of P01_01 are the first three of its folder (900, 1000 follow)
     assert (c1["video"], c1["fps"], c1["start_sec"], c1["end_sec"]) == (
@@ -137,7 +124,7 @@ def test_import_writes_a_valid_manifest_with_exact_masks(full_hd: Path) -> None:
 
 
 def test_labels_mask_ids_and_names_resolve_to_entities(full_hd: Path) -> None:
-    clips = lines(full_hd)
+    clips = manifest_lines(full_hd)
     # <2> = onion (2nd of left hand, onion, pan, wooden spoon): two masks → a list of instances
     c2 = clips["P01_01_c2"]
     assert (c2["start_sec"], c2["end_sec"]) == (1.0, 2.0)
@@ -181,7 +168,7 @@ def test_size_option_resizes_masks_nearest_and_writes_frames(tmp_path: Path) -> 
     )
     records = validate_manifest(out, SPLITS)
     assert {(r.height, r.width) for r in records} == {(480, 854)}
-    c1 = lines(out)["P01_01_c1"]
+    c1 = manifest_lines(out)["P01_01_c1"]
     assert c1["video"] == "f/P01_01"
     full = filled(FULL_HD, (500, 300, 900, 500)) & ~filled(FULL_HD, (800, 400, 1400, 900))
     reference = cv2.resize(full.astype(np.uint8), (854, 480), interpolation=cv2.INTER_NEAREST)
@@ -199,7 +186,7 @@ def test_data_mapping_file_gives_the_labels(tmp_path: Path) -> None:
     mapping.write_text(json.dumps({SEQ1: {"1": "pan", "2": "onion"}}))
     out = tmp_path / "m.jsonl"
     assert run_import("visor", fixture.argv(out, "--data-mapping", str(mapping))) == 0
-    objects = lines(out)["P01_01_c2"]["annotations"][0]["objects"]
+    objects = manifest_lines(out)["P01_01_c2"]["annotations"][0]["objects"]
     assert len(objects["2"]) == 2 and decode(objects["1"]).sum() == 601 * 501
 
 
@@ -222,7 +209,7 @@ def test_bad_rows_and_tags_are_skipped_with_their_reasons(tmp_path: Path) -> Non
     fixture = write_visor(tmp_path, narrations=rows)
     out = tmp_path / "m.jsonl"
     assert run_import("visor", fixture.argv(out)) == 0
-    assert list(lines(out)) == ["ok"]
+    assert list(manifest_lines(out)) == ["ok"]
     reasons = {
         re.match(r"line \d+ \((.*?)\)", item).group(1): reason
         for item, reason in skipped(out)
@@ -252,10 +239,10 @@ def test_missing_and_wrong_size_images_skip_their_frame_only(tmp_path: Path) -> 
     cv2.imwrite(str(fixture.frames / P01 / frame_name(P01, 250)), np.zeros((480, 854, 3), np.uint8))
     out = tmp_path / "m.jsonl"
     assert run_import("visor", fixture.argv(out)) == 0
-    c1 = lines(out)["P01_01_c1"]
+    c1 = manifest_lines(out)["P01_01_c1"]
     assert [a["frame_index"] for a in c1["annotations"]] == [0]  # only frame 100 is left
     assert (c1["start_sec"], c1["end_sec"]) == (0.0, 1.0)
-    assert "P01_01_c2" not in lines(out)
+    assert "P01_01_c2" not in manifest_lines(out)
     found = skipped(out)
     assert (f"{P01} {frame_name(P01, 400)}", "frame image not found") in found
     assert any(
@@ -273,7 +260,7 @@ def test_a_malformed_entity_skips_the_clips_that_use_its_frame(tmp_path: Path) -
     write_visor_json(fixture.annotations / "train" / "P01_01.json", entries)
     out = tmp_path / "m.jsonl"
     assert run_import("visor", fixture.argv(out)) == 0
-    assert list(lines(out)) == ["P01_01_c3"]  # frames 900, 1000 are fine
+    assert list(manifest_lines(out)) == ["P01_01_c3"]  # frames 900, 1000 are fine
     where = (
         "P01_01.json P01_01_frame_0000000250.jpg: video_annotations[1].annotations[4]"
         ".segments[0][1] is not an [x, y] number pair: [20, 'y']"
@@ -386,7 +373,7 @@ def test_ambiguous_names_unmapped_subsequences_and_unreadable_images(tmp_path: P
     mapping.write_text(json.dumps({"P09_09_seq_00001": {"1": "pan"}}))
     out = tmp_path / "m.jsonl"
     assert run_import("visor", fixture.argv(out, "--data-mapping", str(mapping))) == 0
-    assert list(lines(out)) == ["ok"]
+    assert list(manifest_lines(out)) == ["ok"]
     found = skipped(out)
     assert (
         "line 3 (board): <chopping_board> = Chopping-Board, chopping board",

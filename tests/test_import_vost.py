@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,33 +14,21 @@ from importer_fixtures import (
     VOST_NARRATIONS,
     VOST_SIZE,
     VOST_STEP,
+    decode,
+    manifest_lines,
     run_import,
+    skipped,
     vost_labels,
     write_png,
     write_vost,
 )
 from PIL import Image
 
-from nvos import rle
-from nvos.importers.common import open_manifest, skipped_path, summary_path
+from nvos.importers.common import open_manifest, summary_path
 from nvos.importers.vost import import_vost
 from nvos.manifest import validate_manifest
 
 SPLITS = ["train", "val", "test"]
-
-
-def lines(manifest: Path) -> dict[str, dict[str, Any]]:
-    return {x["clip_id"]: x for x in map(json.loads, manifest.read_text().splitlines())}
-
-
-def decode(obj: dict[str, Any]) -> np.ndarray:
-    height, width = obj["size"]
-    return rle.decode(obj["counts"], height, width)
-
-
-def skipped(manifest: Path) -> list[tuple[str, str]]:
-    with open(skipped_path(manifest), newline="") as handle:
-        return [(row["item"], row["reason"]) for row in csv.DictReader(handle)]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +43,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_import_writes_a_valid_manifest_at_the_annotated_positions(imported: Path) -> None:
     records = {r.clip_id: r for r in validate_manifest(imported, SPLITS)}
     assert list(records) == [CUT, TEAR, "555_tear_paper_b"]  # table order
-    cut = lines(imported)[CUT]
+    cut = manifest_lines(imported)[CUT]
     assert cut["video"] == f"../vost/JPEGImages/{CUT}" and cut["fps"] == 30.0
     assert cut["split"] == "val"  # from ImageSets/val.txt
     assert [a["frame_index"] for a in cut["annotations"]] == [0, VOST_STEP]
@@ -66,7 +52,7 @@ def test_import_writes_a_valid_manifest_at_the_annotated_positions(imported: Pat
 
 
 def test_cut_pieces_with_one_label_stay_one_mask_and_ignore_is_background(imported: Path) -> None:
-    cut = lines(imported)[CUT]
+    cut = manifest_lines(imported)[CUT]
     after = cut["annotations"][1]["objects"]
     carrot = decode(after["1"])  # one RLE: VOST gives both pieces the carrot's label
     labels = vost_labels(CUT, 1)
@@ -77,7 +63,7 @@ def test_cut_pieces_with_one_label_stay_one_mask_and_ignore_is_background(import
 
 
 def test_separately_labelled_pieces_are_instances(imported: Path) -> None:
-    tear = lines(imported)[TEAR]
+    tear = manifest_lines(imported)[TEAR]
     before, after = (a["objects"]["1"] for a in tear["annotations"])
     assert isinstance(before, dict)  # only label 1 on the first frame: one mask
     assert isinstance(after, list) and len(after) == 2  # labels 1 and 4: two instances
@@ -86,7 +72,7 @@ def test_separately_labelled_pieces_are_instances(imported: Path) -> None:
         True,
         True,
     ]
-    untagged = lines(imported)["555_tear_paper_b"]
+    untagged = manifest_lines(imported)["555_tear_paper_b"]
     assert untagged["split"] == "train" and "annotations" not in untagged
 
 
@@ -104,7 +90,10 @@ def test_ignore_pixels_are_counted(tmp_path: Path) -> None:
     with open_manifest(tmp_path / "m.jsonl", "vost") as writer:
         counts = import_vost(fixture.root, fixture.narrations, writer)
     assert (counts.frames, counts.pixels, counts.annotated_frames) == (1, 4 * 30, 4)
-    assert "fps" not in lines(tmp_path / "m.jsonl")[CUT]  # no --fps: the manifest default
+    assert writer.summary.to_dict()["notes"] == [
+        "ignore label 255: 1 of 4 annotated frames, 120 pixels (background in every mask)"
+    ]
+    assert "fps" not in manifest_lines(tmp_path / "m.jsonl")[CUT]  # no --fps: the manifest default
 
 
 def test_bad_rows_sequences_and_pngs_are_skipped_with_their_reasons(tmp_path: Path) -> None:
@@ -141,7 +130,7 @@ def test_bad_rows_sequences_and_pngs_are_skipped_with_their_reasons(tmp_path: Pa
     write_png(annotations / "888_size" / "00000.png", np.ones(VOST_SIZE, np.uint8))
     out = tmp_path / "m.jsonl"
     assert run_import("vost", fixture.argv(out)) == 0
-    assert list(lines(out)) == ["ok"]
+    assert list(manifest_lines(out)) == ["ok"]
     found = dict(skipped(out))
     assert found == {
         "line 2 (ok): label 2": "VOST object not tagged in the narration",
@@ -199,6 +188,6 @@ def test_several_narrations_of_one_sequence_are_separate_clips(tmp_path: Path) -
     fixture = write_vost(tmp_path, narrations=rows)
     out = tmp_path / "m.jsonl"
     assert run_import("vost", fixture.argv(out)) == 0
-    clips = lines(out)
+    clips = manifest_lines(out)
     assert list(clips) == ["c0", "c1", "c2"]
     assert clips["c0"]["annotations"] == clips["c2"]["annotations"]

@@ -9,9 +9,11 @@ killed import leaves no file that looks finished.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import logging
+import math
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -45,6 +47,13 @@ class ImportSummary:
     per_split: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     masks: int = 0
+    notes: list[str] = field(default_factory=list)
+    """Facts of the import worth keeping beside the counts (e.g. where frame rates came from)."""
+
+    def note(self, text: str) -> None:
+        """Record ``text`` in the summary and the log."""
+        self.notes.append(text)
+        logger.info("%s: %s", self.source, text)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form (what ``<MANIFEST>.summary.json`` holds)."""
@@ -55,6 +64,7 @@ class ImportSummary:
             "masks": self.masks,
             "skipped": sum(self.skipped.values()),
             "skipped_by_reason": dict(self.skipped.most_common()),
+            "notes": list(self.notes),
         }
 
     def text(self) -> str:
@@ -64,7 +74,35 @@ class ImportSummary:
         total = sum(self.skipped.values())
         lines.append(f"  skipped {total} items" + (":" if total else ""))
         lines += [f"    {n} × {reason}" for reason, n in self.skipped.most_common()]
+        lines += [f"  note: {text}" for text in self.notes]
         return "\n".join(lines)
+
+
+def _number_in(text: str, low: float, high: float, low_open: bool, what: str) -> float:
+    """``text`` as a finite float in [low, high] ((low, high] with ``low_open``) or an error."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    above = value > low if low_open else value >= low
+    if not (math.isfinite(value) and above and value <= high):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (frame rates)."""
+    return _number_in(text, 0.0, math.inf, True, "a positive number")
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0 (seconds before/after a timestamp)."""
+    return _number_in(text, 0.0, math.inf, False, "a number >= 0")
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    return _number_in(text, 0.0, 1.0, False, "a number in [0, 1]")
 
 
 def relative_path(path: str | os.PathLike[str], manifest: str | os.PathLike[str]) -> str:

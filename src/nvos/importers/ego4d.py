@@ -36,7 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from nvos.importers.common import ImportFormatError, ManifestWriter
+from nvos.importers.common import (
+    ImportFormatError,
+    ManifestWriter,
+    fraction,
+    non_negative_float,
+)
 from nvos.phrases.normalise import NarrationError, normalise_narration
 from nvos.tags import TagError
 from nvos.video import VideoError, VideoInfo, frame_window, probe
@@ -571,20 +576,6 @@ def import_ego4d(
     )
 
 
-def _positive_or_zero(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``nvos import ego4d`` options."""
     parser.add_argument("narrations", help="Ego4D narration.json (a JSON object by video_uid)")
@@ -598,13 +589,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--before",
-        type=_positive_or_zero,
+        type=non_negative_float,
         default=DEFAULT_BEFORE_SEC,
         help="seconds of clip before each narration timestamp (default %(default)s)",
     )
     parser.add_argument(
         "--after",
-        type=_positive_or_zero,
+        type=non_negative_float,
         default=DEFAULT_AFTER_SEC,
         help="seconds of clip after each narration timestamp (default %(default)s)",
     )
@@ -619,7 +610,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="train", help="split of the clips (default train)")
     parser.add_argument(
         "--held-out-fraction",
-        type=_fraction,
+        type=fraction,
         default=0.0,
         help="fraction of videos (by a stable hash of video_uid) put in --held-out-split",
     )

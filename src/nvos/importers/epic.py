@@ -39,7 +39,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from nvos.importers.common import ImportFormatError, ManifestWriter
+from nvos.importers.common import (
+    ImportFormatError,
+    ManifestWriter,
+    positive_float,
+)
 from nvos.phrases.normalise import NarrationError, normalise_narration
 from nvos.tags import TagError
 from nvos.video import VideoError, VideoInfo, folder_images, frame_window, probe
@@ -310,9 +314,9 @@ def import_epic(
         for row in reader:
             _import_row(row, f"{path.name}:{reader.line_num}", split, frames is not None, resolver)
     if resolver.fps_source:
-        logger.info(
-            "frame rate of frame folders: %s",
-            "; ".join(f"{n} videos from {origin}" for origin, n in resolver.fps_source.items()),
+        writer.summary.note(
+            "frame rate of frame folders: "
+            + "; ".join(f"{n} videos from {origin}" for origin, n in resolver.fps_source.items())
         )
 
 
@@ -377,13 +381,6 @@ def _import_row(
     writer.write(line)
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``nvos import epic`` options."""
     parser.add_argument("csv", help="EPIC_100_train.csv or EPIC_100_validation.csv")
@@ -397,7 +394,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fps",
-        type=_positive,
+        type=positive_float,
         default=None,
         help="frame rate of frame folders not in --video-info (default: 60 for PXX_YY, "
         "50 for PXX_1YY)",

@@ -48,7 +48,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from nvos.importers.common import ImportFormatError, ManifestWriter
+from nvos.importers.common import (
+    ImportFormatError,
+    ManifestWriter,
+    positive_float,
+)
 from nvos.importers.visor import ClipSkip, mask_json, read_rows, tag_ids
 from nvos.tags import TagError
 from nvos.video import folder_images
@@ -291,22 +295,11 @@ def import_vost(
     for seq in sorted(set(importer.splits) - named):
         writer.skip(f"{seq} ({importer.splits[seq]})", "sequence has no narration row")
     counts = importer.ignore
-    logger.info(
-        "ignore label %d: %d of %d annotated frames, %d pixels (background in every mask)",
-        IGNORE_LABEL,
-        counts.frames,
-        counts.annotated_frames,
-        counts.pixels,
+    writer.summary.note(
+        f"ignore label {IGNORE_LABEL}: {counts.frames} of {counts.annotated_frames} annotated"
+        f" frames, {counts.pixels} pixels (background in every mask)"
     )
     return counts
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a positive finite number."""
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise ValueError(f"must be a positive number, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
