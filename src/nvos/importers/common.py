@@ -16,13 +16,17 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
+from nvos import rle
 from nvos.storage import atomic_path
+from nvos.tags import parse_tags
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +107,55 @@ def non_negative_float(text: str) -> float:
 def fraction(text: str) -> float:
     """An argparse type: a number in [0, 1]."""
     return _number_in(text, 0.0, 1.0, False, "a number in [0, 1]")
+
+
+class ClipSkip(Exception):
+    """A clip that cannot be imported: ``item`` names it (with details), ``reason`` is the
+    counted category."""
+
+    def __init__(self, item: str, reason: str) -> None:
+        super().__init__(f"{item}: {reason}")
+        self.item = item
+        self.reason = reason
+
+
+def read_rows(
+    path: str | os.PathLike[str], required: Sequence[str], what: str, hint: str = ""
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Stream a CSV table's rows as (line number, {column: stripped text}).
+
+    Raises :class:`ImportFormatError` naming the file when it is missing, empty, or lacks one of
+    the ``required`` columns (``what`` names the table in the message, ``hint`` may add what the
+    table should look like). A UTF-8 byte-order mark is ignored.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFormatError(f"{path}: {what} not found")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames
+        if not header:
+            raise ImportFormatError(f"{path}: {what} is empty (no header line)")
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise ImportFormatError(
+                f"{path}:1: {what} lacks column(s) {', '.join(missing)} "
+                f"(has: {', '.join(h for h in header if h)}; needs: {', '.join(required)})"
+                + (f"; {hint}" if hint else "")
+            )
+        for row in reader:
+            values = {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)}
+            yield reader.line_num, values
+
+
+def mask_json(mask: np.ndarray) -> dict[str, Any]:
+    """A boolean mask (H, W) as the manifest's COCO compressed RLE ``{"size", "counts"}``."""
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": rle.encode(mask).decode()}
+
+
+def tag_ids(narration: str) -> list[str]:
+    """The distinct object ids tagged in ``narration``, in reading order (raises TagError)."""
+    return list(dict.fromkeys(p.object_id for p in parse_tags(narration).phrases))
 
 
 def relative_path(path: str | os.PathLike[str], manifest: str | os.PathLike[str]) -> str:

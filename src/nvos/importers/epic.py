@@ -43,6 +43,7 @@ from nvos.importers.common import (
     ImportFormatError,
     ManifestWriter,
     positive_float,
+    read_rows,
 )
 from nvos.phrases.normalise import NarrationError, normalise_narration
 from nvos.tags import TagError
@@ -124,25 +125,18 @@ def read_video_info(path: str | os.PathLike[str]) -> dict[str, float]:
     rate that is not a positive number.
     """
     fps: dict[str, float] = {}
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in ("video_id", "fps") if c not in (reader.fieldnames or ())]
-        if missing:
+    columns = ("video_id", "fps")
+    hint = "EPIC_100_video_info.csv has video_id, duration, fps, resolution"
+    for line, row in read_rows(path, columns, "video info CSV", hint):
+        try:
+            value = float(row["fps"])
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
             raise ImportFormatError(
-                f"{path}:1: missing column(s) {', '.join(missing)} "
-                f"(EPIC_100_video_info.csv has video_id, duration, fps, resolution)"
+                f"{path}:{line}: fps {row['fps']!r} of {row['video_id']!r} is not a positive number"
             )
-        for row in reader:
-            try:
-                value = float(row["fps"] or "")
-            except ValueError:
-                value = math.nan
-            if not (math.isfinite(value) and value > 0):
-                raise ImportFormatError(
-                    f"{path}:{reader.line_num}: fps {row['fps']!r} of {row['video_id']!r} "
-                    "is not a positive number"
-                )
-            fps[row["video_id"]] = value
+        fps[row["video_id"]] = value
     return fps
 
 

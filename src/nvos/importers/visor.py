@@ -65,7 +65,6 @@ is not in the VISOR format, or a table without its columns, stops the import
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
@@ -83,8 +82,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from nvos import rle
-from nvos.importers.common import ImportFormatError, ManifestWriter
+from nvos.importers.common import (
+    ClipSkip,
+    ImportFormatError,
+    ManifestWriter,
+    mask_json,
+    read_rows,
+    tag_ids,
+)
 from nvos.importers.polygons import (
     VISOR_SIZE,
     PolygonError,
@@ -92,7 +97,7 @@ from nvos.importers.polygons import (
     rasterise,
     resize_labels,
 )
-from nvos.tags import TagError, parse_tags
+from nvos.tags import TagError
 
 logger = logging.getLogger(__name__)
 
@@ -118,46 +123,6 @@ LABEL_CACHE = 32
 
 FRAME_NUMBER = re.compile(r"_frame_(\d+)\.[A-Za-z]+$")
 VIDEO_ID = re.compile(r"P\d+_\d+")
-
-
-# ------------------------------------------------------------------------- shared table helpers
-
-
-def read_rows(
-    path: PathLike, required: Sequence[str], what: str
-) -> Iterator[tuple[int, dict[str, str]]]:
-    """Stream a CSV table's rows as (line number, {column: stripped text}).
-
-    Raises :class:`ImportFormatError` naming the file when it is missing, empty, or lacks one of
-    the ``required`` columns (``what`` names the table in the message).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ImportFormatError(f"{path}: {what} not found")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames
-        if not header:
-            raise ImportFormatError(f"{path}: {what} is empty (no header line)")
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise ImportFormatError(
-                f"{path}:1: {what} lacks column(s) {', '.join(missing)} "
-                f"(has: {', '.join(h for h in header if h)}; needs: {', '.join(required)})"
-            )
-        for row in reader:
-            values = {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)}
-            yield reader.line_num, values
-
-
-def mask_json(mask: np.ndarray) -> dict[str, Any]:
-    """A boolean mask (H, W) as the manifest's COCO compressed RLE ``{"size", "counts"}``."""
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": rle.encode(mask).decode()}
-
-
-def tag_ids(narration: str) -> list[str]:
-    """The distinct object ids tagged in ``narration``, in reading order (raises TagError)."""
-    return list(dict.fromkeys(p.object_id for p in parse_tags(narration).phrases))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -407,16 +372,6 @@ def slug(name: str) -> str:
 
 
 # --------------------------------------------------------------------------------- one video
-
-
-class ClipSkip(Exception):
-    """A clip that cannot be imported: ``item`` names it (with details), ``reason`` is the
-    counted category."""
-
-    def __init__(self, item: str, reason: str) -> None:
-        super().__init__(f"{item}: {reason}")
-        self.item = item
-        self.reason = reason
 
 
 @dataclass

@@ -49,11 +49,14 @@ import numpy as np
 from PIL import Image
 
 from nvos.importers.common import (
+    ClipSkip,
     ImportFormatError,
     ManifestWriter,
+    mask_json,
     positive_float,
+    read_rows,
+    tag_ids,
 )
-from nvos.importers.visor import ClipSkip, mask_json, read_rows, tag_ids
 from nvos.tags import TagError
 from nvos.video import folder_images
 
