@@ -14,6 +14,9 @@ job claims one itself (DESIGN §6). The rule implemented by :func:`claim_device`
    device is held, up to ``timeout_s``. The lock is released when the context exits, and by the
    operating system when the process dies (crash, SIGKILL), so a device never stays claimed.
 4. No CUDA device → CPU, with a WARNING in the log.
+
+Inside a SLURM job the log line also names the job and the devices SLURM gave it
+(``SLURM_JOB_ID``, ``SLURM_STEP_GPUS``), so a job's log shows which device it was assigned and used.
 """
 
 from __future__ import annotations
@@ -97,6 +100,18 @@ def _claim_free_index(
         time.sleep(poll_s)
 
 
+def _scheduler_note(env: Mapping[str, str]) -> str:
+    """Who set CUDA_VISIBLE_DEVICES: ``"SLURM job 12, SLURM_STEP_GPUS=1"`` inside a SLURM job
+    (the step's GPUs, else the job's), ``"the environment"`` elsewhere."""
+    job = env.get("SLURM_JOB_ID")
+    if job is None:
+        return "the environment"
+    for name in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS"):
+        if name in env:
+            return f"SLURM job {job}, {name}={env[name]}"
+    return f"SLURM job {job}"
+
+
 @contextlib.contextmanager
 def claim_device(
     lock_dir: Path,
@@ -127,15 +142,24 @@ def claim_device(
         yield torch.device("cpu")
         return
     count = torch.cuda.device_count() if n_devices is None else int(n_devices)
+    visible = env.get("CUDA_VISIBLE_DEVICES")
     if count <= 0:
-        logger.warning("no CUDA device available: running on the CPU (much slower)")
+        if visible is not None:
+            logger.warning(
+                "no CUDA device available although CUDA_VISIBLE_DEVICES=%s (assigned by %s): "
+                "running on the CPU (much slower)",
+                visible,
+                _scheduler_note(env),
+            )
+        else:
+            logger.warning("no CUDA device available: running on the CPU (much slower)")
         yield torch.device("cpu")
         return
-    visible = env.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and env.get(LOCK_VISIBLE_ENV, "") not in ("1", "true", "yes"):
         logger.info(
-            "device: cuda:0 of CUDA_VISIBLE_DEVICES=%s (assigned by the environment, no lock)",
+            "device: cuda:0 of CUDA_VISIBLE_DEVICES=%s (assigned by %s, no lock)",
             visible,
+            _scheduler_note(env),
         )
         yield torch.device("cuda", 0)
         return

@@ -20,6 +20,7 @@ localrules:
     oracle,
     evaluate,
     skips,
+    demo_data,
     report,
 
 
