@@ -538,7 +538,8 @@ def check_squeue_mode(base_profile: dict[str, Any], scratch: Path, timeout_s: fl
     fake_sacct.chmod(0o755)
     workdir = scratch / "squeue-run"
     log_path = scratch / "snakemake-squeue.log"
-    command = snakemake_command(workdir, "--profile", str(profile_dir), "--verbose", "demo_data")
+    # `dataset` is the first submitted job (`demo_data` before it is a local rule)
+    command = snakemake_command(workdir, "--profile", str(profile_dir), "--verbose", "dataset")
     text = finish(
         start(command, log_path, job_environment(fake_bin)), log_path, "squeue run", timeout_s
     )
@@ -546,7 +547,7 @@ def check_squeue_mode(base_profile: dict[str, Any], scratch: Path, timeout_s: fl
         raise IntegrationError("squeue run: the plugin fell back to sacct (MinJobAge too low?)")
     n_jobs = len(submissions(text))
     if n_jobs != 1:
-        raise IntegrationError(f"squeue run: {n_jobs} submissions, expected 1 (demo_data)")
+        raise IntegrationError(f"squeue run: {n_jobs} submissions, expected 1 (dataset)")
     return f"status via squeue, sacct disabled: {n_jobs} job submitted and seen finished"
 
 
