@@ -14,13 +14,13 @@ from the narration. A miss is put in one category:
 
 from __future__ import annotations
 
-import ast
 import csv
 import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from nvos.importers.epic import parse_all_nouns
 from nvos.phrases.normalise import normalise_narration
 from nvos.phrases.parse import Phrase, PhraseParser
 
@@ -85,14 +85,10 @@ def read_epic(path: str | os.PathLike[str]) -> list[EpicNarration]:
             raise ValueError(f"{path}: missing columns {sorted(missing)}")
         for line, row in enumerate(reader, start=2):
             try:
-                nouns = ast.literal_eval(row["all_nouns"])
-            except (ValueError, SyntaxError) as error:
-                raise ValueError(
-                    f"{path}:{line}: all_nouns is not a Python list: {error}"
-                ) from None
-            if not isinstance(nouns, list) or not all(isinstance(n, str) for n in nouns):
-                raise ValueError(f"{path}:{line}: all_nouns is not a list of strings")
-            rows.append(EpicNarration(row["narration_id"], row["narration"], tuple(nouns)))
+                nouns = parse_all_nouns(row["all_nouns"])
+            except ValueError as error:
+                raise ValueError(f"{path}:{line}: {error}") from None
+            rows.append(EpicNarration(row["narration_id"], row["narration"], nouns))
     return rows
 
 
