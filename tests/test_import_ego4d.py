@@ -21,6 +21,7 @@ from tables import make_video
 from nvos.importers import ego4d
 from nvos.importers.cli import cmd_import
 from nvos.importers.common import ImportFormatError, open_manifest, skipped_path, summary_path
+from nvos.importers.jsonstream import JsonStream
 from nvos.manifest import validate_manifest
 
 A = "0a1b2c3d-0000-4000-8000-00000000000a"
@@ -258,7 +259,7 @@ def test_json_stream_matches_json_loads_at_any_chunk_size(chunk: int) -> None:
     for _ in range(20):
         doc = {f"v{i}": _random_value(rng, 0) for i in range(rng.randrange(6))}
         text = json.dumps(doc, indent=rng.choice([None, 1, 2]), ensure_ascii=rng.random() < 0.5)
-        stream = ego4d.JsonStream(io.StringIO(text), "doc.json", chunk_chars=chunk)
+        stream = JsonStream(io.StringIO(text), "doc.json", chunk_chars=chunk)
         got = {}
         for key in stream.members("doc"):
             if rng.random() < 0.3:
@@ -268,7 +269,7 @@ def test_json_stream_matches_json_loads_at_any_chunk_size(chunk: int) -> None:
                 got[key] = stream.value()
         stream.end()
         assert got == doc
-        items = ego4d.JsonStream(io.StringIO(json.dumps(list(doc.values()))), "a.json", chunk)
+        items = JsonStream(io.StringIO(json.dumps(list(doc.values()))), "a.json", chunk)
         assert list(items.items("a")) == list(doc.values())
 
 
@@ -278,7 +279,7 @@ def test_json_stream_error_position_at_any_chunk_size(chunk: int) -> None:
     with pytest.raises(json.JSONDecodeError) as expected:
         json.loads(text)
     where = f"doc.json:{expected.value.lineno}:{expected.value.colno}"  # 3:14, as json says
-    stream = ego4d.JsonStream(io.StringIO(text), "doc.json", chunk_chars=chunk)
+    stream = JsonStream(io.StringIO(text), "doc.json", chunk_chars=chunk)
     with pytest.raises(ImportFormatError, match=rf"^{where}: invalid JSON: Expecting value"):
         keys = []
         for key in stream.members("doc"):
