@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from nvos import rle
 from nvos.demo import (
@@ -19,10 +20,14 @@ from nvos.demo import (
     split_counts,
 )
 from nvos.demo import generate as generate_module
+from nvos.demo.narration import PHRASE_FORMS, object_phrase
 from nvos.demo.plan import HEIGHT, WIDTH, plan_clip
-from nvos.demo.vocabulary import parse_vocabulary
+from nvos.demo.vocabulary import ObjectSpec, parse_vocabulary
+from nvos.frames import sample_frame_indices
 from nvos.tags import has_reserved, parse_tags
 from nvos.video import frame_window, probe
+
+REPO = Path(__file__).resolve().parents[1]
 
 N_CLIPS = 8
 SEED = 3
@@ -69,14 +74,54 @@ def test_different_seed_differs(demo: Path, tmp_path: Path) -> None:
     assert np.abs(first[:n].astype(int) - second[:n]).mean() > 10
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 24, 25])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 24, 25, 280])
 def test_split_counts(n: int) -> None:
     counts = split_counts(n)
     assert sum(counts.values()) == n
     if n >= 4:
-        assert counts["val"] == counts["test"] == n // 4
+        assert counts["val"] == counts["test"] == max(1, round(0.15 * n))
         assert counts["train"] >= n // 2
         assert min(counts.values()) >= 1
+    assert split_counts(280) == {"train": 196, "val": 42, "test": 42}
+
+
+def test_annotated_frames_are_frames_the_frames_stage_samples() -> None:
+    """With the default frames.per_clip (6), annotating costs no extra frame."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    per_clip = config["frames"]["per_clip"]
+    assert per_clip == generate_module.ANNOTATION_SEGMENTS
+    for n_frames in range(33, 40):
+        annotated = generate_module.annotated_frames(n_frames)
+        assert (
+            len(annotated) == 4
+            and annotated[0] < n_frames // 6
+            and annotated[-1] >= 5 * n_frames // 6
+        )
+        window = range(100, 100 + n_frames)
+        chosen = sample_frame_indices(window, [100 + i for i in annotated], per_clip)
+        assert len(chosen) == per_clip
+        assert sorted(i - 100 for i, role in chosen if role == "annotated") == annotated
+
+
+def test_phrases_mostly_name_the_colour() -> None:
+    vocab = load_vocabulary()
+    rng = np.random.default_rng(0)
+    counts = {"noun": 0, "colour": 0, "material": 0, "colour material": 0}
+    cup = ObjectSpec("cup", "red", "plastic")
+    for _ in range(2000):
+        words = object_phrase(vocab, cup, rng).split()
+        assert words[-1] == "cup"
+        form = {1: "noun", 3: "colour material"}.get(len(words))
+        if form is None:
+            form = "colour" if words[0] == "red" else "material"
+        counts[form] += 1
+    shares = {k: v / 2000 for k, v in counts.items()}
+    for form, weight in PHRASE_FORMS.items():
+        assert shares[form] == pytest.approx(weight, abs=0.04), form
+    knife = ObjectSpec("knife", None, "metal")  # no attribute words: the noun only
+    assert {object_phrase(vocab, knife, rng) for _ in range(20)} == {"knife"}
+    spoon = ObjectSpec("spoon", None, "wooden")  # intrinsic colour: noun or material
+    assert {object_phrase(vocab, spoon, rng) for _ in range(50)} == {"spoon", "wooden spoon"}
 
 
 def test_manifest_lines_and_splits(demo: Path, records: list[dict]) -> None:
@@ -221,3 +266,17 @@ def test_interrupted_run_leaves_no_manifest(tmp_path: Path, monkeypatch) -> None
     with pytest.raises(RuntimeError, match="disk full"):
         generate_demo(out, 4, 0)
     assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_clips_hold_three_to_five_objects_and_often_name_a_third() -> None:
+    vocab = load_vocabulary()
+    sizes, with_context = set(), 0
+    for index in range(60):
+        rng = np.random.default_rng([SEED, index])
+        plan = plan_clip(vocab, rng, 36)
+        sizes.add(len(plan.objects))
+        with_context += plan.story.context is not None
+        named = {plan.story.actor, plan.story.target, plan.story.context} - {None}
+        assert named <= {o.object_id for o in plan.objects}
+    assert sizes == {3, 4, 5}
+    assert 0.3 < with_context / 60 < 0.8  # CONTEXT_MENTION, when another object is in view

@@ -1,4 +1,5 @@
-"""ROSA's dual encoder: shapes, padding masks, phrase context switch, τ, checkpoint round trip."""
+"""ROSA's dual encoder: shapes, padding masks, phrase context switch and dropout, τ, input
+normalisation, checkpoint round trip."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from nvos.rosa.batch import ClipBatch
 from nvos.rosa.losses import rosa_loss
-from nvos.rosa.model import ModelConfig, RosaModel, load_model, model_state
+from nvos.rosa.model import InputNorm, ModelConfig, RosaModel, load_model, model_state
 from nvos.rosa.synthetic import SyntheticSpec, make_synthetic_clips
 
 SPEC = SyntheticSpec(n_clips=6, frames=(2, 4), regions=(4, 7), phrases=(1, 3), dim=16)
@@ -131,3 +132,79 @@ def test_checkpoint_round_trip(tmp_path) -> None:  # noqa: ANN001
     torch.save({"weights": 1}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="not a ROSA checkpoint"):
         load_model(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("kind", ["none", "standardize", "whiten"])
+def test_input_norm_maps_the_training_statistics_to_unit_scale(kind: str) -> None:
+    gen = torch.Generator().manual_seed(1)
+    mixing = torch.randn(16, 16, generator=gen, dtype=torch.float64)
+    data = torch.randn(4000, 16, generator=gen, dtype=torch.float64) @ mixing + 3.0
+    mean, cov = data.mean(0), torch.cov(data.T, correction=0)
+    norm = InputNorm(16).double()
+    norm.fit(mean, cov, kind, eps=0.0)
+    out = norm(data)
+    out_cov = torch.cov(out.T, correction=0)
+    if kind == "none":
+        torch.testing.assert_close(out, data)
+        return
+    torch.testing.assert_close(out.mean(0), torch.zeros(16, dtype=torch.float64))
+    torch.testing.assert_close(out_cov.diagonal(), torch.ones(16, dtype=torch.float64))
+    off_diagonal = (out_cov - torch.diag(out_cov.diagonal())).abs().max()
+    if kind == "whiten":
+        assert float(off_diagonal) < 1e-6
+    else:
+        assert float(off_diagonal) > 0.1  # standardising keeps the correlations
+    with pytest.raises(ValueError, match="do not fit"):
+        norm.fit(mean[:4], cov, kind)
+
+
+def test_model_input_norm_is_applied_and_saved(tmp_path) -> None:  # noqa: ANN001
+    batch = make_batch()
+    model = make_model(input_norm="standardize")
+    identity = model(batch)
+    stats = {
+        kind: (torch.full((16,), 0.5), torch.eye(16) * 4.0)
+        for kind in ("regions", "context", "plain")
+    }
+    model.set_input_norm(stats, eps=0.0)
+    shifted = dataclasses.replace(
+        batch,
+        regions=(batch.regions - 0.5) / 2.0,
+        phrase_context=(batch.phrase_context - 0.5) / 2.0,
+        phrase_plain=(batch.phrase_plain - 0.5) / 2.0,
+    )
+    unnormalised = make_model()  # same weights (same seed), no input normalisation
+    expected = unnormalised(shifted)
+    got = model(batch)
+    real = got.region_mask
+    torch.testing.assert_close(got.regions[real], expected.regions[real])
+    torch.testing.assert_close(got.phrases, expected.phrases)
+    assert not torch.allclose(got.phrases, identity.phrases)
+    torch.save(model_state(model), tmp_path / "checkpoint.pt")
+    loaded = load_model(tmp_path / "checkpoint.pt")
+    torch.testing.assert_close(loaded(batch).phrases, got.phrases)
+    with pytest.raises(ValueError, match="lack"):
+        model.set_input_norm({"regions": stats["regions"]})
+    with pytest.raises(ValueError, match="input_norm"):
+        ModelConfig(feature_dim=16, input_norm="pca")
+
+
+def test_context_dropout_zeroes_whole_context_halves_in_training_only() -> None:
+    batch = make_batch()
+    model = make_model(context_dropout=0.5)
+    with_context = model(batch).phrases
+    no_context = model(
+        dataclasses.replace(batch, phrase_context=torch.zeros_like(batch.phrase_context))
+    ).phrases
+    assert not torch.allclose(with_context, no_context)
+    torch.testing.assert_close(model(batch).phrases, with_context)  # eval: never dropped
+    model.train()
+    torch.manual_seed(5)
+    dropped = model(batch).phrases
+    real = batch.phrase_mask
+    is_full = (dropped - with_context).abs().amax(-1) < 1e-6
+    is_dropped = (dropped - no_context).abs().amax(-1) < 1e-6
+    assert bool((is_full | is_dropped)[real].all())  # each phrase: all of its context or none
+    assert bool(is_full[real].any()) and bool(is_dropped[real].any())
+    with pytest.raises(ValueError, match="context_dropout"):
+        ModelConfig(feature_dim=16, context_dropout=1.0)

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -21,6 +22,7 @@ from nvos.rosa.synthetic import SyntheticSpec, alignment_accuracy, make_syntheti
 from nvos.rosa.train import (
     LOG_COLUMNS,
     RosaConfig,
+    input_statistics,
     lr_factor,
     resolve_variant,
     train_rosa,
@@ -105,6 +107,47 @@ def test_resume_after_a_kill_gives_the_same_curve(tmp_path: Path, stop_after: in
     # A different config does not resume from that state.
     again = train_rosa(train, val, part, config(train={"lr": 1e-3}))
     assert again.resumed_from == 0
+
+
+def test_input_statistics_use_real_rows_only() -> None:
+    train, _ = data()
+    batches = [train.batch(range(i, min(i + 5, len(train))))[0] for i in range(0, len(train), 5)]
+    stats = input_statistics(batches)
+    real = {
+        "regions": np.concatenate(
+            [item.regions[t, :k] for item in train.items for t, k in enumerate(item.region_count)]
+        ),
+        "context": np.concatenate([item.phrase_context for item in train.items]),
+        "plain": np.concatenate([item.phrase_plain for item in train.items]),
+    }
+    for kind, rows in real.items():
+        rows = rows.astype(np.float64)
+        mean, cov = stats[kind]
+        np.testing.assert_allclose(mean.numpy(), rows.mean(0), atol=1e-9)
+        np.testing.assert_allclose(cov.numpy(), np.cov(rows.T, bias=True), atol=1e-9)
+    with pytest.raises(ValueError, match="no batch"):
+        input_statistics([])
+
+
+def test_input_norm_and_context_dropout_train_and_resume(tmp_path: Path) -> None:
+    """The statistics are fitted once from the training data and saved with the weights; a
+    killed run resumes to the same curve (context dropout draws from the saved RNG state)."""
+    train, val = data()
+    cfg = config(input_norm="whiten", context_dropout=0.5)
+    full = train_rosa(train, val, tmp_path / "full", cfg)
+    saved = params(full.checkpoint)
+    mean, _ = input_statistics([train.batch(range(len(train)))[0]])["plain"]
+    torch.testing.assert_close(saved["input_norm.plain.shift"], mean.float())
+    assert not torch.equal(saved["input_norm.regions.transform"], torch.eye(16))
+    part = tmp_path / "part"
+    train_rosa(train, val, part, cfg, stop_after=5)
+    resumed = train_rosa(train, val, part, cfg)
+    assert resumed.resumed_from == 4
+    assert log_rows(part / "train_log.csv") == log_rows(full.log)
+    for name, value in saved.items():
+        assert torch.equal(value, params(part / "checkpoint.pt")[name]), name
+    plain = train_rosa(train, val, tmp_path / "plain", config(context_dropout=0.5))
+    assert log_rows(plain.log) != log_rows(full.log)
 
 
 def test_checkpoint_keeps_the_lowest_validation_vna(tmp_path: Path) -> None:

@@ -30,7 +30,12 @@ from nvos.storage import write_text
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.jsonl"
-ANNOTATED_FRAMES = 4  # per val / test clip
+# Annotated frames of a val / test clip: the centre frames of these segments of the clip cut into
+# ANNOTATION_SEGMENTS equal parts. With the default `frames.per_clip: 6` they are exactly frames the
+# `frames` stage samples anyway, so they cost no extra decoding, proposals or features.
+ANNOTATION_SEGMENTS = 6
+ANNOTATED_SEGMENTS = (0, 2, 3, 5)
+VAL_FRACTION = TEST_FRACTION = 0.15
 LEAD_IN_FRAMES = 5  # frames before the first clip of a shared video (outside every window)
 MAX_CODEC_ERROR = 12.0  # mean absolute difference (0-255) allowed between rendered and decoded
 
@@ -47,11 +52,13 @@ class DemoClip:
 
 
 def split_counts(n_clips: int) -> dict[str, int]:
-    """Clips per split: a quarter val, a quarter test (at least 1 each from 4 clips), rest train."""
+    """Clips per split: :data:`VAL_FRACTION` val and :data:`TEST_FRACTION` test (rounded; at least
+    1 each from 3 clips), the rest (about 70%) train: weak supervision needs the training clips
+    more than evaluation does."""
     if n_clips < 1:
         raise ValueError(f"the demo needs at least 1 clip, got {n_clips}")
-    n_val = max(1, n_clips // 4) if n_clips >= 2 else 0
-    n_test = max(1, n_clips // 4) if n_clips >= 3 else 0
+    n_val = max(1, round(n_clips * VAL_FRACTION)) if n_clips >= 2 else 0
+    n_test = max(1, round(n_clips * TEST_FRACTION)) if n_clips >= 3 else 0
     return {"train": n_clips - n_val - n_test, "val": n_val, "test": n_test}
 
 
@@ -80,8 +87,11 @@ def make_clip(vocab: Vocabulary, seed: int, index: int, split: str) -> DemoClip:
 
 
 def annotated_frames(n_frames: int) -> list[int]:
-    """Clip-local indices of the annotated frames, spread over the clip."""
-    return sorted({int(round(f * (n_frames - 1))) for f in np.linspace(0.1, 0.9, ANNOTATED_FRAMES)})
+    """Clip-local indices of the annotated frames, spread over the clip: the centre frame of
+    segments :data:`ANNOTATED_SEGMENTS` of :data:`ANNOTATION_SEGMENTS` equal segments (the
+    ``frames`` stage's rule for sampled frames, :func:`nvos.frames.sample_frame_indices`)."""
+    n = ANNOTATION_SEGMENTS
+    return sorted({((2 * i + 1) * n_frames) // (2 * n) for i in ANNOTATED_SEGMENTS})
 
 
 def clip_annotations(clip: DemoClip, first_frame: int) -> list[dict[str, Any]]:
@@ -131,7 +141,7 @@ def generate_demo(
 ) -> Path:
     """Generate the demo dataset into ``out_dir``; return the path of its ``manifest.jsonl``.
 
-    ``n_clips`` clips (half train, a quarter val, a quarter test) of about 3 s at 12 fps,
+    ``n_clips`` clips (:func:`split_counts`: 70% train, 15% val, 15% test) of about 3 s at 12 fps,
     320x240, in ``out_dir/videos/*.mp4``. Same ``seed`` -> identical manifest bytes and frames.
     """
     if seed < 0:

@@ -55,22 +55,29 @@ FREE_STYLES = (SENTENCE, EGO4D, EPIC)
 FREE_STYLE_WEIGHTS = (0.4, 0.3, 0.3)
 
 
+# Weights of an object phrase's forms (when the object has the words): mostly "<colour> <noun>",
+# since colour is what frozen region features carry best (random-weight CLIP included), so that a
+# phrase set of moderate size recurs across training clips (like a fixed noun vocabulary).
+PHRASE_FORMS = {"noun": 0.15, "colour": 0.6, "material": 0.1, "colour material": 0.15}
+# Objects without a colour word (metal, wooden, produce): noun alone or with its material.
+PLAIN_FORMS = {"noun": 0.4, "material": 0.6}
+
+
 def object_phrase(vocab: Vocabulary, spec: ObjectSpec, rng: np.random.Generator) -> str:
-    """A noun phrase for an object: e.g. "red plastic cup", "red cup", "plastic cup" or "cup"."""
+    """A noun phrase for an object: e.g. "red cup" (most often), "cup", "plastic cup" or
+    "red plastic cup" (weights :data:`PHRASE_FORMS`, or :data:`PLAIN_FORMS` without colour)."""
     colour, material = vocab.attribute_words(spec)
-    forms = [spec.noun]
-    weights = [0.2]
+    weights = PHRASE_FORMS if colour else PLAIN_FORMS
+    forms = {"noun": spec.noun}
     if colour:
-        forms.append(f"{colour} {spec.noun}")
-        weights.append(0.45)
+        forms["colour"] = f"{colour} {spec.noun}"
     if material:
-        forms.append(f"{material} {spec.noun}")
-        weights.append(0.25 if not colour else 0.15)
+        forms["material"] = f"{material} {spec.noun}"
     if colour and material:
-        forms.append(f"{colour} {material} {spec.noun}")
-        weights.append(0.2)
-    p = np.asarray(weights) / sum(weights)
-    return forms[int(rng.choice(len(forms), p=p))]
+        forms["colour material"] = f"{colour} {material} {spec.noun}"
+    names = [name for name in forms if name in weights]
+    p = np.asarray([weights[name] for name in names])
+    return forms[names[int(rng.choice(len(names), p=p / p.sum()))]]
 
 
 def _article(phrase: str) -> str:

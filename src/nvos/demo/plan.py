@@ -17,6 +17,8 @@ from nvos.demo.vocabulary import Counter, ObjectSpec, Vocabulary
 WIDTH, HEIGHT, FPS = 320, 240, 12
 STORIES = ("move", "pick", "take")
 STORY_WEIGHTS = (0.5, 0.3, 0.2)
+OBJECTS = (3, 5)  # objects per clip, inclusive range
+CONTEXT_MENTION = 0.9  # chance that the story also names another visible object
 
 
 @dataclass(frozen=True)
@@ -159,11 +161,12 @@ def _place(rng: np.random.Generator, extents: list[float], inside: list[bool]) -
 
 
 def plan_clip(vocab: Vocabulary, rng: np.random.Generator, n_frames: int) -> ClipPlan:
-    """Draw a random clip: 3-6 objects on a counter, one or two hands, a story, a camera drift."""
+    """Draw a random clip: :data:`OBJECTS` objects on a counter, one or two hands, a story (naming
+    another visible object with chance :data:`CONTEXT_MENTION`), a camera drift."""
     counters = list(vocab.counters.values())
     counter = counters[int(rng.integers(len(counters)))]
     kind = STORIES[int(rng.choice(len(STORIES), p=STORY_WEIGHTS))]
-    nouns = _choose_nouns(vocab, rng, kind, int(rng.integers(3, 7)))
+    nouns = _choose_nouns(vocab, rng, kind, int(rng.integers(OBJECTS[0], OBJECTS[1] + 1)))
     specs = [_spec(vocab, rng, n) for n in nouns]
     parts = [tuple(shape_parts(vocab.nouns[n].shape, vocab.nouns[n].size)) for n in nouns]
     extents = [extent(list(p)) for p in parts]
@@ -254,7 +257,7 @@ def plan_clip(vocab: Vocabulary, rng: np.random.Generator, n_frames: int) -> Cli
     named = {ids[0], target}
     candidates = [o for o in objects if o.object_id not in named and _inside(o.centre[0], o.extent)]
     context = None
-    if candidates and rng.random() < 0.35:
+    if candidates and rng.random() < CONTEXT_MENTION:
         context = candidates[int(rng.integers(len(candidates)))].object_id
     story = Story(kind, ids[0], target, context)
     return ClipPlan(

@@ -57,6 +57,7 @@ __all__ = [
     "TrainConfig",
     "TrainSummary",
     "evaluate_vna",
+    "input_statistics",
     "launch_training",
     "lr_factor",
     "main",
@@ -121,6 +122,8 @@ class RosaConfig:
     lambda_vna: float = 1.0
     lambda_rpa: float = 1.0
     rpa_reduction: str = "mean"
+    input_norm: str = "none"
+    context_dropout: float = 0.0
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
@@ -157,6 +160,8 @@ class RosaConfig:
             use_context=self.use_context,
             tau=self.tau,
             learn_tau=self.learn_tau,
+            input_norm=self.input_norm,
+            context_dropout=self.context_dropout,
         )
 
 
@@ -261,6 +266,47 @@ def _iter_from(source: BatchSource, epoch: int, start: int) -> Iterator[ClipBatc
     if start and hasattr(source, "iter_from"):
         return iter(source.iter_from(start))  # type: ignore[attr-defined]
     return itertools.islice(iter(source), start, None)
+
+
+def input_statistics(
+    batches: Iterable[ClipBatch],
+    collective: Collective = SINGLE,
+    device: torch.device | None = None,
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Mean (D,) and covariance (D, D), float64, of the real region, context-phrase and
+    plain-phrase embeddings of ``batches`` (padding left out), for
+    :meth:`nvos.rosa.model.RosaModel.set_input_norm`. Sums are added over ``collective``'s
+    processes (on ``device``, e.g. the process's GPU for NCCL), so every process gets the
+    statistics of all their batches.
+
+    Raises ValueError when the batches hold no region or no phrase.
+    """
+    sums: dict[str, list[torch.Tensor]] = {}
+    for batch in batches:
+        region_mask = batch.region_mask & batch.frame_mask[:, :, None]
+        rows = {
+            "regions": batch.regions[region_mask],
+            "context": batch.phrase_context[batch.phrase_mask],
+            "plain": batch.phrase_plain[batch.phrase_mask],
+        }
+        for kind, x in rows.items():
+            x = x.double().cpu()
+            acc = sums.setdefault(kind, [torch.zeros(()), torch.zeros(()), torch.zeros(())])
+            acc[0] = acc[0] + x.shape[0]
+            acc[1] = acc[1] + x.sum(0)
+            acc[2] = acc[2] + x.T @ x
+    out = {}
+    for kind in ("regions", "context", "plain"):
+        if kind not in sums:
+            raise ValueError("no batch to compute input statistics from")
+        count, total, outer = (
+            collective.all_reduce_sum(t.to(device or "cpu")).cpu() for t in sums[kind]
+        )
+        if float(count) == 0:
+            raise ValueError(f"no {kind} embedding to compute input statistics from")
+        mean = total / count
+        out[kind] = (mean, outer / count - torch.outer(mean, mean))
+    return out
 
 
 # ------------------------------------------------------------------------------------- schedule
@@ -470,7 +516,17 @@ def train_rosa(
     feature_dim = _feature_dim(train_data, source)
 
     seed_everything(tc.seed)
-    model = RosaModel(config.model_config(feature_dim)).to(device)
+    model = RosaModel(config.model_config(feature_dim))
+    if config.input_norm != "none":  # replaced by the saved buffers when resuming
+        stats_source = (
+            _as_source(train_data, tc.batch_size, False, tc.seed, 0, DistEnv(), train=False)
+            if _is_dataset(train_data)
+            else source
+        )
+        stats_source.set_epoch(0)
+        stats_collective = SINGLE if _is_dataset(train_data) else collective
+        model.set_input_norm(input_statistics(stats_source, stats_collective, device))
+    model = model.to(device)
     optimizer = torch.optim.AdamW(_param_groups(model, tc.weight_decay), lr=tc.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, tc.warmup_steps, total_steps, tc.min_lr_ratio)
