@@ -25,6 +25,7 @@ from nvos.rosa.train import (
     input_statistics,
     lr_factor,
     resolve_variant,
+    train_restarts,
     train_rosa,
     variant_params,
 )
@@ -166,6 +167,44 @@ def test_checkpoint_keeps_the_lowest_validation_vna(tmp_path: Path) -> None:
     no_val = train_rosa(train, None, tmp_path / "noval", config(train={"steps": 3}))
     assert no_val.best_val_vna is None
     assert torch.load(no_val.checkpoint, weights_only=False)["step"] == 3
+
+
+def test_restarts_keep_the_initialisation_with_the_lowest_validation_vna(tmp_path: Path) -> None:
+    train, val = data()
+    cfg = config(train={"restarts": 3, "lr": 0.02, "seed": 2})
+    summary = train_restarts(train, val, tmp_path / "r", cfg)
+    with open(tmp_path / "r" / "restarts.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["seed"]) for r in rows] == [2, 3, 4]
+    scores = [float(r["best_val_vna"]) for r in rows]
+    assert len(set(scores)) == 3  # the initialisations differ
+    chosen = scores.index(min(scores))
+    assert chosen > 0  # this seed's restart 0 is not the best: the copy is exercised
+    assert [r["chosen"] for r in rows] == [str(i == chosen) for i in range(3)]
+    where = tmp_path / "r" / f"restart_{chosen}"
+    saved = torch.load(summary.checkpoint, weights_only=False)
+    assert saved["restart"] == chosen and saved["val_vna"] == pytest.approx(min(scores))
+    assert saved["config"]["train"]["restarts"] == 3
+    best = torch.load(where / "best.pt", weights_only=False)["model"]
+    for name, value in best.items():
+        assert torch.equal(saved["model"][name], value), name
+    assert summary.log == where / "train_log.csv"
+    assert [r["log"] for r in rows] == [
+        "train_log.csv",
+        "restart_1/train_log.csv",
+        "restart_2/train_log.csv",
+    ]
+    # Restart 0 is exactly the one-restart run with the same seed (trained in the folder itself).
+    single = train_rosa(train, val, tmp_path / "one", config(train={"lr": 0.02, "seed": 2}))
+    assert float(rows[0]["best_val_vna"]) == pytest.approx(single.best_val_vna)
+    assert log_rows(tmp_path / "r" / "train_log.csv") == log_rows(single.log)
+    for name, value in params(tmp_path / "one" / "best.pt").items():
+        assert torch.equal(params(tmp_path / "r" / "best.pt")[name], value), name
+    again = train_restarts(train, val, tmp_path / "r", cfg)
+    assert again.resumed_from == again.steps  # finished restarts are not retrained
+    assert log_rows(again.log) == log_rows(summary.log)
+    with pytest.raises(ValueError, match="restarts"):
+        config(train={"restarts": 0})
 
 
 def test_lr_schedule_warms_up_then_decays() -> None:

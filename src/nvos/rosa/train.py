@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import dataclasses
 import hashlib
 import io
 import itertools
@@ -64,6 +65,7 @@ __all__ = [
     "resolve_variant",
     "run_train",
     "variant_params",
+    "train_restarts",
     "train_rosa",
 ]
 
@@ -71,6 +73,7 @@ logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 LOG_COLUMNS = ("step", "epoch", "loss", "vna", "rpa", "lr", "clips_per_s", "val_vna")
+RESTART_COLUMNS = ("restart", "seed", "best_step", "best_val_vna", "chosen", "log")
 
 
 # ------------------------------------------------------------------------------------- config
@@ -82,7 +85,9 @@ class TrainConfig:
 
     ``batch_size`` is the *global* batch (clips per step over all processes; divisible by
     ``gpus``). ``steps`` (if set) overrides ``epochs``. ``checkpoint_every``/``val_every``/
-    ``log_every`` count steps (0 = only at the end).
+    ``log_every`` count steps (0 = only at the end). ``restarts`` > 1 trains that many
+    initialisations (seeds ``seed``, ``seed + 1``, ...) and keeps the one with the lowest
+    validation VNA (:func:`train_restarts`).
     """
 
     batch_size: int = 32
@@ -100,6 +105,7 @@ class TrainConfig:
     gpus: int = 1
     bf16: bool = True
     num_workers: int = 0
+    restarts: int = 1
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,8 @@ class RosaConfig:
             raise ValueError(f"rosa.rpa_reduction must be one of {RPA_REDUCTIONS}")
         if self.lambda_vna == 0 and self.lambda_rpa == 0:
             raise ValueError("rosa.lambda_vna and rosa.lambda_rpa are both 0: nothing to train")
+        if self.train.restarts < 1:
+            raise ValueError(f"rosa.train.restarts must be >= 1, got {self.train.restarts}")
         if self.train.batch_size % max(self.train.gpus, 1) != 0:
             raise ValueError(
                 f"rosa.train.batch_size={self.train.batch_size} is not divisible by "
@@ -684,6 +692,79 @@ def train_rosa(
     )
 
 
+def train_restarts(
+    train_data: Any,
+    val_data: Any | None,
+    out_dir: PathLike,
+    config: RosaConfig,
+    device: torch.device | None = None,
+    env: DistEnv | None = None,
+) -> TrainSummary:
+    """Train ``config.train.restarts`` initialisations and keep the lowest validation VNA.
+
+    Restart 0 is :func:`train_rosa` in ``out_dir`` itself (so one restart, the default, is
+    exactly that, and ``out_dir``'s ``last.pt``, ``best.pt`` and ``train_log.csv`` are always
+    restart 0's); restart r ≥ 1 trains with seed ``seed + r`` in ``out_dir/restart_<r>/``. Each
+    has its own ``last.pt``, so a killed run resumes in the restart it was in, finished restarts
+    are not redone, and raising R reuses them. Then ``out_dir/checkpoint.pt`` is rewritten with
+    the best weights of the restart whose best validation VNA is lowest (ties: the first), gaining
+    ``restart`` and ``restarts`` (seed, best step and best validation VNA of each), and
+    ``out_dir/restarts.csv`` lists them (:data:`RESTART_COLUMNS`) with the log of each.
+    Weak supervision can settle on a poor alignment from some initialisations; their validation
+    VNA tends to show it, and it uses no spatial labels. Without validation data the first
+    restart is kept (warned).
+
+    Returns the chosen restart's :class:`TrainSummary` (its own ``log``) with ``checkpoint``
+    ``out_dir/checkpoint.pt``.
+    """
+    restarts = config.train.restarts
+    if restarts == 1:
+        return train_rosa(train_data, val_data, out_dir, config, device, env)
+    out = Path(out_dir)
+    env = env or init_from_env()
+    summaries = []
+    for r in range(restarts):
+        train = dataclasses.replace(config.train, seed=config.train.seed + r, restarts=1)
+        one = dataclasses.replace(config, train=train)
+        where = out if r == 0 else out / f"restart_{r}"
+        logger.info("restart %d of %d (seed %d) in %s", r + 1, restarts, train.seed, where)
+        summaries.append(train_rosa(train_data, val_data, where, one, device, env))
+    scores = [math.inf if s.best_val_vna is None else s.best_val_vna for s in summaries]
+    chosen = min(range(restarts), key=lambda r: (scores[r], r))
+    if val_data is None:
+        logger.warning("no validation data: restarts cannot be compared, keeping restart 0")
+    if env.is_main:
+        rows = [
+            {
+                "restart": r,
+                "seed": config.train.seed + r,
+                "best_step": s.best_step,
+                "best_val_vna": s.best_val_vna,
+                "chosen": r == chosen,
+                "log": s.log.relative_to(out).as_posix(),
+            }
+            for r, s in enumerate(summaries)
+        ]
+        state = torch.load(summaries[chosen].checkpoint, map_location="cpu", weights_only=False)
+        state.update(restart=chosen, restarts=rows, config=config.to_dict())
+        _save(state, out / "checkpoint.pt")
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=RESTART_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        storage.write_text(out / "restarts.csv", buffer.getvalue())
+        logger.info(
+            "kept restart %d (seed %d): best validation VNA %s of %s",
+            chosen,
+            config.train.seed + chosen,
+            summaries[chosen].best_val_vna,
+            [None if math.isinf(v) else round(v, 4) for v in scores],
+        )
+    if env.is_distributed:
+        torch.distributed.barrier()
+    return dataclasses.replace(summaries[chosen], checkpoint=out / "checkpoint.pt")
+
+
 # ------------------------------------------------------------------------------------- stage
 
 
@@ -723,7 +804,7 @@ def run_train(
     val_set = dataset("val")
     if len(val_set) == 0:
         logger.warning("no val clip with phrases and proposals: keeping the final weights")
-    return train_rosa(train_set, val_set if len(val_set) else None, out_dir, config, device)
+    return train_restarts(train_set, val_set if len(val_set) else None, out_dir, config, device)
 
 
 def launch_training(
