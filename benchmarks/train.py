@@ -4,7 +4,7 @@ Inputs of realistic size: a synthetic feature cache (``nvos.rosa.cache_fixture``
 file layout, ``--clips`` clips of 12 stored frames × ``--regions`` proposals × ``--dim``-d float16
 region embeddings and ``--phrases`` phrases; items of ``--frames`` sampled frames, batches of
 ``--batch`` clips. The step is the real one: :class:`~nvos.rosa.model.RosaModel` (the ``rosa``
-defaults of :class:`~nvos.rosa.train.RosaConfig`), :func:`~nvos.rosa.losses.rosa_loss`
+defaults of :class:`~nvos.rosa.config.RosaConfig`), :func:`~nvos.rosa.losses.rosa_loss`
 (VNA + RPA), backward, gradient clipping, AdamW (bf16 autocast on CUDA).
 
 Prints clips/s of
@@ -28,10 +28,10 @@ import pyarrow.parquet as pq
 import torch
 
 from nvos.rosa.cache_fixture import synthetic_clips, write_synthetic_cache
+from nvos.rosa.config import RosaConfig
 from nvos.rosa.data import FeatureDataset, ShardPaths, make_loader
 from nvos.rosa.losses import rosa_loss
 from nvos.rosa.model import RosaModel
-from nvos.rosa.train import RosaConfig
 
 
 def parse_args() -> argparse.Namespace:

@@ -13,8 +13,9 @@ import torch
 from nvos import storage
 from nvos.rosa.batch import ClipBatch
 from nvos.rosa.cache_fixture import SyntheticClip, write_synthetic_cache
+from nvos.rosa.config import ModelConfig
 from nvos.rosa.data import FeatureDataset, ShardPaths
-from nvos.rosa.model import Alignment, ModelConfig, RosaModel
+from nvos.rosa.model import Alignment, RosaModel
 from nvos.rosa.predict import predict_rosa
 
 DIM = 8

@@ -1,4 +1,4 @@
-"""ROSA training: determinism, checkpoint/resume, best-by-validation, variants, two-process DDP."""
+"""ROSA training: determinism, checkpoint/resume, best-by-validation, restarts, two-process DDP."""
 
 from __future__ import annotations
 
@@ -15,20 +15,14 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
+from nvos.rosa.config import ModelConfig, RosaConfig
 from nvos.rosa.distributed import Collective, DistEnv
 from nvos.rosa.losses import rosa_loss
-from nvos.rosa.model import ModelConfig, RosaModel, load_model
+from nvos.rosa.model import RosaModel, load_model
+from nvos.rosa.restarts import train_restarts
+from nvos.rosa.sources import input_statistics
 from nvos.rosa.synthetic import SyntheticSpec, alignment_accuracy, make_synthetic_clips
-from nvos.rosa.train import (
-    LOG_COLUMNS,
-    RosaConfig,
-    input_statistics,
-    lr_factor,
-    resolve_variant,
-    train_restarts,
-    train_rosa,
-    variant_params,
-)
+from nvos.rosa.train import LOG_COLUMNS, lr_factor, train_rosa
 
 SPEC = SyntheticSpec(n_clips=32, frames=(2, 3), regions=(4, 6), phrases=(1, 3), dim=16)
 BASE = {
@@ -214,32 +208,6 @@ def test_lr_schedule_warms_up_then_decays() -> None:
     assert lr_factor(20, 4, 20, 0.1) == pytest.approx(0.1)
 
 
-def test_variants_merge_overrides_and_reject_unknown_keys() -> None:
-    rosa = {
-        **BASE,
-        "variants": {
-            "rosa": {},
-            "rosa_noctx": {"use_context": False},
-            "rosa_vna_only": {"lambda_rpa": 0.0, "train": {"lr": 0.5}},
-        },
-    }
-    assert resolve_variant(rosa, "rosa").use_context is True
-    assert resolve_variant(rosa, "rosa_noctx").use_context is False
-    vna_only = resolve_variant(rosa, "rosa_vna_only")
-    assert vna_only.lambda_rpa == 0.0 and vna_only.train.lr == 0.5
-    assert vna_only.train.batch_size == 8
-    with pytest.raises(ValueError, match="no variant"):
-        resolve_variant(rosa, "missing")
-    with pytest.raises(ValueError, match="unknown key"):
-        RosaConfig.from_mapping({"dimm": 3})
-    with pytest.raises(ValueError, match="rosa.train: unknown"):
-        RosaConfig.from_mapping({"train": {"batchsize": 3}})
-    with pytest.raises(ValueError, match="both 0"):
-        RosaConfig.from_mapping({"lambda_vna": 0.0, "lambda_rpa": 0.0})
-    with pytest.raises(ValueError, match="divisible"):
-        RosaConfig.from_mapping({"train": {"batch_size": 9, "gpus": 2}})
-
-
 def test_training_learns_the_synthetic_alignment(tmp_path: Path) -> None:
     spec = SyntheticSpec(n_clips=96, frames=(3, 3), regions=(6, 6), phrases=(2, 3), dim=16)
     train = make_synthetic_clips(spec)
@@ -330,12 +298,3 @@ def test_bf16_training_on_cuda(tmp_path: Path) -> None:
     )
     assert summary.steps == 8 and math.isfinite(summary.final_loss)
     assert load_model(summary.checkpoint, "cuda").config.dim == 32
-
-
-def test_variant_params_hold_only_that_variant() -> None:
-    rosa = {**BASE, "variants": {"rosa": {}, "rosa_noctx": {"use_context": False}}}
-    params_noctx = variant_params(rosa, "rosa_noctx")
-    assert params_noctx["variants"] == {"rosa_noctx": {}}
-    assert resolve_variant(params_noctx, "rosa_noctx") == resolve_variant(rosa, "rosa_noctx")
-    changed = {**rosa, "variants": {"rosa": {"dim": 8}, "rosa_noctx": {"use_context": False}}}
-    assert variant_params(changed, "rosa_noctx") == params_noctx

@@ -211,7 +211,7 @@ def run_train(
     lock_dir: PathLike,
 ) -> Any:
     """Train one ROSA variant (``models/<variant>/``); torchrun + DDP when rosa.train.gpus > 1."""
-    from nvos.rosa.train import launch_training
+    from nvos.rosa.stage import launch_training
 
     return launch_training(run_dir, list(shards), clips, out_dir, rosa, variant, lock_dir)
 

@@ -1,4 +1,4 @@
-from nvos.rosa.train import variant_params
+from nvos.rosa.config import variant_params
 
 
 ROSA_VARIANTS = list(config["rosa"]["variants"])

@@ -31,12 +31,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from nvos.rosa.config import RPA_REDUCTIONS
 from nvos.rosa.distributed import SINGLE, Collective
 from nvos.rosa.model import Embeddings
 
 __all__ = [
     "LossOutput",
-    "RPA_REDUCTIONS",
     "clip_narration_scores",
     "latent_alignment",
     "rosa_loss",
@@ -44,9 +44,6 @@ __all__ = [
     "valid_clips",
     "vna_per_clip",
 ]
-
-#: Normalisations of L_RPA within a clip (see the module docstring).
-RPA_REDUCTIONS = ("sum", "mean")
 
 # Finite stand-in for −∞ in masked max / logsumexp (keeps gradients free of NaN).
 _NEG = -1.0e9

@@ -1,7 +1,8 @@
 """ROSA's context-aware dual encoder (DESIGN §7): region branch, phrase branch, cosine g, τ.
 
 Shapes used throughout: B clips, T frames, K proposals (regions) per frame, N phrases,
-D the frozen CLIP embedding size, E the joint space size (``ModelConfig.dim``).
+D the frozen CLIP embedding size, E the joint space size (``ModelConfig.dim``; the
+architecture is :class:`nvos.rosa.config.ModelConfig`).
 
 - **Region branch**: frozen CLIP region embeddings (B, T, K, D) → linear to E, plus a box-geometry
   embedding and a frame-time embedding → a small transformer over *all* regions of a clip (T·K
@@ -33,14 +34,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nvos.rosa.batch import ClipBatch
+from nvos.rosa.config import INPUT_NORMS, ModelConfig
 
 __all__ = [
     "INPUT_KINDS",
-    "INPUT_NORMS",
     "Alignment",
     "InputNorm",
     "Embeddings",
-    "ModelConfig",
     "PhraseEncoder",
     "RegionEncoder",
     "RosaModel",
@@ -49,62 +49,7 @@ __all__ = [
 ]
 
 
-INPUT_NORMS = ("none", "standardize", "whiten")
 INPUT_KINDS = ("regions", "context", "plain")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture of :class:`RosaModel` (the ``rosa`` config group's model keys).
-
-    Attributes:
-        feature_dim: D, the size of the cached frozen CLIP embeddings.
-        dim: E, the size of the joint region–phrase space (also the context transformer's width).
-        context_layers: transformer layers of the region context module (0 = projection only).
-        context_heads: attention heads of each layer (must divide ``dim``).
-        dropout: dropout inside the context transformer.
-        use_context: phrase branch sees ``[context ; plain]`` (True) or only ``plain`` (False).
-        tau: the temperature τ (initial value when learned).
-        learn_tau: learn τ (as log τ) instead of keeping it fixed.
-        time_frequencies: sinusoidal frequencies of the frame-time embedding.
-        input_norm: normalisation of the frozen input embeddings, one of :data:`INPUT_NORMS`
-            (see the module docstring).
-        context_dropout: chance, per phrase and training step, that the phrase branch sees a
-            zero context half (only ``plain``): keeps it from leaning on the narration context,
-            which identifies a training clip by itself. No effect at inference.
-    """
-
-    feature_dim: int
-    dim: int = 256
-    context_layers: int = 2
-    context_heads: int = 4
-    dropout: float = 0.0
-    use_context: bool = True
-    tau: float = 0.07
-    learn_tau: bool = False
-    time_frequencies: int = 8
-    tau_min: float = 0.01
-    tau_max: float = 1.0
-    input_norm: str = "none"
-    context_dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.feature_dim <= 0 or self.dim <= 0:
-            raise ValueError(
-                f"feature_dim and dim must be positive, got {self.feature_dim}/{self.dim}"
-            )
-        if self.context_layers > 0 and self.dim % self.context_heads != 0:
-            raise ValueError(
-                f"rosa.context_heads={self.context_heads} must divide rosa.dim={self.dim}"
-            )
-        if not 0.0 <= self.context_dropout < 1.0:
-            raise ValueError(f"rosa.context_dropout={self.context_dropout} outside [0, 1)")
-        if self.input_norm not in INPUT_NORMS:
-            raise ValueError(
-                f"rosa.input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}"
-            )
-        if not self.tau_min <= self.tau <= self.tau_max:
-            raise ValueError(f"rosa.tau={self.tau} outside [{self.tau_min}, {self.tau_max}]")
 
 
 @dataclass
@@ -293,7 +238,7 @@ class RosaModel(nn.Module):
     ) -> None:
         """Fit the input normalisation (``config.input_norm``) from ``{kind: (mean (D,),
         covariance (D, D))}`` for every kind of :data:`INPUT_KINDS` (see
-        :func:`nvos.rosa.train.input_statistics`); ``eps`` as in :meth:`InputNorm.fit`."""
+        :func:`nvos.rosa.sources.input_statistics`); ``eps`` as in :meth:`InputNorm.fit`."""
         missing = set(INPUT_KINDS) - set(statistics)
         if missing:
             raise ValueError(f"input statistics lack {sorted(missing)}")

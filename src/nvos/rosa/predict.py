@@ -216,8 +216,8 @@ def run_predict(
     proposals per frame. Runs on a device claimed through ``lock_dir`` (CPU without CUDA).
     """
     from nvos.devices import claim_device
+    from nvos.rosa.config import resolve_variant
     from nvos.rosa.model import load_model
-    from nvos.rosa.train import resolve_variant
     from nvos.storage import file_sha256
 
     config = resolve_variant(rosa, variant)

@@ -1,0 +1,68 @@
+"""Training state on disk: atomic checkpoint files, RNG states and the resume fingerprint.
+
+A checkpoint is a dict saved with :func:`torch.save` (``last.pt``, ``best.pt``,
+``checkpoint.pt`` of :func:`nvos.rosa.train.train_rosa`); tensors in it keep their shapes.
+:func:`rng_state` / :func:`set_rng_state` capture and restore every random generator training
+draws from, so a resumed run continues with the same numbers as an uninterrupted one, and
+:func:`fingerprint` says whether a ``last.pt`` was made with the same config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from nvos import storage
+from nvos.rosa.config import RosaConfig
+
+__all__ = ["fingerprint", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+
+
+def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
+    """Save ``obj`` to ``path`` atomically (a temporary file renamed when complete)."""
+    with storage.atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: torch.device | str = "cpu"
+) -> dict[str, Any]:
+    """The dict saved at ``path`` by :func:`save_checkpoint`, tensors on ``map_location``."""
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def rng_state() -> dict[str, Any]:
+    """The states of Python's, NumPy's and torch's (CPU and CUDA) global generators."""
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore the generators from :func:`rng_state`'s dict."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def fingerprint(config: RosaConfig, feature_dim: int, world_size: int) -> str:
+    """What must match for ``last.pt`` to be resumed (logging/checkpoint cadence may change)."""
+    cfg = config.to_dict()
+    for key in ("checkpoint_every", "val_every", "log_every", "num_workers"):
+        cfg["train"].pop(key)
+    text = json.dumps([cfg, feature_dim, world_size], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

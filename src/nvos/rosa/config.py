@@ -1,0 +1,220 @@
+"""ROSA's configuration (DESIGN §7, the ``rosa`` config group), without torch.
+
+- :class:`ModelConfig`: the architecture of :class:`~nvos.rosa.model.RosaModel`.
+- :class:`TrainConfig`: ``rosa.train``, optimisation and bookkeeping.
+- :class:`RosaConfig`: one resolved ablation variant of the ``rosa`` group (model, loss, data
+  sampling and ``train``); :func:`resolve_variant` merges ``rosa.variants[name]`` into the group
+  and :func:`variant_params` reduces the group to one variant for a rule's ``params``.
+
+This module imports neither torch nor any module that does, so the workflow's rule files
+(``workflow/rules/rosa.smk``) can build the DAG without loading torch.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = [
+    "INPUT_NORMS",
+    "RPA_REDUCTIONS",
+    "ModelConfig",
+    "RosaConfig",
+    "TrainConfig",
+    "resolve_variant",
+    "variant_params",
+]
+
+#: Normalisations of the frozen input embeddings (see :mod:`nvos.rosa.model`).
+INPUT_NORMS = ("none", "standardize", "whiten")
+
+#: Normalisations of L_RPA within a clip (see :mod:`nvos.rosa.losses`).
+RPA_REDUCTIONS = ("sum", "mean")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of :class:`~nvos.rosa.model.RosaModel` (the ``rosa`` config group's model keys).
+
+    Attributes:
+        feature_dim: D, the size of the cached frozen CLIP embeddings.
+        dim: E, the size of the joint region–phrase space (also the context transformer's width).
+        context_layers: transformer layers of the region context module (0 = projection only).
+        context_heads: attention heads of each layer (must divide ``dim``).
+        dropout: dropout inside the context transformer.
+        use_context: phrase branch sees ``[context ; plain]`` (True) or only ``plain`` (False).
+        tau: the temperature τ (initial value when learned).
+        learn_tau: learn τ (as log τ) instead of keeping it fixed.
+        time_frequencies: sinusoidal frequencies of the frame-time embedding.
+        input_norm: normalisation of the frozen input embeddings, one of :data:`INPUT_NORMS`
+            (see :mod:`nvos.rosa.model`).
+        context_dropout: chance, per phrase and training step, that the phrase branch sees a
+            zero context half (only ``plain``): keeps it from leaning on the narration context,
+            which identifies a training clip by itself. No effect at inference.
+    """
+
+    feature_dim: int
+    dim: int = 256
+    context_layers: int = 2
+    context_heads: int = 4
+    dropout: float = 0.0
+    use_context: bool = True
+    tau: float = 0.07
+    learn_tau: bool = False
+    time_frequencies: int = 8
+    tau_min: float = 0.01
+    tau_max: float = 1.0
+    input_norm: str = "none"
+    context_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.feature_dim <= 0 or self.dim <= 0:
+            raise ValueError(
+                f"feature_dim and dim must be positive, got {self.feature_dim}/{self.dim}"
+            )
+        if self.context_layers > 0 and self.dim % self.context_heads != 0:
+            raise ValueError(
+                f"rosa.context_heads={self.context_heads} must divide rosa.dim={self.dim}"
+            )
+        if not 0.0 <= self.context_dropout < 1.0:
+            raise ValueError(f"rosa.context_dropout={self.context_dropout} outside [0, 1)")
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(
+                f"rosa.input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}"
+            )
+        if not self.tau_min <= self.tau <= self.tau_max:
+            raise ValueError(f"rosa.tau={self.tau} outside [{self.tau_min}, {self.tau_max}]")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``rosa.train``: optimisation and bookkeeping.
+
+    ``batch_size`` is the *global* batch (clips per step over all processes; divisible by
+    ``gpus``). ``steps`` (if set) overrides ``epochs``. ``checkpoint_every``/``val_every``/
+    ``log_every`` count steps (0 = only at the end). ``restarts`` > 1 trains that many
+    initialisations (seeds ``seed``, ``seed + 1``, ...) and keeps the one with the lowest
+    validation VNA (:func:`nvos.rosa.restarts.train_restarts`).
+    """
+
+    batch_size: int = 32
+    epochs: int = 30
+    steps: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0
+    checkpoint_every: int = 100
+    val_every: int = 50
+    log_every: int = 10
+    seed: int = 0
+    gpus: int = 1
+    bf16: bool = True
+    num_workers: int = 0
+    restarts: int = 1
+
+
+@dataclass(frozen=True)
+class RosaConfig:
+    """The ``rosa`` config group (one variant resolved; see :func:`resolve_variant`).
+
+    ``frames_per_clip`` and ``max_regions`` shape the training items (data side); the others
+    shape the model (:class:`ModelConfig`) and the loss.
+    """
+
+    frames_per_clip: int = 8
+    max_regions: int = 20
+    dim: int = 256
+    context_layers: int = 2
+    context_heads: int = 4
+    dropout: float = 0.0
+    use_context: bool = True
+    tau: float = 0.07
+    learn_tau: bool = False
+    lambda_vna: float = 1.0
+    lambda_rpa: float = 1.0
+    rpa_reduction: str = "mean"
+    input_norm: str = "none"
+    context_dropout: float = 0.0
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.rpa_reduction not in RPA_REDUCTIONS:
+            raise ValueError(f"rosa.rpa_reduction must be one of {RPA_REDUCTIONS}")
+        if self.lambda_vna == 0 and self.lambda_rpa == 0:
+            raise ValueError("rosa.lambda_vna and rosa.lambda_rpa are both 0: nothing to train")
+        if self.train.restarts < 1:
+            raise ValueError(f"rosa.train.restarts must be >= 1, got {self.train.restarts}")
+        if self.train.batch_size % max(self.train.gpus, 1) != 0:
+            raise ValueError(
+                f"rosa.train.batch_size={self.train.batch_size} is not divisible by "
+                f"rosa.train.gpus={self.train.gpus}"
+            )
+
+    @classmethod
+    def from_mapping(cls, rosa: Mapping[str, Any]) -> RosaConfig:
+        """Build from a config mapping (``variants`` is ignored); unknown keys are an error."""
+        values = {k: v for k, v in rosa.items() if k != "variants"}
+        train = dict(values.pop("train", {}) or {})
+        _check_keys("rosa", values, cls)
+        _check_keys("rosa.train", train, TrainConfig)
+        return cls(**values, train=TrainConfig(**train))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def model_config(self, feature_dim: int) -> ModelConfig:
+        """The model's architecture for embeddings of size ``feature_dim``."""
+        return ModelConfig(
+            feature_dim=feature_dim,
+            dim=self.dim,
+            context_layers=self.context_layers,
+            context_heads=self.context_heads,
+            dropout=self.dropout,
+            use_context=self.use_context,
+            tau=self.tau,
+            learn_tau=self.learn_tau,
+            input_norm=self.input_norm,
+            context_dropout=self.context_dropout,
+        )
+
+
+def _check_keys(where: str, values: Mapping[str, Any], kind: type) -> None:
+    known = {f.name for f in fields(kind)} - {"train"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_variant(rosa: Mapping[str, Any], variant: str) -> RosaConfig:
+    """The config of ablation ``variant``: ``rosa`` with ``rosa.variants[variant]`` merged in.
+
+    E.g. ``variants: {rosa: {}, rosa_noctx: {use_context: false},
+    rosa_vna_only: {lambda_rpa: 0.0}, rosa_rpa_only: {lambda_vna: 0.0}}``; overrides may also set
+    ``train`` keys (merged key by key).
+    """
+    variants = rosa.get("variants") or {}
+    if variant not in variants:
+        raise ValueError(f"rosa.variants has no variant {variant!r} (has {sorted(variants)})")
+    base = {k: v for k, v in rosa.items() if k != "variants"}
+    return RosaConfig.from_mapping(_merge(base, variants[variant] or {}))
+
+
+def variant_params(rosa: Mapping[str, Any], variant: str) -> dict[str, Any]:
+    """The ``rosa`` group reduced to one variant (its overrides merged, ``variants`` holding only
+    ``{variant: {}}``): a rule's ``params`` that change only when that variant's config changes."""
+    resolved = resolve_variant(rosa, variant).to_dict()
+    return {**resolved, "variants": {variant: {}}}

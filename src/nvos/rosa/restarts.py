@@ -1,0 +1,106 @@
+"""Several initialisations of one ROSA variant, the lowest validation VNA kept (``restarts``).
+
+Weak supervision can settle on a poor alignment from some initialisations; their validation VNA
+(narrations only, no spatial labels) tends to show it. :func:`train_restarts` trains each restart
+with :func:`nvos.rosa.train.train_rosa` in its own folder and copies the chosen one's weights to
+``checkpoint.pt``; ``restarts.csv`` lists them (:data:`RESTART_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nvos import storage
+from nvos.rosa.checkpoint import load_checkpoint, save_checkpoint
+from nvos.rosa.config import RosaConfig
+from nvos.rosa.distributed import DistEnv, init_from_env
+from nvos.rosa.train import TrainSummary, train_rosa
+
+__all__ = ["RESTART_COLUMNS", "train_restarts"]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+RESTART_COLUMNS = ("restart", "seed", "best_step", "best_val_vna", "chosen", "log")
+
+
+def train_restarts(
+    train_data: Any,
+    val_data: Any | None,
+    out_dir: PathLike,
+    config: RosaConfig,
+    device: torch.device | None = None,
+    env: DistEnv | None = None,
+) -> TrainSummary:
+    """Train ``config.train.restarts`` initialisations and keep the lowest validation VNA.
+
+    Restart 0 is :func:`train_rosa` in ``out_dir`` itself (so one restart, the default, is
+    exactly that, and ``out_dir``'s ``last.pt``, ``best.pt`` and ``train_log.csv`` are always
+    restart 0's); restart r ≥ 1 trains with seed ``seed + r`` in ``out_dir/restart_<r>/``. Each
+    has its own ``last.pt``, so a killed run resumes in the restart it was in, finished restarts
+    are not redone, and raising R reuses them. Then ``out_dir/checkpoint.pt`` is rewritten with
+    the best weights of the restart whose best validation VNA is lowest (ties: the first), gaining
+    ``restart`` and ``restarts`` (seed, best step and best validation VNA of each), and
+    ``out_dir/restarts.csv`` lists them (:data:`RESTART_COLUMNS`) with the log of each.
+    Weak supervision can settle on a poor alignment from some initialisations; their validation
+    VNA tends to show it, and it uses no spatial labels. Without validation data the first
+    restart is kept (warned).
+
+    Returns the chosen restart's :class:`TrainSummary` (its own ``log``) with ``checkpoint``
+    ``out_dir/checkpoint.pt``.
+    """
+    restarts = config.train.restarts
+    if restarts == 1:
+        return train_rosa(train_data, val_data, out_dir, config, device, env)
+    out = Path(out_dir)
+    env = env or init_from_env()
+    summaries = []
+    for r in range(restarts):
+        train = dataclasses.replace(config.train, seed=config.train.seed + r, restarts=1)
+        one = dataclasses.replace(config, train=train)
+        where = out if r == 0 else out / f"restart_{r}"
+        logger.info("restart %d of %d (seed %d) in %s", r + 1, restarts, train.seed, where)
+        summaries.append(train_rosa(train_data, val_data, where, one, device, env))
+    scores = [math.inf if s.best_val_vna is None else s.best_val_vna for s in summaries]
+    chosen = min(range(restarts), key=lambda r: (scores[r], r))
+    if val_data is None:
+        logger.warning("no validation data: restarts cannot be compared, keeping restart 0")
+    if env.is_main:
+        rows = [
+            {
+                "restart": r,
+                "seed": config.train.seed + r,
+                "best_step": s.best_step,
+                "best_val_vna": s.best_val_vna,
+                "chosen": r == chosen,
+                "log": s.log.relative_to(out).as_posix(),
+            }
+            for r, s in enumerate(summaries)
+        ]
+        state = load_checkpoint(summaries[chosen].checkpoint)
+        state.update(restart=chosen, restarts=rows, config=config.to_dict())
+        save_checkpoint(state, out / "checkpoint.pt")
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=RESTART_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        storage.write_text(out / "restarts.csv", buffer.getvalue())
+        logger.info(
+            "kept restart %d (seed %d): best validation VNA %s of %s",
+            chosen,
+            config.train.seed + chosen,
+            summaries[chosen].best_val_vna,
+            [None if math.isinf(v) else round(v, 4) for v in scores],
+        )
+    if env.is_distributed:
+        torch.distributed.barrier()
+    return dataclasses.replace(summaries[chosen], checkpoint=out / "checkpoint.pt")

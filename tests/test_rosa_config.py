@@ -1,0 +1,76 @@
+"""ROSA's config: variants, key checks, and no torch at import (the rule files load it)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nvos.rosa.config import RosaConfig, resolve_variant, variant_params
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = {"dim": 32, "context_layers": 1, "context_heads": 4, "train": {"batch_size": 8, "steps": 8}}
+
+
+def loads_torch(modules: list[str]) -> bool:
+    """Whether importing ``modules`` in a fresh interpreter imports torch."""
+    imports = "; ".join(f"import {m}" for m in modules)
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys; {imports}; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip() == "True"
+
+
+def test_config_does_not_import_torch() -> None:
+    assert not loads_torch(["nvos.rosa.config"])
+    assert loads_torch(["nvos.rosa.model"])  # the check itself sees torch when it is imported
+
+
+def test_rule_files_import_no_torch() -> None:
+    """Building the DAG (``snakemake -n``) imports only what the Snakefile and rules import."""
+    modules = set()
+    for path in [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]:
+        modules |= set(re.findall(r"^(?:from|import) (nvos[\w.]*)", path.read_text(), re.M))
+    assert "nvos.rosa.config" in modules
+    assert not loads_torch(sorted(modules))
+
+
+def test_variants_merge_overrides_and_reject_unknown_keys() -> None:
+    rosa = {
+        **BASE,
+        "variants": {
+            "rosa": {},
+            "rosa_noctx": {"use_context": False},
+            "rosa_vna_only": {"lambda_rpa": 0.0, "train": {"lr": 0.5}},
+        },
+    }
+    assert resolve_variant(rosa, "rosa").use_context is True
+    assert resolve_variant(rosa, "rosa_noctx").use_context is False
+    vna_only = resolve_variant(rosa, "rosa_vna_only")
+    assert vna_only.lambda_rpa == 0.0 and vna_only.train.lr == 0.5
+    assert vna_only.train.batch_size == 8
+    with pytest.raises(ValueError, match="no variant"):
+        resolve_variant(rosa, "missing")
+    with pytest.raises(ValueError, match="unknown key"):
+        RosaConfig.from_mapping({"dimm": 3})
+    with pytest.raises(ValueError, match="rosa.train: unknown"):
+        RosaConfig.from_mapping({"train": {"batchsize": 3}})
+    with pytest.raises(ValueError, match="both 0"):
+        RosaConfig.from_mapping({"lambda_vna": 0.0, "lambda_rpa": 0.0})
+    with pytest.raises(ValueError, match="divisible"):
+        RosaConfig.from_mapping({"train": {"batch_size": 9, "gpus": 2}})
+
+
+def test_variant_params_hold_only_that_variant() -> None:
+    rosa = {**BASE, "variants": {"rosa": {}, "rosa_noctx": {"use_context": False}}}
+    params_noctx = variant_params(rosa, "rosa_noctx")
+    assert params_noctx["variants"] == {"rosa_noctx": {}}
+    assert resolve_variant(params_noctx, "rosa_noctx") == resolve_variant(rosa, "rosa_noctx")
+    changed = {**rosa, "variants": {"rosa": {"dim": 8}, "rosa_noctx": {"use_context": False}}}
+    assert variant_params(changed, "rosa_noctx") == params_noctx
