@@ -93,10 +93,14 @@ def test_resume_after_a_kill_gives_the_same_curve(tmp_path: Path, stop_after: in
     part = tmp_path / "part"
     first = train_rosa(train, val, part, config(), stop_after=stop_after)
     assert first.steps == stop_after and not (part / "checkpoint.pt").exists()
-    assert torch.load(part / "last.pt", weights_only=False)["step"] == 4
+    # Nothing that looks finished: no train_log.csv; its rows wait in last.pt.
+    assert not (part / "train_log.csv").exists() and (part / "last.pt").exists()
+    state = torch.load(part / "last.pt", weights_only=False)
+    assert state["step"] == 4 and [row["step"] for row in state["log"]] == [1, 2, 3, 4]
     resumed = train_rosa(train, val, part, config())
     assert resumed.resumed_from == 4 and resumed.steps == 8
-    assert log_rows(part / "train_log.csv") == log_rows(full.log)
+    rows = log_rows(resumed.log)  # every step, those before the kill too
+    assert [int(r["step"]) for r in rows] == list(range(1, 9)) and rows == log_rows(full.log)
     for name, value in params(full.checkpoint).items():
         assert torch.equal(value, params(part / "checkpoint.pt")[name]), name
     # A different config does not resume from that state.

@@ -10,7 +10,9 @@ gradient-norm clipping and bf16 autocast on CUDA. Files written to ``out_dir`` (
 - ``best.pt``: the weights with the lowest validation VNA loss so far (no spatial labels used).
 - ``checkpoint.pt``: written once at the end = ``best.pt`` (or the final weights without
   validation data); what prediction loads (:func:`nvos.rosa.model.load_model`).
-- ``train_log.csv``: step, epoch, loss, vna, rpa, lr, clips_per_s, val_vna.
+- ``train_log.csv``: step, epoch, loss, vna, rpa, lr, clips_per_s, val_vna; written once, when
+  training finishes (until then the rows live in ``last.pt`` and progress is in the log), so an
+  interrupted run leaves no finished-looking log, like no ``checkpoint.pt``.
 
 Several processes (``torchrun``, world size > 1): the model is wrapped in DistributedDataParallel,
 each process gets ``batch_size / world_size`` clips of every global batch, L_VNA's negatives are
@@ -101,7 +103,8 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
 
 @dataclass
 class TrainSummary:
-    """What :func:`train_rosa` did."""
+    """What :func:`train_rosa` did. ``checkpoint`` and ``log`` are the paths of
+    ``checkpoint.pt`` and ``train_log.csv``, which exist only once training has finished."""
 
     steps: int
     epochs: int
@@ -205,7 +208,7 @@ def train_rosa(
         device: default ``cuda:<local rank>`` when CUDA is available, else the CPU.
         env: the process's place (default: from torchrun's variables, initialising the group).
         stop_after: stop (as if killed) after this many steps in this call, without writing
-            ``checkpoint.pt`` (tests of resume).
+            ``checkpoint.pt`` or ``train_log.csv`` (tests of resume).
 
     Returns:
         A :class:`TrainSummary` (on every process; files are written by process 0 only).
@@ -309,7 +312,6 @@ def train_rosa(
             "config": config.to_dict(),
         }
         save_checkpoint(state, last_path)
-        _write_log(out / "train_log.csv", rows)
 
     model.train()
     logger.info(
