@@ -188,3 +188,6 @@ def test_resumed_outputs_equal_an_uninterrupted_run(reference: Path, killed: dic
     assert ours["model"].keys() == theirs["model"].keys()
     for name, tensor in ours["model"].items():
         assert torch.equal(tensor, theirs["model"][name]), name
+    # Checkpoints are saved without their temporary file's name: equal content, equal bytes.
+    checkpoint = "models/rosa/checkpoint.pt"
+    assert (run / checkpoint).read_bytes() == (reference / checkpoint).read_bytes()

@@ -108,6 +108,16 @@ def test_resume_after_a_kill_gives_the_same_curve(tmp_path: Path, stop_after: in
     assert again.resumed_from == 0
 
 
+def test_identical_trainings_write_identical_checkpoint_files(tmp_path: Path) -> None:
+    """Byte for byte (last.pt differs: its log rows hold the wall-clock clips_per_s)."""
+    train, val = data()
+    for run in ("a", "b"):
+        train_rosa(train, val, tmp_path / run, config(train={"steps": 4}))
+    for name in ("checkpoint.pt", "best.pt"):
+        ours, theirs = (tmp_path / run / name for run in ("a", "b"))
+        assert ours.read_bytes() == theirs.read_bytes(), name
+
+
 def test_input_statistics_use_real_rows_only() -> None:
     train, _ = data()
     batches = [train.batch(range(i, min(i + 5, len(train))))[0] for i in range(0, len(train), 5)]

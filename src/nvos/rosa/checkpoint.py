@@ -1,7 +1,8 @@
 """Training state on disk: atomic checkpoint files, RNG states and the resume fingerprint.
 
 A checkpoint is a dict saved with :func:`torch.save` (``last.pt``, ``best.pt``,
-``checkpoint.pt`` of :func:`nvos.rosa.train.train_rosa`); tensors in it keep their shapes.
+``checkpoint.pt`` of :func:`nvos.rosa.train.train_rosa`); tensors in it keep their shapes, and
+equal dicts give equal bytes (:func:`save_checkpoint`).
 :func:`rng_state` / :func:`set_rng_state` capture and restore every random generator training
 draws from, so a resumed run continues with the same numbers as an uninterrupted one, and
 :func:`fingerprint` says whether a ``last.pt`` was made with the same config.
@@ -26,9 +27,14 @@ __all__ = ["fingerprint", "load_checkpoint", "rng_state", "save_checkpoint", "se
 
 
 def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
-    """Save ``obj`` to ``path`` atomically (a temporary file renamed when complete)."""
-    with storage.atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """Save ``obj`` to ``path`` atomically (a temporary file renamed when complete).
+
+    Saved through an open file: given a path, :func:`torch.save` names the archive's records
+    after the (random) temporary file name, so equal objects gave different bytes; through a
+    file object the name is fixed and equal checkpoints are byte-identical.
+    """
+    with storage.atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def load_checkpoint(
