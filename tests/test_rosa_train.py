@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import socket
 from collections.abc import Iterator
@@ -85,9 +86,10 @@ def test_same_config_same_loss_curve(tmp_path: Path) -> None:
     assert log_rows(other.log) != rows
 
 
-@pytest.mark.parametrize("stop_after", [4, 5])
+@pytest.mark.parametrize("stop_after", [2, 3, 4, 5])
 def test_resume_after_a_kill_gives_the_same_curve(tmp_path: Path, stop_after: int) -> None:
-    """Stopping at a checkpoint (4) or between two (5, so step 5 is redone) changes nothing."""
+    """Stopping at a checkpoint (2, 4) or between two (3, 5: that step is redone), at an epoch's
+    end (4 steps per epoch) or inside one, changes nothing (dropout draws included)."""
     train, val = data()
     full = train_rosa(train, val, tmp_path / "full", config())
     part = tmp_path / "part"
@@ -95,10 +97,12 @@ def test_resume_after_a_kill_gives_the_same_curve(tmp_path: Path, stop_after: in
     assert first.steps == stop_after and not (part / "checkpoint.pt").exists()
     # Nothing that looks finished: no train_log.csv; its rows wait in last.pt.
     assert not (part / "train_log.csv").exists() and (part / "last.pt").exists()
+    saved = stop_after - stop_after % 2
     state = torch.load(part / "last.pt", weights_only=False)
-    assert state["step"] == 4 and [row["step"] for row in state["log"]] == [1, 2, 3, 4]
+    assert state["step"] == saved
+    assert [row["step"] for row in state["log"]] == list(range(1, saved + 1))
     resumed = train_rosa(train, val, part, config())
-    assert resumed.resumed_from == 4 and resumed.steps == 8
+    assert resumed.resumed_from == saved and resumed.steps == 8
     rows = log_rows(resumed.log)  # every step, those before the kill too
     assert [int(r["step"]) for r in rows] == list(range(1, 9)) and rows == log_rows(full.log)
     for name, value in params(full.checkpoint).items():
@@ -180,35 +184,37 @@ def test_checkpoint_keeps_the_lowest_validation_vna(tmp_path: Path) -> None:
 def test_restarts_keep_the_initialisation_with_the_lowest_validation_vna(tmp_path: Path) -> None:
     train, val = data()
     cfg = config(train={"restarts": 3, "lr": 0.02, "seed": 2})
-    summary = train_restarts(train, val, tmp_path / "r", cfg)
-    with open(tmp_path / "r" / "restarts.csv") as handle:
+    out = tmp_path / "r"
+    # Killed during restart 1: the variant folder holds nothing that looks finished.
+    first = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=2, restarts=1))
+    train_rosa(train, val, out / "restart_0", first)
+    train_rosa(train, val, out / "restart_1", config(train={"lr": 0.02, "seed": 3}), stop_after=2)
+    assert sorted(p.name for p in out.iterdir()) == ["restart_0", "restart_1"]
+    summary = train_restarts(train, val, out, cfg)
+    with open(out / "restarts.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["seed"]) for r in rows] == [2, 3, 4]
     scores = [float(r["best_val_vna"]) for r in rows]
     assert len(set(scores)) == 3  # the initialisations differ
     chosen = scores.index(min(scores))
-    assert chosen > 0  # this seed's restart 0 is not the best: the copy is exercised
+    assert chosen > 0  # this seed's restart 0 is not the best: the choice is exercised
     assert [r["chosen"] for r in rows] == [str(i == chosen) for i in range(3)]
-    where = tmp_path / "r" / f"restart_{chosen}"
+    where = out / f"restart_{chosen}"
     saved = torch.load(summary.checkpoint, weights_only=False)
+    assert summary.checkpoint == out / "checkpoint.pt" and summary.log == out / "train_log.csv"
     assert saved["restart"] == chosen and saved["val_vna"] == pytest.approx(min(scores))
     assert saved["config"]["train"]["restarts"] == 3
-    best = torch.load(where / "best.pt", weights_only=False)["model"]
-    for name, value in best.items():
+    for name, value in params(where / "best.pt").items():
         assert torch.equal(saved["model"][name], value), name
-    assert summary.log == where / "train_log.csv"
-    assert [r["log"] for r in rows] == [
-        "train_log.csv",
-        "restart_1/train_log.csv",
-        "restart_2/train_log.csv",
-    ]
-    # Restart 0 is exactly the one-restart run with the same seed (trained in the folder itself).
-    single = train_rosa(train, val, tmp_path / "one", config(train={"lr": 0.02, "seed": 2}))
-    assert float(rows[0]["best_val_vna"]) == pytest.approx(single.best_val_vna)
-    assert log_rows(tmp_path / "r" / "train_log.csv") == log_rows(single.log)
+    assert summary.log.read_text() == (where / "train_log.csv").read_text()
+    assert [r["log"] for r in rows] == [f"restart_{r}/train_log.csv" for r in range(3)]
+    # Each restart is exactly the one-restart run with its seed (restart 1 resumed after its kill).
+    single = train_rosa(train, val, tmp_path / "one", config(train={"lr": 0.02, "seed": 3}))
+    assert float(rows[1]["best_val_vna"]) == pytest.approx(single.best_val_vna)
+    assert log_rows(out / "restart_1" / "train_log.csv") == log_rows(single.log)
     for name, value in params(tmp_path / "one" / "best.pt").items():
-        assert torch.equal(params(tmp_path / "r" / "best.pt")[name], value), name
-    again = train_restarts(train, val, tmp_path / "r", cfg)
+        assert torch.equal(params(out / "restart_1" / "best.pt")[name], value), name
+    again = train_restarts(train, val, out, cfg)
     assert again.resumed_from == again.steps  # finished restarts are not retrained
     assert log_rows(again.log) == log_rows(summary.log)
     with pytest.raises(ValueError, match="restarts"):

@@ -738,6 +738,9 @@ class ClipLoader:
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             drop_last=self.drop_last,
             prefetch_factor=4 if self.num_workers else None,
+            # Its own generator: a DataLoader draws its workers' base seed when an iterator is
+            # made, which from the global RNG would make a resumed epoch's dropout differ.
+            generator=torch.Generator().manual_seed(self.sampler.seed + self.epoch),
         )
         yield from loader
 

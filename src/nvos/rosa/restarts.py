@@ -2,8 +2,9 @@
 
 Weak supervision can settle on a poor alignment from some initialisations; their validation VNA
 (narrations only, no spatial labels) tends to show it. :func:`train_restarts` trains each restart
-with :func:`nvos.rosa.train.train_rosa` in its own folder and copies the chosen one's weights to
-``checkpoint.pt``; ``restarts.csv`` lists them (:data:`RESTART_COLUMNS`).
+with :func:`nvos.rosa.train.train_rosa` in its own folder ``restart_<r>/`` and, when all have
+finished, writes the chosen one's weights to ``checkpoint.pt`` and its log to ``train_log.csv``;
+``restarts.csv`` lists them (:data:`RESTART_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -43,20 +44,19 @@ def train_restarts(
 ) -> TrainSummary:
     """Train ``config.train.restarts`` initialisations and keep the lowest validation VNA.
 
-    Restart 0 is :func:`train_rosa` in ``out_dir`` itself (so one restart, the default, is
-    exactly that, and ``out_dir``'s ``last.pt``, ``best.pt`` and ``train_log.csv`` are always
-    restart 0's); restart r ≥ 1 trains with seed ``seed + r`` in ``out_dir/restart_<r>/``. Each
-    has its own ``last.pt``, so a killed run resumes in the restart it was in, finished restarts
-    are not redone, and raising R reuses them. Then ``out_dir/checkpoint.pt`` is rewritten with
-    the best weights of the restart whose best validation VNA is lowest (ties: the first), gaining
-    ``restart`` and ``restarts`` (seed, best step and best validation VNA of each), and
-    ``out_dir/restarts.csv`` lists them (:data:`RESTART_COLUMNS`) with the log of each.
-    Weak supervision can settle on a poor alignment from some initialisations; their validation
-    VNA tends to show it, and it uses no spatial labels. Without validation data the first
-    restart is kept (warned).
+    One restart (the default) is exactly :func:`~nvos.rosa.train.train_rosa` in ``out_dir``.
+    With R > 1, restart r trains with seed ``seed + r`` in ``out_dir/restart_<r>/`` (its own
+    ``last.pt``, ``best.pt``, ``checkpoint.pt`` and ``train_log.csv``), so a killed run resumes in
+    the restart it was in and finished restarts are not redone. When all have finished, the restart
+    whose best validation VNA is lowest (ties: the first) is chosen (no spatial labels), and only
+    then are ``out_dir``'s own files written: ``checkpoint.pt`` (its best weights, gaining
+    ``restart`` and ``restarts``: seed, best step and best validation VNA of each),
+    ``train_log.csv`` (its log) and ``restarts.csv`` (:data:`RESTART_COLUMNS`). Until then
+    ``out_dir`` holds nothing that looks finished. Without validation data the first restart is
+    kept (warned).
 
-    Returns the chosen restart's :class:`TrainSummary` (its own ``log``) with ``checkpoint``
-    ``out_dir/checkpoint.pt``.
+    Returns the chosen restart's :class:`TrainSummary` with ``checkpoint`` and ``log`` in
+    ``out_dir``.
     """
     restarts = config.train.restarts
     if restarts == 1:
@@ -67,7 +67,7 @@ def train_restarts(
     for r in range(restarts):
         train = dataclasses.replace(config.train, seed=config.train.seed + r, restarts=1)
         one = dataclasses.replace(config, train=train)
-        where = out if r == 0 else out / f"restart_{r}"
+        where = out / f"restart_{r}"
         logger.info("restart %d of %d (seed %d) in %s", r + 1, restarts, train.seed, where)
         summaries.append(train_rosa(train_data, val_data, where, one, device, env))
     scores = [math.inf if s.best_val_vna is None else s.best_val_vna for s in summaries]
@@ -86,14 +86,15 @@ def train_restarts(
             }
             for r, s in enumerate(summaries)
         ]
-        state = load_checkpoint(summaries[chosen].checkpoint)
-        state.update(restart=chosen, restarts=rows, config=config.to_dict())
-        save_checkpoint(state, out / "checkpoint.pt")
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=RESTART_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         storage.write_text(out / "restarts.csv", buffer.getvalue())
+        storage.write_text(out / "train_log.csv", summaries[chosen].log.read_text())
+        state = load_checkpoint(summaries[chosen].checkpoint)
+        state.update(restart=chosen, restarts=rows, config=config.to_dict())
+        save_checkpoint(state, out / "checkpoint.pt")  # last: the variant's "finished" file
         logger.info(
             "kept restart %d (seed %d): best validation VNA %s of %s",
             chosen,
@@ -103,4 +104,6 @@ def train_restarts(
         )
     if env.is_distributed:
         torch.distributed.barrier()
-    return dataclasses.replace(summaries[chosen], checkpoint=out / "checkpoint.pt")
+    return dataclasses.replace(
+        summaries[chosen], checkpoint=out / "checkpoint.pt", log=out / "train_log.csv"
+    )
