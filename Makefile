@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
+# Snakemake's `gpu` resource for `make demo`: the machine's GPUs, or on a machine without one as
+# many as CORES (the GPU rules then run on the CPU, and nothing is gained by running one at a time).
+GPUS   ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); [ "$${n:-0}" -gt 0 ] && echo $$n || echo $(CORES))
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install demo test lint lock clean-demo
@@ -18,7 +21,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --resources gpu=$(GPUS)
 	@echo "results table: results/demo/report/table.md (page: results/demo/report/index.html)"
 
 test: install

@@ -23,7 +23,9 @@ TARGET = "results/demo/models/rosa/checkpoint.pt"
 RUN = Path("results/demo")
 CONFIG = copy.deepcopy(SMALL_DEMO)
 CONFIG["shards"]["clips_per_shard"] = 4  # one shard: fewer jobs, same kills
-CONFIG["rosa"]["train"].update(epochs=300, checkpoint_every=5, log_every=5, val_every=50)
+CONFIG["rosa"]["train"].update(
+    epochs=300, checkpoint_every=5, log_every=5, val_every=50, restarts=1
+)
 CONFIG["rosa"]["variants"] = {"rosa": {}}
 CONFIG["evaluate"]["methods"] = ["rosa"]
 VOLATILE_LOG_COLUMNS = {"clips_per_s"}  # wall-clock throughput

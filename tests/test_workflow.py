@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from nvos import skips, storage
@@ -90,6 +91,15 @@ def test_demo_dag_writes_every_stage(demo_run: Path) -> None:
         assert f"| {row} |" in table, table
     assert (demo_run / "models/rosa_noctx/checkpoint.pt").exists()
     assert (demo_run / "models/rosa/train_log.csv").read_text().startswith("step,")
+    # The default rosa.train.restarts (3): each trained in its folder, the chosen one copied.
+    with open(demo_run / "models/rosa/restarts.csv") as handle:
+        restarts = list(csv.DictReader(handle))
+    assert [r["restart"] for r in restarts] == ["0", "1", "2"]
+    (chosen,) = [r for r in restarts if r["chosen"] == "True"]
+    saved = torch.load(demo_run / "models/rosa/checkpoint.pt", weights_only=False)
+    assert saved["restart"] == int(chosen["restart"])
+    log = (demo_run / "models/rosa" / chosen["log"]).read_text()
+    assert (demo_run / "models/rosa/train_log.csv").read_text() == log
     summary = json.loads((demo_run / "metrics/oracle/val/summary.json").read_text())
     assert summary["objects"] > 0 and 0.0 < summary["J"] <= 1.0
     assert (demo_run / "report/index.html").exists()
