@@ -1,4 +1,4 @@
-"""ROSA's feature-cache dataset and loader (nvos.rosa.data, nvos.rosa.batch)."""
+"""ROSA's feature cache and loader (nvos.rosa.feature_cache, nvos.rosa.data, nvos.rosa.batch)."""
 
 from __future__ import annotations
 

@@ -6,12 +6,8 @@ Inputs per shard (DESIGN §3–§4): ``features/<shard>.regions.parquet`` (one e
 ``frames/<shard>.parquet`` (only ``clip_id, frame_index, time_sec, role``: never the JPEGs), plus
 the run's ``clips.parquet`` (split, clip window) and ``phrases.parquet`` (object ids).
 
-Each shard's regions, joined with their proposal's normalised box and score and sorted per frame
-best first, are converted **once** into an Arrow IPC file in a cache folder (default
-``features/cache/``), written atomically and reused while its sources are unchanged. Every process
-memory-maps it: the embeddings are a zero-copy float16 numpy view of the page cache, shared by the
-DataLoader workers and all ranks of a machine, and reading a clip is a few slices (no Parquet
-decoding per step). The text embeddings get the same treatment.
+The shards' embeddings are read through their Arrow IPC caches (:mod:`nvos.rosa.feature_cache`):
+memory-mapped, converted once, so reading a clip is a few slices (no Parquet decoding per step).
 
 Items (:class:`~nvos.rosa.batch.ClipItem`): training mode samples ``frames_per_clip`` frames of the
 roles ``sampled`` and ``annotated`` per clip (seeded by ``seed``, the epoch and the clip: the same
@@ -23,9 +19,6 @@ counted (:class:`FeatureSummary`, and the log); frames without proposal are coun
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -36,23 +29,27 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.ipc as ipc
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from nvos import storage
 from nvos.rosa.batch import ClipBatch, ClipItem, collate
+from nvos.rosa.feature_cache import (
+    ShardArrays,
+    ShardPaths,
+    clip_codes,
+    ensure_cache,
+    open_cache,
+    read_columns,
+    region_table,
+    text_table,
+)
 
 __all__ = [
-    "CACHE_VERSION",
     "ClipLoader",
     "FeatureDataset",
     "FeatureSummary",
     "ShardPaths",
-    "ensure_cache",
     "make_loader",
-    "region_table",
-    "text_table",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,45 +57,10 @@ logger = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 Mode = Literal["train", "eval"]
 
-CACHE_VERSION = 1
-CACHE_KEY = b"nvos_cache"
 FRAME_COLUMNS = ["clip_id", "frame_index", "time_sec", "role"]
-PROPOSAL_COLUMNS = [
-    "clip_id",
-    "frame_index",
-    "proposal_id",
-    "height",
-    "width",
-    "bbox",
-    "predicted_iou",
-    "stability_score",
-]
 CLIP_COLUMNS = ["clip_id", "start_sec", "end_sec", "split", "shard"]
 PHRASE_COLUMNS = ["clip_id", "phrase_id", "object_id"]
 ROLES: dict[str, tuple[str, ...]] = {"train": ("sampled", "annotated"), "eval": ("annotated",)}
-
-
-@dataclass(frozen=True)
-class ShardPaths:
-    """The per-shard files ROSA reads."""
-
-    shard: str
-    regions: Path
-    text: Path
-    proposals: Path
-    frames: Path
-
-    @classmethod
-    def in_run(cls, run_dir: PathLike, shard: str) -> ShardPaths:
-        """The files of ``shard`` in the standard layout of ``results/<run>/`` (``run_dir``)."""
-        run = Path(run_dir)
-        return cls(
-            shard=shard,
-            regions=run / "features" / f"{shard}.regions.parquet",
-            text=run / "features" / f"{shard}.text.parquet",
-            proposals=run / "proposals" / f"{shard}.parquet",
-            frames=run / "frames" / f"{shard}.parquet",
-        )
 
 
 @dataclass(frozen=True)
@@ -127,233 +89,6 @@ class FeatureSummary:
     def clips_without_regions(self) -> int:
         """Clips skipped because none of their frames has a proposal."""
         return sum(reason == "no_regions" for _, reason in self.skipped)
-
-
-# --------------------------------------------------------------------------------------------
-# Reading and caching the shards' tables
-
-
-def _read(path: PathLike, columns: list[str], schema: str | None = None) -> pa.Table:
-    """Read only ``columns`` of a Parquet file (the one place this module reads Parquet)."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    return storage.read_table(path, schema, columns=columns)
-
-
-def _embedding_dim(table: pa.Table, column: str, path: PathLike) -> int:
-    kind = table.schema.field(column).type
-    if not (pa.types.is_fixed_size_list(kind) and pa.types.is_float16(kind.value_type)):
-        raise storage.SchemaError(f"{path}: column {column!r} is {kind}, not fixed_size_list<f16>")
-    return int(kind.list_size)
-
-
-def region_table(regions_path: PathLike, proposals_path: PathLike) -> pa.Table:
-    """A shard's region embeddings joined with their proposals, sorted per frame best first.
-
-    Columns: ``clip_id`` (dictionary), ``frame_index`` int64, ``proposal_id`` int32, ``score``
-    float32 (predicted_iou * stability_score), ``box`` fixed_size_list<float32>[4] (x, y, w, h
-    divided by the frame's width/height, clipped to [0, 1]), ``embedding`` fixed_size_list<f16>[D].
-    Rows sorted by clip, frame, descending score, proposal_id; one chunk per column.
-
-    Raises ValueError naming the files when a region has no proposal row or keys repeat.
-    """
-    keys = ["clip_id", "frame_index", "proposal_id"]
-    regions = _read(regions_path, [*keys, "embedding"])
-    _embedding_dim(regions, "embedding", regions_path)
-    props = _read(proposals_path, PROPOSAL_COLUMNS, "proposals")
-    n = regions.num_rows
-    left = regions.select(keys).append_column("_r", pa.array(np.arange(n, dtype=np.int64)))
-    left = left.cast(
-        pa.schema(
-            [
-                ("clip_id", pa.string()),
-                ("frame_index", pa.int64()),
-                ("proposal_id", pa.int32()),
-                ("_r", pa.int64()),
-            ]
-        )
-    )
-    right = props.select(keys).append_column(
-        "_p", pa.array(np.arange(props.num_rows, dtype=np.int64))
-    )
-    joined = left.join(right, keys, join_type="left outer")
-    if joined.num_rows != n:
-        raise ValueError(f"{proposals_path}: repeated (clip_id, frame_index, proposal_id) rows")
-    missing = joined.filter(pc.is_null(joined["_p"]))
-    if missing.num_rows:
-        row = missing.slice(0, 1).to_pylist()[0]
-        raise ValueError(
-            f"{regions_path}: {missing.num_rows} regions have no proposal in {proposals_path}, "
-            f"e.g. clip {row['clip_id']!r} frame {row['frame_index']} proposal {row['proposal_id']}"
-        )
-    order = np.empty(n, dtype=np.int64)
-    order[joined["_r"].to_numpy()] = joined["_p"].to_numpy()
-    bbox = props["bbox"].combine_chunks().flatten().to_numpy().reshape(-1, 4)[order]
-    height = props["height"].to_numpy()[order].astype(np.float32)
-    width = props["width"].to_numpy()[order].astype(np.float32)
-    box = np.clip(bbox / np.stack([width, height, width, height], axis=1), 0.0, 1.0)
-    score = (props["predicted_iou"].to_numpy() * props["stability_score"].to_numpy())[order]
-    table = pa.table(
-        {
-            "clip_id": regions["clip_id"],
-            "frame_index": regions["frame_index"],
-            "proposal_id": regions["proposal_id"],
-            "score": pa.array(score.astype(np.float32)),
-            "box": pa.FixedSizeListArray.from_arrays(pa.array(box.astype(np.float32).ravel()), 4),
-            "embedding": regions["embedding"],
-        }
-    )
-    table = table.sort_by(
-        [
-            ("clip_id", "ascending"),
-            ("frame_index", "ascending"),
-            ("score", "descending"),
-            ("proposal_id", "ascending"),
-        ]
-    )
-    return _dictionary_clip_ids(table.combine_chunks())
-
-
-def text_table(text_path: PathLike) -> pa.Table:
-    """A shard's phrase embeddings sorted by clip and ``phrase_id`` (-1, the narration, first).
-
-    Columns: ``clip_id`` (dictionary), ``phrase_id`` int32, ``embedding_context``,
-    ``embedding_plain`` (fixed_size_list<f16>[D]); one chunk per column.
-    """
-    columns = ["clip_id", "phrase_id", "embedding_context", "embedding_plain"]
-    table = _read(text_path, columns)
-    dims = {_embedding_dim(table, c, text_path) for c in columns[2:]}
-    if len(dims) != 1:
-        raise storage.SchemaError(f"{text_path}: context and plain embeddings differ in size")
-    table = table.sort_by([("clip_id", "ascending"), ("phrase_id", "ascending")])
-    return _dictionary_clip_ids(table.combine_chunks())
-
-
-def _dictionary_clip_ids(table: pa.Table) -> pa.Table:
-    ids = table["clip_id"].combine_chunks()
-    if not pa.types.is_dictionary(ids.type):
-        ids = pc.dictionary_encode(ids)
-    return table.set_column(0, "clip_id", ids)
-
-
-def _stamp(sources: Sequence[PathLike]) -> dict[str, Any]:
-    """What a cache file was made from: version and each source's size and modification time."""
-    files = {}
-    for source in sources:
-        stat = Path(source).stat()
-        files[str(Path(source).resolve())] = [stat.st_size, stat.st_mtime_ns]
-    return {"version": CACHE_VERSION, "sources": files}
-
-
-def _fresh(cache: Path, stamp: dict[str, Any]) -> bool:
-    if not cache.exists():
-        return False
-    try:
-        with pa.memory_map(str(cache)) as source:
-            metadata = ipc.open_file(source).schema.metadata or {}
-    except (pa.ArrowInvalid, OSError):
-        return False
-    newest = max(mtime for _, mtime in stamp["sources"].values())
-    return (
-        metadata.get(CACHE_KEY) == json.dumps(stamp, sort_keys=True).encode()
-        and cache.stat().st_mtime_ns >= newest
-    )
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock beside ``path`` so that concurrent ranks convert a shard only once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def ensure_cache(kind: Literal["regions", "text"], paths: ShardPaths, cache_dir: PathLike) -> Path:
-    """The Arrow IPC cache of a shard's regions (:func:`region_table`) or text
-    (:func:`text_table`), converted now if missing or older than its Parquet sources."""
-    cache = Path(cache_dir) / f"{paths.shard}.{kind}.arrow"
-    sources = [paths.regions, paths.proposals] if kind == "regions" else [paths.text]
-    stamp = _stamp(sources)
-    if _fresh(cache, stamp):
-        return cache
-    with _locked(cache):
-        if _fresh(cache, stamp):  # another process converted it while we waited
-            return cache
-        table = (
-            region_table(paths.regions, paths.proposals)
-            if kind == "regions"
-            else (text_table(paths.text))
-        )
-        metadata = {CACHE_KEY: json.dumps(stamp, sort_keys=True).encode()}
-        table = table.replace_schema_metadata(metadata)
-        with storage.atomic_path(cache) as tmp:
-            with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table, max_chunksize=max(table.num_rows, 1))
-        logger.info(
-            "cached %s of shard %s: %d rows -> %s", kind, paths.shard, table.num_rows, cache
-        )
-    return cache
-
-
-def _open_cache(path: Path) -> pa.Table:
-    """Memory-map an IPC cache file (no copy: column buffers point into the mapped file)."""
-    return ipc.open_file(pa.memory_map(str(path))).read_all()
-
-
-def _embeddings(table: pa.Table, column: str) -> np.ndarray:
-    """(rows, D) float16 zero-copy view of an embedding column held in one chunk."""
-    chunks = table[column].chunks
-    if not chunks:
-        dim = table.schema.field(column).type.list_size
-        return np.zeros((0, dim), np.float16)
-    if len(chunks) != 1:
-        raise ValueError(f"embedding column {column!r} must be one chunk, got {len(chunks)}")
-    array = chunks[0]
-    dim = array.type.list_size
-    values = array.values.slice(array.offset * dim, len(array) * dim)
-    return values.to_numpy(zero_copy_only=True).reshape(-1, dim)
-
-
-def _clip_codes(table: pa.Table) -> tuple[np.ndarray, list[str]]:
-    """Per row, the index of its clip id in the returned list of clip ids."""
-    chunks = table["clip_id"].chunks
-    if not chunks:
-        return np.zeros(0, np.int64), []
-    ids = chunks[0]
-    return ids.indices.to_numpy().astype(np.int64), ids.dictionary.to_pylist()
-
-
-@dataclass
-class _ShardArrays:
-    """Zero-copy numpy views of one shard's caches (``tables`` keeps the mappings alive).
-
-    regions (R, D) f16, boxes (R, 4) f32, proposal_id (R,) i32, context/plain (P, D) f16,
-    phrase_id (P,) i32.
-    """
-
-    tables: tuple[pa.Table, pa.Table]
-    regions: np.ndarray
-    boxes: np.ndarray
-    proposal_id: np.ndarray
-    context: np.ndarray
-    plain: np.ndarray
-    phrase_id: np.ndarray
-
-    @classmethod
-    def of(cls, regions: pa.Table, text: pa.Table) -> _ShardArrays:
-        return cls(
-            tables=(regions, text),
-            regions=_embeddings(regions, "embedding"),
-            boxes=regions["box"].combine_chunks().flatten().to_numpy().reshape(-1, 4),
-            proposal_id=regions["proposal_id"].to_numpy(),
-            context=_embeddings(text, "embedding_context"),
-            plain=_embeddings(text, "embedding_plain"),
-            phrase_id=text["phrase_id"].to_numpy(),
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,24 +146,24 @@ class FeatureDataset(Dataset[ClipItem]):
         self.cache_dir = Path(cache_dir) if cache_dir else self.shards[0].regions.parent / "cache"
         self.phrases_path = Path(phrases_path) if phrases_path else None
         self._object_ids: dict[tuple[str, int], str | None] | None = None
-        self._shard_arrays: list[_ShardArrays] | None = None
+        self._shard_arrays: list[ShardArrays] | None = None
         arrays = self._arrays()
         self._build_index(Path(clips_path), arrays)
 
     # -- loading ---------------------------------------------------------------------------
 
-    def _arrays(self) -> list[_ShardArrays]:
+    def _arrays(self) -> list[ShardArrays]:
         """The shards' arrays, opened on first use in each process."""
         if self._shard_arrays is None:
             opened = []
             for paths in self.shards:
                 if self.memory_map:
-                    regions = _open_cache(ensure_cache("regions", paths, self.cache_dir))
-                    text = _open_cache(ensure_cache("text", paths, self.cache_dir))
+                    regions = open_cache(ensure_cache("regions", paths, self.cache_dir))
+                    text = open_cache(ensure_cache("text", paths, self.cache_dir))
                 else:
                     regions = region_table(paths.regions, paths.proposals)
                     text = text_table(paths.text)
-                opened.append(_ShardArrays.of(regions, text))
+                opened.append(ShardArrays.of(regions, text))
             dims = {a.regions.shape[1] for a in opened} | {a.context.shape[1] for a in opened}
             if len(dims) != 1:
                 names = [p.shard for p in self.shards]
@@ -447,8 +182,8 @@ class FeatureDataset(Dataset[ClipItem]):
         """Embedding size D."""
         return int(self._arrays()[0].regions.shape[1])
 
-    def _build_index(self, clips_path: Path, arrays: list[_ShardArrays]) -> None:
-        clips = _read(clips_path, CLIP_COLUMNS, "clips").to_pylist()
+    def _build_index(self, clips_path: Path, arrays: list[ShardArrays]) -> None:
+        clips = read_columns(clips_path, CLIP_COLUMNS, "clips").to_pylist()
         roles = ROLES[self.mode]
         frame_start: list[np.ndarray] = []
         frame_count: list[np.ndarray] = []
@@ -589,7 +324,7 @@ class FeatureDataset(Dataset[ClipItem]):
         if self._object_ids is None:
             if self.phrases_path is None:
                 raise ValueError("FeatureDataset: object ids need phrases_path (phrases.parquet)")
-            rows = _read(self.phrases_path, PHRASE_COLUMNS, "phrases").to_pylist()
+            rows = read_columns(self.phrases_path, PHRASE_COLUMNS, "phrases").to_pylist()
             self._object_ids = {(r["clip_id"], int(r["phrase_id"])): r["object_id"] for r in rows}
         key = (clip_id, int(phrase_id))
         if key not in self._object_ids:
@@ -599,7 +334,7 @@ class FeatureDataset(Dataset[ClipItem]):
 
 def _frame_runs(regions: pa.Table, paths: ShardPaths) -> dict[tuple[str, int], tuple[int, int]]:
     """(clip_id, frame_index) -> (first row, number of rows) in a sorted region table."""
-    codes, ids = _clip_codes(regions)
+    codes, ids = clip_codes(regions)
     index = regions["frame_index"].to_numpy()
     if len(codes) == 0:
         return {}
@@ -614,7 +349,7 @@ def _frame_runs(regions: pa.Table, paths: ShardPaths) -> dict[tuple[str, int], t
 
 def _phrase_runs(text: pa.Table) -> dict[str, tuple[int, int]]:
     """clip_id -> (first, end) rows of its phrases with phrase_id >= 0 in a sorted text table."""
-    codes, ids = _clip_codes(text)
+    codes, ids = clip_codes(text)
     phrase_id = text["phrase_id"].to_numpy()
     runs: dict[str, tuple[int, int]] = {}
     rows = np.nonzero(phrase_id >= 0)[0]
@@ -637,7 +372,7 @@ def _frames_by_clip(
     Reads only the metadata columns of the frames table (never ``jpeg``). Raises ValueError when
     the region cache holds a frame the frames table does not have.
     """
-    table = _read(frames_path, FRAME_COLUMNS, "frames")
+    table = read_columns(frames_path, FRAME_COLUMNS, "frames")
     stored = set(zip(table["clip_id"].to_pylist(), table["frame_index"].to_pylist(), strict=True))
     unknown = [key for key in runs if key not in stored]
     if unknown:
