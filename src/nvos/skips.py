@@ -250,11 +250,7 @@ def gather(
     for row in totals.values():
         reasons = ";".join(f"{k}={n}" for k, n in sorted(row["reasons"].items()))
         rows.append({**row, "reasons": reasons})
-    summary = io.StringIO()
-    writer = csv.DictWriter(summary, fieldnames=RECONCILIATION_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    storage.write_text(reconciliation_csv, summary.getvalue())
+    storage.write_csv(reconciliation_csv, RECONCILIATION_COLUMNS, rows)
     for row in rows:
         logger.info(
             "%s (%d jobs): clips in %d = out %d + skipped %d; %d frames skipped; %s",

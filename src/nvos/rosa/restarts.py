@@ -9,9 +9,7 @@ finished, writes the chosen one's weights to ``checkpoint.pt`` and its log to ``
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import logging
 import math
 import os
@@ -86,11 +84,7 @@ def train_restarts(
             }
             for r, s in enumerate(summaries)
         ]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=RESTART_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        storage.write_text(out / "restarts.csv", buffer.getvalue())
+        storage.write_csv(out / "restarts.csv", RESTART_COLUMNS, rows)
         storage.write_text(out / "train_log.csv", summaries[chosen].log.read_text())
         state = load_checkpoint(summaries[chosen].checkpoint)
         state.update(restart=chosen, restarts=rows, config=config.to_dict())

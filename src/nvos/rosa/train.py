@@ -25,14 +25,12 @@ The config is :class:`nvos.rosa.config.RosaConfig`; several initialisations are
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import os
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -123,15 +121,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _write_log(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in LOG_COLUMNS})
-    storage.write_text(path, buffer.getvalue())
 
 
 # ------------------------------------------------------------------------------------- loop
@@ -396,7 +385,7 @@ def train_rosa(
             final = model_state(model, step=step, val_vna=None)
             logger.warning("no validation data: checkpoint.pt holds the final weights")
         final.update(config=config.to_dict(), best_step=best_step, steps=step)
-        _write_log(out / "train_log.csv", rows)
+        storage.write_csv(out / "train_log.csv", LOG_COLUMNS, rows)
         save_checkpoint(final, out / "checkpoint.pt")
     if env.is_distributed:
         torch.distributed.barrier()
