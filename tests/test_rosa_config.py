@@ -74,3 +74,28 @@ def test_variant_params_hold_only_that_variant() -> None:
     assert resolve_variant(params_noctx, "rosa_noctx") == resolve_variant(rosa, "rosa_noctx")
     changed = {**rosa, "variants": {"rosa": {"dim": 8}, "rosa_noctx": {"use_context": False}}}
     assert variant_params(changed, "rosa_noctx") == params_noctx
+
+
+def test_model_config_takes_every_model_key_of_the_group() -> None:
+    config = RosaConfig.from_mapping(
+        {
+            "dim": 48,
+            "context_layers": 3,
+            "context_heads": 6,
+            "dropout": 0.2,
+            "use_context": False,
+            "tau": 0.2,
+            "learn_tau": True,
+            "input_norm": "whiten",
+            "context_dropout": 0.3,
+        }
+    )
+    model = config.model_config(feature_dim=24)
+    assert (model.feature_dim, model.dim, model.context_layers, model.context_heads) == (
+        24,
+        48,
+        3,
+        6,
+    )
+    assert (model.dropout, model.use_context, model.tau, model.learn_tau) == (0.2, False, 0.2, True)
+    assert (model.input_norm, model.context_dropout) == ("whiten", 0.3)

@@ -167,19 +167,10 @@ class RosaConfig:
         return asdict(self)
 
     def model_config(self, feature_dim: int) -> ModelConfig:
-        """The model's architecture for embeddings of size ``feature_dim``."""
-        return ModelConfig(
-            feature_dim=feature_dim,
-            dim=self.dim,
-            context_layers=self.context_layers,
-            context_heads=self.context_heads,
-            dropout=self.dropout,
-            use_context=self.use_context,
-            tau=self.tau,
-            learn_tau=self.learn_tau,
-            input_norm=self.input_norm,
-            context_dropout=self.context_dropout,
-        )
+        """The model's architecture for embeddings of size ``feature_dim``: every
+        :class:`ModelConfig` field this group also has (same name) is taken from it."""
+        shared = {f.name for f in fields(ModelConfig)} & {f.name for f in fields(self)}
+        return ModelConfig(feature_dim=feature_dim, **{k: getattr(self, k) for k in shared})
 
 
 def _check_keys(where: str, values: Mapping[str, Any], kind: type) -> None:
