@@ -13,6 +13,8 @@ in how the work is scheduled:
   instead of going through per-mask run-length encoding and decoding in Python;
 - optional bf16 autocast on CUDA (``autocast_bf16``): faster, but masks may then differ slightly
   from the stock float32 generator, so it is off by default;
+- it computes in the model's dtype (float32; float64 only makes exactness tests independent
+  of the CPU's rounding);
 - a CUDA out-of-memory error retries the batch at half its size (down to 1) before failing.
 
 With the same settings the masks equal the stock generator's up to floating-point noise (batched
@@ -301,6 +303,7 @@ class SamBackend:
         self.model_type = model_type
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self._checkpoint_sha256: str | None = None
+        self.dtype = next(model.parameters()).dtype  # float32; float64 in exactness tests
         self._transform = ResizeLongestSide(model.image_encoder.img_size)
         self._point_grids = build_all_layer_point_grids(
             settings.points_per_side,
@@ -418,7 +421,7 @@ class SamBackend:
         crop_h, crop_w = view.crop_size
         points = self._point_grids[view.layer] * np.array([[crop_w, crop_h]])
         transformed = self._transform.apply_coords(points, view.crop_size)
-        embedding = embedding.float() if not self.settings.autocast_bf16 else embedding
+        embedding = embedding if self.settings.autocast_bf16 else embedding.to(self.dtype)
 
         def decode(start: int, stop: int) -> _Candidates:
             return self._decode_points(embedding, transformed[start:stop], view, index)
@@ -431,7 +434,7 @@ class SamBackend:
         ]
         cands = _Candidates.cat(parts)
         keep = batched_nms(
-            cands.boxes.float(),
+            cands.boxes.to(cands.iou.dtype),  # integer pixel coordinates: exact in any dtype
             cands.iou,
             torch.zeros(len(cands.boxes), device=cands.boxes.device),
             iou_threshold=s.box_nms_thresh,
@@ -458,7 +461,7 @@ class SamBackend:
                 dense_prompt_embeddings=dense,
                 multimask_output=True,
             )
-        low_res, iou = low_res.flatten(0, 1).float(), iou.flatten(0, 1).float()
+        low_res, iou = low_res.flatten(0, 1).to(self.dtype), iou.flatten(0, 1).to(self.dtype)
         if s.pred_iou_thresh > 0.0:
             keep = iou > s.pred_iou_thresh
             low_res, iou = low_res[keep], iou[keep]
