@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -246,7 +246,9 @@ def test_build_report(run: dict[str, Path]) -> None:
     page = (out / "index.html").read_text()
     parser = RefCollector()
     parser.feed(page)
-    assert sorted(parser.refs) == sorted(["table.md", "config.yaml", *(f"overlays/{n}" for n in overlays)])
+    assert sorted(parser.refs) == sorted(
+        ["table.md", "config.yaml", *(f"overlays/{n}" for n in overlays)]
+    )
     for ref in parser.refs:
         assert (out / ref).is_file(), ref
     assert page.count("<svg") == 2  # one chart per split

@@ -44,7 +44,7 @@ class RunFacts:
         """(label, value) lines of the header, in order; the same in table.md and index.html."""
         clips = ", ".join(f"{split} {n}" for split, n in self.clips_per_split.items())
         total = sum(self.clips_per_split.values())
-        methods = ", ".join(f"{method_label(m, labels)} ({m})" for m in self.methods)
+        methods = ", ".join(_named(method_label(m, labels), m) for m in self.methods)
         return [
             ("Run", self.run),
             ("Clips", f"{plural(total, 'clip')}: {clips}" if clips else plural(0, "clip")),
@@ -68,6 +68,11 @@ class RunFacts:
         )
 
 
+def _named(label: str, method: str) -> str:
+    """A method's label, followed by its config name where the label does not contain it."""
+    return label if method.lower() in label.lower() else f"{label} ({method})"
+
+
 def config_yaml(config: Mapping[str, Any]) -> str:
     """The full config as YAML with sorted keys: the text ``config.yaml`` holds and the digest
     is taken of."""
@@ -88,7 +93,9 @@ def random_weights(config: Mapping[str, Any]) -> list[str]:
     notes = []
     clip = (config.get("features") or {}).get("clip") or {}
     if "model" in clip and clip.get("pretrained") is None:
-        notes.append(f"CLIP {clip['model']} is randomly initialised (features.clip.pretrained: null)")
+        notes.append(
+            f"CLIP {clip['model']} is randomly initialised (features.clip.pretrained: null)"
+        )
     proposals = config.get("proposals") or {}
     if proposals.get("backend") == "sam" and (proposals.get("sam") or {}).get("checkpoint") is None:
         notes.append("SAM is randomly initialised (proposals.sam.checkpoint: null)")
@@ -107,7 +114,8 @@ def encoders(config: Mapping[str, Any]) -> str:
     clip = (config.get("features") or {}).get("clip") or {}
     if "model" not in clip:
         return f"proposals: {backend}; CLIP: {UNKNOWN}"
-    return f"proposals: {backend}; CLIP: {clip['model']} ({clip.get('pretrained') or 'random weights'})"
+    weights = clip.get("pretrained") or "random weights"
+    return f"proposals: {backend}; CLIP: {clip['model']} ({weights})"
 
 
 def git_commit(folder: Path | None = None) -> str:
@@ -133,7 +141,9 @@ def git_commit(folder: Path | None = None) -> str:
 
 def clips_per_split(clips_path: str | Path) -> dict[str, int]:
     """Clips of each split in ``clips.parquet``, in print order."""
-    counts = Counter(storage.read_table(clips_path, "clips", columns=["split"])["split"].to_pylist())
+    counts = Counter(
+        storage.read_table(clips_path, "clips", columns=["split"])["split"].to_pylist()
+    )
     return {split: counts[split] for split in order_splits(list(counts))}
 
 

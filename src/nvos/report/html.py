@@ -35,6 +35,7 @@ tr.oracle td { color: #666; font-style: italic; }
 .legend li { display: inline-block; margin-right: 1.2em; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.3em;
           vertical-align: middle; border: 1px solid #444; }
+.swatch.gt { background: #202020; border: 2px solid #fff; outline: 1px solid #444; }
 .overlays img { margin: 0 0.5em 0.5em 0; max-width: 100%; }
 .narration { font-style: italic; }
 .facts th, .facts td { text-align: left; border: none; padding: 0.1em 1em 0.1em 0; }
@@ -120,7 +121,10 @@ def _clip_html(section: ClipSection) -> str:
         f"{html.escape(e.text)}</li>"
         for e in legend
     )
-    items += f'<li><span class="swatch" style="background:#fff"></span>{html.escape(GT_LEGEND)}</li>'
+    items += (
+        '<li><span class="swatch gt"></span>'
+        f"{html.escape(GT_LEGEND)}: white outline, all tagged objects</li>"
+    )
     images = "".join(
         f'<img src="{html.escape(o.path)}" alt="{html.escape(o.clip_id)} frame {o.frame_index}" '
         f'title="frame {o.frame_index}">'

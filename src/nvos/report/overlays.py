@@ -50,7 +50,8 @@ PHRASE_COLOURS: tuple[tuple[int, int, int], ...] = (
 GT_COLOUR = (255, 255, 255)
 LEGEND_ROW = 18
 LEGEND_FONT = 12
-GT_LEGEND = "white outline: ground truth (all objects)"
+GT_LEGEND = "ground truth"
+"""The legend line of the white outline (the union of all tagged objects' ground truth)."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -108,7 +109,7 @@ def render_overlay(
     (None: no prediction), blended with ``legend[i].colour`` at ``alpha`` and outlined in it (later
     phrases on top). ``gt_union``: (H, W) bool, outlined in white on a dark halo, over everything.
     ``legend`` is drawn under the frame, one line per phrase (any Unicode text; cut with '…' where
-    wider than the frame), then the ground-truth line.
+    wider than the frame), then the ground-truth line (:data:`GT_LEGEND`, an outlined swatch).
     """
     if len(masks) != len(legend):
         raise ValueError(f"{len(masks)} masks but {len(legend)} legend entries")
@@ -132,7 +133,8 @@ def render_overlay(
     rows = [*legend, LegendEntry(GT_LEGEND, GT_COLOUR)]
     for i, entry in enumerate(rows):
         y = 4 + i * LEGEND_ROW
-        cv2.rectangle(band, (4, y + 2), (16, y + 14), entry.colour, thickness=-1)
+        fill = -1 if i < len(legend) else 2  # the ground truth's swatch is an outline too
+        cv2.rectangle(band, (4, y + 2), (16, y + 14), entry.colour, thickness=fill)
         text = fit_text(entry.text, LEGEND_FONT, width - 26)
         band = draw_text(band, text, (22, y + 13), LEGEND_FONT, (240, 240, 240))
     return np.concatenate([frame, band], axis=0)

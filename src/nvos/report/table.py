@@ -206,9 +206,7 @@ def breakdown_groups(table: SplitTable) -> list[str]:
     that are empty for every method (e.g. 'unseen' when every object is seen) are left out."""
     groups = {g for s in table.present for g in s.breakdowns}
     return sorted(
-        g
-        for g in groups
-        if any((s.breakdowns.get(g) or {}).get("objects") for s in table.present)
+        g for g in groups if any((s.breakdowns.get(g) or {}).get("objects") for s in table.present)
     )
 
 
