@@ -287,8 +287,12 @@ def _overlays(
     summary.frames_without_prediction = counts.frames_without_prediction
     if counts.frames_without_prediction:
         logger.warning(
-            "report: %d (object, frame) overlays had no prediction of %s",
-            counts.frames_without_prediction,
+            "report: %s no prediction of %s",
+            plural(
+                counts.frames_without_prediction,
+                "(object, frame) overlay had",
+                "(object, frame) overlays had",
+            ),
             method,
         )
     sections = [
