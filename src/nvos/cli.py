@@ -164,7 +164,7 @@ def cmd_report(args: argparse.Namespace, config: dict[str, Any]) -> int:
             f"{run}/predictions",
             f"{run}/clips.parquet",
             args.out or f"{run}/report",
-            config["report"],
+            config,
         )
     )
     return 0

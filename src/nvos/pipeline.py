@@ -295,15 +295,15 @@ def run_report(
     predictions_dir: PathLike,
     clips: PathLike,
     out_dir: PathLike,
-    report: Mapping[str, Any],
+    config: Mapping[str, Any],
     reconciliation: PathLike | None = None,
 ) -> Any:
-    """The results table, the HTML page and the qualitative overlays (and the skip counts of
-    ``reconciliation.csv`` when given)."""
+    """The results table, the HTML page with the run's facts (from the full run ``config``) and
+    the qualitative overlays (and the skip counts of ``reconciliation.csv`` when given)."""
     from nvos.report import build_report
 
     return build_report(
-        metrics_dir, frames_dir, annotations, predictions_dir, clips, out_dir, dict(report),
+        metrics_dir, frames_dir, annotations, predictions_dir, clips, out_dir, dict(config),
         reconciliation,
     )  # fmt: skip
 
