@@ -65,7 +65,7 @@ PathLike = str | os.PathLike[str]
 
 
 def resolve_lock_dir(lock_dir: PathLike | None, environ: Mapping[str, str] | None = None) -> Path:
-    """``lock_dir``, else ``$NVOS_GPU_LOCK_DIR``, else ``<tempfile.gettempdir()>/nvos-gpu-locks``."""
+    """``lock_dir``, else ``$NVOS_GPU_LOCK_DIR``, else ``<tmp>/nvos-gpu-locks`` (tempfile)."""
     env = os.environ if environ is None else environ
     if lock_dir is not None and str(lock_dir):
         return Path(lock_dir)
@@ -269,7 +269,9 @@ def claim_devices(
         return
     entries, physical = visible_ids(available, env)
     if count > len(entries):
-        logger.warning("%d GPU(s) wanted but %d visible: using %d", count, len(entries), len(entries))
+        logger.warning(
+            "%d GPU(s) wanted but %d visible: using %d", count, len(entries), len(entries)
+        )
         count = len(entries)
     if len(entries) == 1 and env.get(LOCK_VISIBLE_ENV, "") not in ("1", "true", "yes"):
         logger.info(

@@ -434,10 +434,7 @@ class SamBackend:
         def decode(start: int, stop: int) -> _Candidates:
             return self._decode_points(embedding, transformed[start:stop], view, index)
 
-        parts = [
-            part
-            for _, _, part in self._decoder_batch.run(decode, len(transformed))
-        ]
+        parts = [part for _, _, part in self._decoder_batch.run(decode, len(transformed))]
         cands = _Candidates.cat(parts)
         keep = batched_nms(
             cands.boxes.float(),

@@ -26,9 +26,9 @@ import pyarrow.parquet as pq
 from pycocotools import mask as mask_utils
 
 from nvos import rle, storage
-from nvos.oom import AdaptiveBatch
 from nvos.frames import iter_frames
 from nvos.logs import Progress
+from nvos.oom import AdaptiveBatch
 from nvos.proposals.base import FrameProposals, ProposalBackend, top_k
 from nvos.skips import Ledger, Skip
 

@@ -318,6 +318,7 @@ def train_rosa(
     if env.is_distributed:
         ids = [device.index] if device.type == "cuda" else None
         ddp_model = DistributedDataParallel(model, device_ids=ids)
+
     def validate() -> float | None:
         if val_data is None:
             return None
