@@ -10,8 +10,8 @@ implemented by :func:`claim_devices` (and :func:`claim_device`, one device):
    ``CUDA_VISIBLE_DEVICES``; with it, entry ``i`` of the variable, or entry ``i`` of
    ``SLURM_STEP_GPUS``/``SLURM_JOB_GPUS`` inside a SLURM job (SLURM may renumber the visible
    devices from 0 in each job's cgroup; its lists hold the physical indices).
-3. Exactly one visible device (a scheduler such as SLURM gave the job its GPU) → that device,
-   without a lock, unless ``NVOS_LOCK_VISIBLE_DEVICES=1`` asks to lock it anyway.
+3. ``CUDA_VISIBLE_DEVICES`` lists exactly one device (a scheduler such as SLURM gave the job its
+   GPU) → that device, without a lock, unless ``NVOS_LOCK_VISIBLE_DEVICES=1`` asks to lock it.
 4. Otherwise the job takes exclusive non-blocking ``flock``\\ s on the lock files of the first
    ``count`` free visible devices; all or nothing: a job that cannot get ``count`` devices holds
    none and polls (with one log message) until they are free, up to ``timeout_s``. The locks are
@@ -211,21 +211,18 @@ def _claim_free(
                     return indices, fds
         _release(fds)  # all or nothing: never hold some devices while waiting for others
         waited = time.monotonic() - start
-        what = f"{count} of the {len(ids)} GPU(s) {','.join(ids)}"
+        if count == 1:
+            what = f"all {len(ids)} GPU(s) stayed claimed by other jobs"
+        else:
+            what = f"fewer than {count} of the {len(ids)} GPU(s) were free of other jobs' claims"
+        where = f"GPU ids {','.join(ids)}, lock files {lock_dir}/gpu*.lock"
         if waited >= timeout_s:
             raise TimeoutError(
-                f"{what} stayed claimed by other jobs for {waited:.0f} s (lock files "
-                f"{lock_dir}/gpu*.lock); give fewer jobs GPUs (snakemake --resources gpu=N with "
-                f"N <= {len(ids)}) or raise the timeout"
+                f"{what} for {waited:.0f} s ({where}); give fewer jobs GPUs (snakemake "
+                f"--resources gpu=N with N <= {len(ids)}) or raise the timeout"
             )
         if not announced:
-            logger.warning(
-                "%s are not free: claimed by other jobs (lock files %s/gpu*.lock); "
-                "waiting up to %.0f s",
-                what,
-                lock_dir,
-                timeout_s,
-            )
+            logger.warning("%s (%s): waiting up to %.0f s", what, where, timeout_s)
             announced = True
         time.sleep(poll_s)
 
@@ -273,13 +270,14 @@ def claim_devices(
             "%d GPU(s) wanted but %d visible: using %d", count, len(entries), len(entries)
         )
         count = len(entries)
-    if len(entries) == 1 and env.get(LOCK_VISIBLE_ENV, "") not in ("1", "true", "yes"):
+    forced = env.get(LOCK_VISIBLE_ENV, "") in ("1", "true", "yes")
+    if visible is not None and len(entries) == 1 and not forced:
         logger.info(
             "device: cuda:0 = the only visible GPU (CUDA_VISIBLE_DEVICES=%s, physical %s, "
             "assigned by %s; no lock)",
             visible,
             physical[0],
-            _scheduler_note(env) if visible is not None else "the machine",
+            _scheduler_note(env),
         )
         yield Claim((torch.device("cuda", 0),), (entries[0],), (physical[0],))
         return
