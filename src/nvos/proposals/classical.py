@@ -30,8 +30,8 @@ Per frame (all at a working resolution whose long side is at most ``work_side``)
    like SAM's box NMS, keeps the top K diverse). Holes smaller than ``max_hole_frac`` of a region
    are filled; with ``fill_holes`` a region with larger holes is also proposed with every hole
    filled (the rim of a cup around its darker inside). Masks are brought back to the frame's
-   resolution and near-duplicates are dropped again with exact RLE IoU; at most
-   ``max_proposals`` leave the backend.
+   resolution, best first, and near-duplicates are dropped again with exact pixel IoU until
+   ``max_proposals`` are kept: masks that cannot leave the backend are never made.
 
 Everything is deterministic (no random state).
 """
@@ -45,7 +45,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 from scipy import ndimage as ndi
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -186,22 +185,11 @@ class ClassicalBackend:
         iou = _candidate_iou(levels, offsets)
         kept = _greedy_dedup(order, iou, cfg.dedup_iou)
 
-        masks: list[np.ndarray] = []
-        sources: list[int] = []
-        for index in kept:
-            level_index = int(np.searchsorted(offsets, index, side="right") - 1)
-            level = levels[level_index]
-            label = np.flatnonzero(level.candidate)[index - offsets[level_index]]
-            for mask in _with_filled(level.labels == label, cfg.max_hole_frac, cfg.fill_holes):
-                masks.append(mask)
-                sources.append(index)
-        stack = _resize_masks(np.stack(masks), height, width)
-        final = _rle_dedup(stack, cfg.dedup_iou)[: cfg.max_proposals]
-        source = np.asarray(sources)[final]
+        masks, sources = _distinct_masks(levels, offsets, kept, (height, width), cfg)
         return FrameProposals(
-            masks=stack[final],
-            predicted_iou=confidence[source],
-            stability_score=stability[source],
+            masks=masks,
+            predicted_iou=confidence[sources],
+            stability_score=stability[sources],
         )
 
     def _levels(self, work: np.ndarray, lab: np.ndarray) -> list[list[_Level]]:
@@ -399,10 +387,72 @@ def _with_filled(mask: np.ndarray, max_hole_frac: float, fill_holes: bool) -> li
     return out
 
 
-def _rle_dedup(masks: np.ndarray, threshold: float) -> np.ndarray:
-    """Indices of masks (N, H, W), in order, without one overlapping an earlier kept one above
-    ``threshold`` IoU (exact pixel IoU through pycocotools RLEs)."""
-    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    iou = np.asarray(mask_utils.iou(rles, rles, [0] * len(rles)), dtype=np.float64)
-    iou = iou.reshape(len(rles), len(rles))
-    return np.asarray(_greedy_dedup(np.arange(len(rles)), iou, threshold), dtype=np.int64)
+def _distinct_masks(
+    levels: list[_Level],
+    offsets: np.ndarray,
+    kept: list[int],
+    size: tuple[int, int],
+    cfg: ClassicalConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``cfg.max_proposals`` distinct frame-resolution masks of the kept candidates.
+
+    Candidates are taken best first; each gives its region (small holes filled) and possibly its
+    filled variant, brought to the frame's ``size`` (H, W); a mask whose exact pixel IoU with an
+    earlier accepted one exceeds ``cfg.dedup_iou`` is dropped. Stops as soon as ``max_proposals``
+    are accepted, so only the masks that can leave the backend are ever made.
+
+    Returns:
+        masks (N, H, W) bool and sources (N,) int64, the candidate index of each mask.
+    """
+    height, width = size
+    accepted: list[_Box] = []
+    sources: list[int] = []
+    for index in kept:
+        level_index = int(np.searchsorted(offsets, index, side="right") - 1)
+        level = levels[level_index]
+        label = np.flatnonzero(level.candidate)[index - offsets[level_index]]
+        for mask in _with_filled(level.labels == label, cfg.max_hole_frac, cfg.fill_holes):
+            box = _Box.of(_resize_masks(mask[None], height, width)[0])
+            if all(box.iou(other) <= cfg.dedup_iou for other in accepted):
+                accepted.append(box)
+                sources.append(index)
+                if len(accepted) == cfg.max_proposals:
+                    return _stack(accepted, height, width), np.asarray(sources, dtype=np.int64)
+    return _stack(accepted, height, width), np.asarray(sources, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _Box:
+    """A mask stored as its bounding box (y0, x0) and the (h, w) bool crop inside it."""
+
+    y0: int
+    x0: int
+    crop: np.ndarray
+    area: int
+
+    @staticmethod
+    def of(mask: np.ndarray) -> _Box:
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        return _Box(int(rows[0]), int(cols[0]), crop, int(crop.sum()))
+
+    def iou(self, other: _Box) -> float:
+        """Exact pixel IoU: the intersection is counted on the overlap of the two boxes only."""
+        y0, x0 = max(self.y0, other.y0), max(self.x0, other.x0)
+        y1 = min(self.y0 + self.crop.shape[0], other.y0 + other.crop.shape[0])
+        x1 = min(self.x0 + self.crop.shape[1], other.x0 + other.crop.shape[1])
+        if y0 >= y1 or x0 >= x1:
+            return 0.0
+        a = self.crop[y0 - self.y0 : y1 - self.y0, x0 - self.x0 : x1 - self.x0]
+        b = other.crop[y0 - other.y0 : y1 - other.y0, x0 - other.x0 : x1 - other.x0]
+        inter = int(np.count_nonzero(a & b))
+        return inter / (self.area + other.area - inter)
+
+
+def _stack(boxes: list[_Box], height: int, width: int) -> np.ndarray:
+    """(N, height, width) bool masks from their boxes."""
+    masks = np.zeros((len(boxes), height, width), dtype=bool)
+    for mask, box in zip(masks, boxes, strict=True):
+        mask[box.y0 : box.y0 + box.crop.shape[0], box.x0 : box.x0 + box.crop.shape[1]] = box.crop
+    return masks

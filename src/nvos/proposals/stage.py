@@ -80,7 +80,8 @@ class _Frame:
 def build_backend(config: Mapping[str, Any], device: Any = None) -> ProposalBackend:
     """The backend named by ``config["backend"]`` (the ``proposals`` config group).
 
-    ``classical``: :class:`~nvos.proposals.classical.ClassicalBackend` with ``config["classical"]``.
+    ``classical``: :class:`~nvos.proposals.classical.ClassicalBackend` with ``config["classical"]``,
+    making at most ``max_per_frame`` proposals (it makes them best first, so this only saves work).
     ``sam``: :class:`~nvos.proposals.sam.SamBackend` with ``config["sam"]`` as keyword arguments
     and ``device`` (a ``torch.device``, e.g. from :func:`nvos.devices.claim_device`).
     """
@@ -88,7 +89,11 @@ def build_backend(config: Mapping[str, Any], device: Any = None) -> ProposalBack
     if name == "classical":
         from nvos.proposals.classical import ClassicalBackend, ClassicalConfig
 
-        return ClassicalBackend(ClassicalConfig.from_dict(config.get("classical")))
+        settings = dict(config.get("classical") or {})
+        if "max_per_frame" in config:  # the stage keeps no more: the backend need not make more
+            cap = int(config["max_per_frame"])
+            settings["max_proposals"] = min(int(settings.get("max_proposals", cap)), cap)
+        return ClassicalBackend(ClassicalConfig.from_dict(settings))
     if name == "sam":
         from nvos.proposals.sam import SamBackend  # lazy: needs torch + segment_anything
 
