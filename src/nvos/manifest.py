@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nvos import rle
+from nvos.errors import NvosError
 from nvos.tags import TagError, parse_tags
 from nvos.video import DEFAULT_FOLDER_FPS, VideoError, VideoInfo, frame_window, probe
 
@@ -53,7 +54,7 @@ are in its ``problems`` attribute; the message says how many more there are)."""
 PROGRESS_EVERY = 100_000
 
 
-class ManifestError(ValueError):
+class ManifestError(NvosError, ValueError):
     """A manifest that failed validation.
 
     ``problems`` is the list of every (line, reason) found (line 0: the file as a whole);

@@ -14,11 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from nvos.errors import NvosError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 DEFAULT_FOLDER_FPS = 30.0
 
 
-class VideoError(RuntimeError):
+class VideoError(NvosError, RuntimeError):
     """A video that cannot be opened or decoded; the message names the path and the reason."""
 
 
