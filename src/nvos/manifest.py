@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,14 @@ from typing import Any
 from nvos import rle
 from nvos.errors import NvosError
 from nvos.tags import TagError, parse_tags
-from nvos.video import DEFAULT_FOLDER_FPS, VideoError, VideoInfo, frame_window, probe
+from nvos.video import (
+    DEFAULT_FOLDER_FPS,
+    VideoError,
+    VideoInfo,
+    frame_window,
+    probe,
+    read_frames,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +50,12 @@ REQUIRED_KEYS: tuple[str, ...] = ("clip_id", "video", "narration", "split")
 OPTIONAL_KEYS: tuple[str, ...] = ("start_sec", "end_sec", "fps", "annotations", "exhaustive")
 ALLOWED_KEYS = frozenset(REQUIRED_KEYS + OPTIONAL_KEYS)
 ANNOTATION_KEYS = frozenset({"frame_index", "objects"})
+
+CLIP_ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
+"""A clip id names files and folders (exports, overlays): letters, digits, '_', '-' and '.', not
+first, at most 200 characters (so no '/', space, '..' or hidden name)."""
+
+CLIP_ID_RULE = "letters, digits, '_', '-' and '.' (not first), at most 200 characters"
 
 END_TOLERANCE_FRAMES = 1.0
 """``end_sec`` may exceed the video's duration by at most this many frame periods (container
@@ -248,6 +262,26 @@ class _LineChecker:
         self.folder_fps = folder_fps
         self.first_line: dict[str, int] = {}
         self.sources: dict[tuple[str, float | None], _Source] = {}
+        # video file -> (its info, line, clip_id, last frame of its furthest clip window)
+        self.furthest: dict[str, tuple[VideoInfo, int, str | None, int]] = {}
+
+    def decode_problems(self) -> list[tuple[int, str | None, str]]:
+        """Each video file decoded at the last frame of its furthest clip window: a file cut
+        short after its index probes fine but fails there (frames of a folder are files)."""
+        problems = []
+        for info, line, clip_id, frame in self.furthest.values():
+            try:
+                next(read_frames(info, [frame]))
+            except VideoError as error:
+                problems.append(
+                    (
+                        line,
+                        clip_id,
+                        f"the video does not decode to the end of the clip window "
+                        f"(frame {frame} of {info.frame_count}; truncated?): {error}",
+                    )
+                )
+        return problems
 
     def source(self, video: str, fps: float | None) -> _Source:
         """Probe a video once per (path as written, fps); failures are remembered too."""
@@ -289,6 +323,8 @@ class _LineChecker:
         _check_keys(obj, problems)
 
         clip_id = obj.get("clip_id") if isinstance(obj.get("clip_id"), str) else None
+        if clip_id and not CLIP_ID_PATTERN.fullmatch(clip_id):
+            problems.append(f"clip_id {clip_id!r} is not a safe file name ({CLIP_ID_RULE})")
         if clip_id is not None:
             first = self.first_line.setdefault(clip_id, line)
             if first != line:
@@ -356,6 +392,10 @@ class _LineChecker:
 
         if problems or info is None or window is None:
             return None, clip_id, problems
+        if not info.is_folder:
+            furthest = self.furthest.get(path)
+            if furthest is None or window.stop > furthest[3] + 1:
+                self.furthest[path] = (info, line, clip_id, window.stop - 1)
         annotations.sort(key=lambda a: (a.frame_index, a.object_id, a.instance))
         record = ClipRecord(
             line=line,
@@ -470,11 +510,12 @@ def validate_manifest(
 ) -> list[ClipRecord]:
     """Validate a JSON Lines manifest; return one :class:`ClipRecord` per non-empty line.
 
-    Every line is checked (JSON, keys and types, unique clip_id, split, tags, video readable,
-    clip window inside the video, annotation frames inside the window, RLE well-formed and of the
-    video's frame size, every tag has a mask and every mask a tag). All problems of all lines are
-    collected and raised together as one :class:`ManifestError`; nothing is returned then.
-    Videos are probed once per distinct path (``nvos.video.probe``).
+    Every line is checked (JSON, keys and types, unique and file-safe clip_id, split, tags, video
+    readable, clip window inside the video and decodable to its end, annotation frames inside the
+    window, RLE well-formed and of the video's frame size, every tag has a mask and every mask a
+    tag). All problems of all lines are collected and raised together as one
+    :class:`ManifestError`; nothing is returned then. Videos are probed once per distinct path
+    (``nvos.video.probe``).
     """
     manifest = Path(path)
     name = str(path)
@@ -497,6 +538,7 @@ def validate_manifest(
                 logger.info("%s: checked %d clips (%d problems)", name, index, len(problems))
     if index == 0:
         problems.append((0, None, "manifest is empty (no non-empty line)"))
+    problems.extend(checker.decode_problems())
     if problems:
         raise ManifestError(name, problems)
     logger.info("%s: %d clips valid (%d videos)", name, len(records), len(checker.sources))
