@@ -116,15 +116,21 @@ def _split_problems(config: Mapping[str, Any], counts: Mapping[str, int] | None)
     named += [("predict.splits", s) for s in predict["splits"]]
     if evaluate.get("seen_unseen") and evaluate.get("train_split") is not None:
         named.append(("evaluate.train_split", evaluate["train_split"]))
+    keys: dict[str, list[str]] = {}  # split -> the keys naming it, so one line per split
     for key, split in named:
+        keys.setdefault(split, []).append(key)
+    for split, where in keys.items():
         if split not in allowed:
-            problems.append(f"{key}: {split!r} is not in dataset.splits ({_listed(allowed)})")
+            problems.append(
+                f"{', '.join(where)}: {split!r} is not in dataset.splits ({_listed(allowed)})"
+            )
         elif counts is not None and not counts.get(split):
             problems.append(
-                f"{key}: no clip of the manifest has split {split!r} ({_counted(counts)})"
+                f"{', '.join(where)}: no clip of the manifest has split {split!r} "
+                f"({_counted(counts)})"
             )
     rosa_rows = [m for m in evaluate["methods"] if m in config["rosa"]["variants"]]
-    unpredicted = [s for s in evaluate["splits"] if s not in predict["splits"]]
+    unpredicted = [s for s in evaluate["splits"] if s in allowed and s not in predict["splits"]]
     if rosa_rows and unpredicted:
         problems.append(
             f"predict.splits: evaluate.splits scores {_listed(unpredicted)} for the ROSA rows "
