@@ -166,7 +166,7 @@ def test_bad_manifest_stops_the_dataset_rule(tmp_path: Path) -> None:
         "run": "bad",
         "dataset": {"manifest": str(manifest)},
         "predict": {"splits": ["val"]},
-        "evaluate": {"methods": ["oracle"], "splits": ["val"]},
+        "evaluate": {"methods": ["oracle"], "splits": ["val"], "train_split": None},
     }
     result = snakemake(tmp_path, "dataset", config=config)
     assert result.returncode != 0
