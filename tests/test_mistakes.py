@@ -115,6 +115,11 @@ CONFIG_MISTAKES = {
         {"val": 3, "test": 3},
         "rosa.variants: rosa train on split 'train', but no clip of the manifest has it",
     ),
+    "spaCy pipeline not installed": (
+        {"phrases": {"spacy_model": "en_core_web_xx"}},
+        SPLITS,
+        "phrases.spacy_model: spaCy pipeline 'en_core_web_xx' is not installed",
+    ),
     "overlay method not evaluated": (
         {"report": {"overlay_method": "rosa_big"}},
         SPLITS,

@@ -1,17 +1,19 @@
 """Cross-checks of a schema-valid configuration, before any job runs.
 
 The schema (``config/schema.yaml``) checks each key on its own; :func:`config_problems` checks the
-keys against each other, against what is installed (CLIP model configs) or on disk (checkpoint
-files), and against the clips per split of the manifest. The Snakefile runs it at workflow start
-(:func:`nvos.workflow.start_workflow`) and ``nvos validate`` after validating a manifest, so a
-mistake is one message naming the key before hours of frames, proposals and features.
+keys against each other, against what is installed (CLIP model configs, spaCy pipelines) or on
+disk (checkpoint files), and against the clips per split of the manifest. The Snakefile runs it
+at workflow start (:func:`nvos.workflow.start_workflow`) and ``nvos validate`` after validating a
+manifest, so a mistake is one message naming the key before hours of frames, proposals and
+features.
 
-Imports neither torch nor open_clip: the Snakefile imports this module.
+Imports neither torch, open_clip nor spaCy: the Snakefile imports this module.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -187,6 +189,27 @@ def _clip_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None  # found, not imported
+    except (ImportError, ValueError):
+        return False
+
+
+def _spacy_problems(config: Mapping[str, Any]) -> list[str]:
+    """The spaCy pipelines named: installed packages, or pipeline folders."""
+    named = [("phrases.spacy_model", config["phrases"]["spacy_model"])]
+    evaluate = config["evaluate"]
+    if evaluate.get("seen_unseen") and evaluate.get("train_split") is not None:
+        named.append(("evaluate.spacy_model", evaluate["spacy_model"]))
+    return [
+        f"{key}: spaCy pipeline {name!r} is not installed (pip install it, or name an installed "
+        "pipeline or a pipeline folder)"
+        for key, name in named
+        if not os.path.isdir(name) and not _installed(name)
+    ]
+
+
 def config_problems(
     config: Mapping[str, Any], split_counts: Mapping[str, int] | None = None
 ) -> list[str]:
@@ -200,7 +223,7 @@ def config_problems(
     problems += _split_problems(config, split_counts)
     if split_counts is not None and not problems:
         problems += _training_problems(config, split_counts)
-    problems += _clip_problems(config)
+    problems += _clip_problems(config) + _spacy_problems(config)
     proposals = config["proposals"]
     if proposals["backend"] == "sam":
         sam = proposals["sam"]
