@@ -20,6 +20,7 @@ from nvos.checks import config_problems
 from nvos.cli import main
 from nvos.config import DEFAULT_CONFIG, ConfigError, load_config, merge, read_layer, validate_config
 from nvos.manifest import ManifestError, validate_manifest
+from nvos.workflow import start_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = {"train": 10, "val": 3, "test": 3}  # clips per split of a well-formed manifest
@@ -277,6 +278,13 @@ def run_snakemake(
         "--cores", "1", *targets, "--configfile", str(REPO / "config/config.yaml"), "layer.yaml",
     ]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=workdir)
+
+
+def test_missing_manifest_is_named_at_workflow_start(tmp_path: Path) -> None:
+    config = merge(read_layer(DEFAULT_CONFIG), {"dataset": {"manifest": str(tmp_path / "m.jsonl")}})
+    with pytest.raises(SystemExit) as caught:
+        start_workflow(config, REPO / "config/schema.yaml")
+    assert caught.value.code == f"nvos: dataset.manifest: {tmp_path / 'm.jsonl'}: file not found"
 
 
 def test_workflow_stops_at_start_with_the_config_message(tmp_path: Path) -> None:
