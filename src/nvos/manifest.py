@@ -39,9 +39,9 @@ from nvos.video import (
     DEFAULT_FOLDER_FPS,
     VideoError,
     VideoInfo,
+    check_decodes_at,
     frame_window,
     probe,
-    read_frames,
 )
 
 logger = logging.getLogger(__name__)
@@ -271,14 +271,14 @@ class _LineChecker:
         problems = []
         for info, line, clip_id, frame in self.furthest.values():
             try:
-                next(read_frames(info, [frame]))
+                check_decodes_at(info, frame)
             except VideoError as error:
                 problems.append(
                     (
                         line,
                         clip_id,
                         f"the video does not decode to the end of the clip window "
-                        f"(frame {frame} of {info.frame_count}; truncated?): {error}",
+                        f"(truncated?): {error}",
                     )
                 )
         return problems
