@@ -102,9 +102,10 @@ CONFIG_MISTAKES = {
         "proposals.sam.checkpoint: /nowhere/sam_vit_h.pth: file not found",
     ),
     "validation split of one clip": (
-        {"rosa": {"variants": {"rosa": {}}}, "evaluate": {"methods": ["rosa"]}},
+        {},
         {"train": 10, "val": 1, "test": 3},
-        "rosa.variants.rosa: the 'val' split has 1 clip, too few to select a checkpoint",
+        "rosa.variants (rosa, rosa_noctx, rosa_vna_only, rosa_rpa_only): the 'val' split has 1 "
+        "clip, too few to select a checkpoint",
     ),
     "no train split for seen/unseen": (
         {"evaluate": {"methods": ["oracle"]}},

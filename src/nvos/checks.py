@@ -159,16 +159,18 @@ def _training_problems(config: Mapping[str, Any], counts: Mapping[str, int]) -> 
     n_val = counts.get(VAL_SPLIT, 0)
     if not 0 < n_val < MIN_VAL_CLIPS:
         return []
-    problems = []
+    selecting = []  # the variants whose checkpoint the val split selects
     for name in variants:
         train = resolve_variant(config["rosa"], name).train
         if train.restarts > 1 or train.val_every > 0:
-            problems.append(
-                f"rosa.variants.{name}: the {VAL_SPLIT!r} split has {n_val} clip, too few to "
-                f"select a checkpoint (its VNA loss contrasts clips: at least {MIN_VAL_CLIPS}); "
-                "add validation clips, or set rosa.train.restarts: 1 and val_every: 0"
-            )
-    return problems
+            selecting.append(name)
+    if not selecting:
+        return []
+    return [
+        f"rosa.variants ({_listed(selecting)}): the {VAL_SPLIT!r} split has {n_val} clip, too "
+        f"few to select a checkpoint (its VNA loss contrasts clips: at least {MIN_VAL_CLIPS}); "
+        "add validation clips, or set rosa.train.restarts: 1 and val_every: 0"
+    ]
 
 
 def _clip_problems(config: Mapping[str, Any]) -> list[str]:

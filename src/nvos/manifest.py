@@ -7,7 +7,8 @@ A manifest is JSON Lines, one clip per non-empty line; paths are relative to the
      "narration": "The person uses a [wooden spoon]<5> to stir [pasta]<2> in a [pan]<3>.",
      "annotations": [{"frame_index": 731, "objects": {"5": {"size": [480, 854], "counts": "..."}}}]}
 
-Keys (any other key is an error): ``clip_id`` (str, unique), ``video`` (a video file or a folder
+Keys (any other key is an error): ``clip_id`` (str, unique, a safe file name: letters, digits,
+``_``, ``-`` and ``.``, not first), ``video`` (a video file or a folder
 of frame images), ``narration`` (str; tagged ``[phrase]<object_id>`` on evaluation clips), ``split``
 (one of the configured splits), and optionally ``start_sec`` / ``end_sec`` (numbers, default: the
 whole video), ``fps`` (frame folders only; default ``folder_fps``), ``annotations`` (a list of
