@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 import torch
 
-from nvos.devices import LOCK_VISIBLE_ENV, claim_device, lock_path
+from nvos.devices import (
+    LOCK_DIR_ENV,
+    LOCK_VISIBLE_ENV,
+    claim_device,
+    claim_devices,
+    lock_path,
+    resolve_lock_dir,
+    visible_ids,
+)
 
 CTX = mp.get_context("fork")
 NO_SCHEDULER: dict[str, str] = {}  # an environment without CUDA_VISIBLE_DEVICES
@@ -65,7 +73,7 @@ class Results:
 
 
 def _holder(
-    lock_dir: str,
+    lock_dir: str | None,
     n_devices: int,
     environ: dict[str, str],
     out: Results,
@@ -75,7 +83,7 @@ def _holder(
     """Child process: claim a device, report it, hold it until ``release`` is set."""
     try:
         with claim_device(
-            Path(lock_dir), n_devices=n_devices, timeout_s=timeout_s, poll_s=0.02, environ=environ
+            lock_dir, n_devices=n_devices, timeout_s=timeout_s, poll_s=0.02, environ=environ
         ) as device:
             out.put((os.getpid(), str(device)))
             release.wait(60)
@@ -84,7 +92,7 @@ def _holder(
 
 
 def _start(
-    lock_dir: Path,
+    lock_dir: Path | None,
     n_devices: int,
     environ: dict[str, str],
     out: Results,
@@ -92,7 +100,8 @@ def _start(
     timeout_s: float = 10.0,
 ) -> Any:
     proc = CTX.Process(
-        target=_holder, args=(str(lock_dir), n_devices, environ, out, release, timeout_s)
+        target=_holder,
+        args=(lock_dir and str(lock_dir), n_devices, environ, out, release, timeout_s),
     )
     proc.start()
     return proc
@@ -175,12 +184,12 @@ def test_cuda_visible_devices_respected_without_lock(tmp_path: Path) -> None:
         # ... yet a job whose scheduler set CUDA_VISIBLE_DEVICES gets cuda:0 at once, no lock.
         sched_dir = tmp_path / "sched"
         with claim_device(
-            sched_dir, n_devices=1, timeout_s=0.1, environ={"CUDA_VISIBLE_DEVICES": "3"}
+            sched_dir, n_devices=1, timeout_s=0.1, environ={"CUDA_VISIBLE_DEVICES": "0"}
         ) as dev:
             assert dev == torch.device("cuda", 0)
         assert not sched_dir.exists()
         # With the override, the same job claims through the locks (and here must wait).
-        env = {"CUDA_VISIBLE_DEVICES": "3", LOCK_VISIBLE_ENV: "1"}
+        env = {"CUDA_VISIBLE_DEVICES": "0", LOCK_VISIBLE_ENV: "1"}
         with pytest.raises(TimeoutError, match="stayed claimed"):
             with claim_device(tmp_path, n_devices=1, timeout_s=0.1, poll_s=0.02, environ=env):
                 pass
@@ -198,3 +207,88 @@ def test_no_cuda_falls_back_to_cpu_with_warning(
     with claim_device(tmp_path, prefer_cuda=False, n_devices=4, environ=NO_SCHEDULER) as dev:
         assert dev.type == "cpu"
     assert not lock_path(tmp_path, 0).exists()
+
+
+# ------------------------------------------------------------- CUDA_VISIBLE_DEVICES and SLURM
+
+
+def test_several_visible_devices_two_runs_get_distinct_devices(tmp_path: Path) -> None:
+    """CUDA_VISIBLE_DEVICES=0,1,2,3 exported, two runs of the workflow (no lock_dir given: the
+    machine's folder) each with two concurrent GPU jobs: four distinct devices, a fifth job
+    waits. (Before, every such job got cuda:0 without a lock.)"""
+    out, release = Results(tmp_path / "results"), Release(tmp_path / "release")
+    machine = {"CUDA_VISIBLE_DEVICES": "0,1,2,3", LOCK_DIR_ENV: str(tmp_path / "machine")}
+    procs = [_start(None, 4, machine, out, release) for _run in ("a", "b") for _job in (0, 1)]
+    try:
+        claimed = sorted(out.get(timeout=60)[1] for _ in procs)
+        assert claimed == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
+        assert sorted(p.name for p in (tmp_path / "machine").iterdir()) == [
+            f"gpu{i}.lock" for i in range(4)
+        ]
+        extra = _start(None, 4, machine, out, release, timeout_s=0.3)
+        assert out.get(timeout=60)[1].startswith("timeout: all 4 GPU(s) stayed claimed")
+        extra.join(10)
+    finally:
+        _stop(procs, release)
+
+
+def test_visible_entries_name_the_physical_devices(tmp_path: Path) -> None:
+    """A job seeing GPUs 2,3 as cuda:0,1 and a job seeing all GPUs lock the same files."""
+    with claim_device(tmp_path, n_devices=4, environ=NO_SCHEDULER) as a:
+        with claim_device(tmp_path, n_devices=4, environ=NO_SCHEDULER) as b:
+            with claim_device(tmp_path, n_devices=4, environ=NO_SCHEDULER) as c:
+                assert [a.index, b.index, c.index] == [0, 1, 2]
+                env = {"CUDA_VISIBLE_DEVICES": "2,3"}
+                with claim_device(tmp_path, n_devices=2, environ=env, timeout_s=1) as d:
+                    assert d == torch.device("cuda", 1)  # visible 1 = GPU 3; GPU 2 is c's
+    assert visible_ids(2, {"CUDA_VISIBLE_DEVICES": "GPU-ab:12, 5,"}) == (["GPU-ab:12", "5"],) * 2
+    assert lock_path(tmp_path, "GPU-ab:12").name == "gpuGPU-ab_12.lock"
+
+
+def test_slurm_jobs_renumbered_from_zero_lock_their_physical_gpus(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two SLURM allocations on one node each see CUDA_VISIBLE_DEVICES=0,1 (cgroups renumber);
+    SLURM_JOB_GPUS holds the physical ids, so they do not exclude each other."""
+    job = {"CUDA_VISIBLE_DEVICES": "0,1", "SLURM_JOB_ID": "11", "SLURM_JOB_GPUS": "4,5"}
+    other = {"CUDA_VISIBLE_DEVICES": "0,1", "SLURM_JOB_ID": "12", "SLURM_JOB_GPUS": "6,7"}
+    with caplog.at_level(logging.INFO, logger="nvos.devices"):
+        with claim_devices(tmp_path, 2, n_devices=2, environ=job, timeout_s=0.1) as mine:
+            with claim_devices(tmp_path, 2, n_devices=2, environ=other, timeout_s=0.1) as theirs:
+                assert mine.physical == ("4", "5") and theirs.physical == ("6", "7")
+                assert [str(d) for d in theirs.devices] == ["cuda:0", "cuda:1"]
+                assert theirs.child_visible_devices() == "0,1"
+    assert any("cuda:1 = CUDA_VISIBLE_DEVICES entry 1, physical GPU 5" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+    # One visible device (the usual SLURM job): used without a lock.
+    one = {"CUDA_VISIBLE_DEVICES": "0", "SLURM_JOB_ID": "13", "SLURM_STEP_GPUS": "4"}
+    with claim_devices(tmp_path / "unused", 1, n_devices=1, environ=one) as claim:
+        assert claim.devices == (torch.device("cuda", 0),) and claim.physical == ("4",)
+    assert not (tmp_path / "unused").exists()
+
+
+def test_several_devices_are_claimed_all_or_nothing(tmp_path: Path) -> None:
+    with claim_device(tmp_path, n_devices=3, environ=NO_SCHEDULER) as held:
+        assert held.index == 0
+        with claim_devices(tmp_path, 2, n_devices=3, environ=NO_SCHEDULER) as two:
+            assert [d.index for d in two.devices] == [1, 2]
+            assert two.child_visible_devices() == "1,2"
+        with claim_device(tmp_path, n_devices=3, environ=NO_SCHEDULER) as one:
+            assert one.index == 1
+            # Only GPU 2 is free: a claim of two waits holding nothing, then gives up.
+            with pytest.raises(TimeoutError, match="fewer than 2 of the 3 GPU"):
+                with claim_devices(
+                    tmp_path, 2, n_devices=3, timeout_s=0.1, poll_s=0.02, environ=NO_SCHEDULER
+                ):
+                    pass
+            with claim_device(tmp_path, n_devices=3, timeout_s=0.1, environ=NO_SCHEDULER) as last:
+                assert last.index == 2
+    # More wanted than visible: all that are visible, with a warning.
+    with claim_devices(tmp_path, 4, n_devices=2, environ=NO_SCHEDULER) as claim:
+        assert len(claim.devices) == 2
+
+
+def test_lock_folder_is_per_machine_unless_given(tmp_path: Path) -> None:
+    assert resolve_lock_dir(tmp_path / "given", {LOCK_DIR_ENV: "/x"}) == tmp_path / "given"
+    assert resolve_lock_dir(None, {LOCK_DIR_ENV: "/x"}) == Path("/x")
+    assert resolve_lock_dir(None, {}).name == "nvos-gpu-locks"

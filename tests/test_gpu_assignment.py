@@ -1,5 +1,6 @@
 """GPU assignment under Snakemake (issue 8.3): with ``--resources gpu=N`` and N fake devices,
-concurrent GPU jobs hold distinct devices through :func:`nvos.devices.claim_device` and never wait
+concurrent GPU jobs hold distinct devices through :func:`nvos.devices.claim_device` (all N listed
+in ``CUDA_VISIBLE_DEVICES``, as when it is exported in the shell) and never wait
 on each other's lock, also after one job is killed with SIGKILL while it holds a device.
 
 Each job of a small Snakefile claims a device exactly as the pipeline's GPU rules do (lock files
@@ -76,7 +77,11 @@ def write(name, record):
 
 
 asked = time.time()
-with claim_device(Path("locks"), n_devices=devices, timeout_s=60, poll_s=0.05, environ={}) as dev:
+# Several devices listed in CUDA_VISIBLE_DEVICES (exported in the shell): claimed among them.
+visible = {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in range(devices))}
+with claim_device(
+    Path("locks"), n_devices=devices, timeout_s=60, poll_s=0.05, environ=visible
+) as dev:
     record = {"job": index, "pid": os.getpid(), "device": dev.index, "asked": asked,
               "claimed": time.time(), "waited": bool(warnings)}
     write(f"{index}.claimed.json", record)

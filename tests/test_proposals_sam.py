@@ -1,4 +1,13 @@
-"""SamBackend against the stock SamAutomaticMaskGenerator, on a tiny randomly initialised SAM."""
+"""SamBackend against the stock SamAutomaticMaskGenerator, on a tiny randomly initialised SAM.
+
+The comparisons run in float64. The tiny model's weights are scaled up so that its masks depend on
+the prompt (see :func:`_tiny_model`); that also makes it ill-conditioned: in float32 a relative
+change of 1e-6 in its weights (the size of the rounding differences between two CPUs' kernels, or
+between batched and unbatched matrix products) flips masks across thresholds and NMS, and the
+float32 comparison passed on one CPU and failed on another. In float64 the same outputs are stable
+under relative weight changes of 1e-8 (checked while writing these tests), ten million times the
+float64 rounding, so the comparisons are exact decisions, not luck of the CPU.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +18,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import segment_anything.automatic_mask_generator as stock_amg
 import torch
 from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
 from segment_anything.modeling import Sam
+from segment_anything.modeling.prompt_encoder import PositionEmbeddingRandom
+from torchvision.ops.boxes import batched_nms
 
 from nvos.devices import run_with_oom_retry
 from nvos.proposals.base import FrameProposals, proposal_scores, top_k
@@ -20,11 +32,12 @@ from nvos.proposals.sam import SamBackend, SamSettings, build_sam
 CPU = torch.device("cpu")
 
 
-def _tiny_model(seed: int = 0) -> Sam:
+def _tiny_model(seed: int = 0, dtype: torch.dtype = torch.float64) -> Sam:
     """The tiny SAM, with weights scaled so that its masks depend on the prompt point.
 
     Plain random init makes every point give the same blob (one mask per image after NMS), which
     would leave thresholds, NMS and ordering untested; larger weights give varied masks and scores.
+    float64 by default (see the module docstring).
     """
     torch.manual_seed(seed)
     model = build_sam("tiny")
@@ -34,7 +47,30 @@ def _tiny_model(seed: int = 0) -> Sam:
                 module.weight.mul_(6.0)
         for mlp in model.mask_decoder.output_hypernetworks_mlps:
             mlp.layers[-1].weight.mul_(10.0)
-    return model
+    return model.to(dtype)
+
+
+@pytest.fixture(autouse=True)
+def _stock_sam_in_float64(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the stock generator run a float64 model; a float32 model computes exactly as before.
+
+    Two places in segment_anything hard-code float32: the prompt encoder casts point coordinates
+    to float32 before multiplying them with its (here float64) Gaussian matrix, and the generator
+    casts boxes to float32 for NMS, which torchvision requires to match the scores' dtype. Boxes
+    are integer pixel coordinates, exact in either dtype.
+    """
+    pe_encoding = PositionEmbeddingRandom._pe_encoding
+
+    def pe_in_matrix_dtype(self: PositionEmbeddingRandom, coords: torch.Tensor) -> torch.Tensor:
+        return pe_encoding(self, coords.to(self.positional_encoding_gaussian_matrix.dtype))
+
+    def nms_in_score_dtype(
+        boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float
+    ) -> torch.Tensor:
+        return batched_nms(boxes.to(scores.dtype), scores, idxs, iou_threshold)
+
+    monkeypatch.setattr(PositionEmbeddingRandom, "_pe_encoding", pe_in_matrix_dtype)
+    monkeypatch.setattr(stock_amg, "batched_nms", nms_in_score_dtype)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +106,8 @@ def _stock(model: Sam, settings: SamSettings, image: np.ndarray) -> FrameProposa
 
 
 def _assert_same_proposals(ours: FrameProposals, ref: FrameProposals) -> None:
-    """Same set of masks (each matched one-to-one with IoU >= 0.99) and close scores."""
+    """Same set of masks (each matched one-to-one with IoU >= 0.99) and the same scores (1e-6:
+    the float64 comparisons agree to ~1e-12; 0.99 allows for a pixel whose logit is 0 to ~1e-12)."""
     assert ours.masks.shape == ref.masks.shape
     flat_o = ours.masks.reshape(len(ours), -1).astype(np.float64)
     flat_r = ref.masks.reshape(len(ref), -1).astype(np.float64)
@@ -82,12 +119,8 @@ def _assert_same_proposals(ours: FrameProposals, ref: FrameProposals) -> None:
         j = max(unmatched, key=lambda k: iou[i, k])
         assert iou[i, j] >= 0.99, f"our mask {i} has no match (best IoU {iou[i, j]:.3f})"
         unmatched.remove(j)
-        np.testing.assert_allclose(
-            ours.predicted_iou[i], ref.predicted_iou[j], rtol=1e-3, atol=1e-3
-        )
-        np.testing.assert_allclose(
-            ours.stability_score[i], ref.stability_score[j], rtol=1e-3, atol=1e-3
-        )
+        np.testing.assert_allclose(ours.predicted_iou[i], ref.predicted_iou[j], rtol=1e-6)
+        np.testing.assert_allclose(ours.stability_score[i], ref.stability_score[j], rtol=1e-6)
 
 
 SETTINGS = {
@@ -222,7 +255,7 @@ def test_oom_at_batch_of_one_fails() -> None:
 
 
 def test_checkpoint_loading_and_describe(tmp_path: Path) -> None:
-    model = _tiny_model(seed=3)
+    model = _tiny_model(seed=3, dtype=torch.float32)  # as a checkpoint loads
     path = tmp_path / "tiny.pth"
     torch.save(model.state_dict(), path)
     config = {

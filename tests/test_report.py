@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 import tables
 from test_export import PR_H, PR_W, PREDICTIONS, world  # noqa: F401  (fixture)
 
-from nvos.report import build_report, format_score, order_methods
+from nvos.report import ReportSummary, build_report, format_score, order_methods
 from nvos.report.chart import bar_chart_svg
 from nvos.report.overlays import (
     LEGEND_ROW,
@@ -31,6 +32,11 @@ from nvos.report.table import (
     split_tables,
 )
 
+NOW = datetime(2024, 6, 17, 9, 30, tzinfo=timezone.utc)
+DEMO_ENCODERS = {
+    "proposals": {"backend": "classical"},
+    "features": {"clip": {"model": "nvos-tiny-vit", "pretrained": None}},
+}
 SCORES = {  # method -> split -> J (the other columns derive from it)
     "oracle": {"val": 0.81234, "test": 0.7},
     "rosa": {"val": 0.41255, "test": 0.3},
@@ -86,7 +92,11 @@ def run(world: dict[str, Path], tmp_path: Path) -> dict[str, Path]:  # noqa: F81
     return paths
 
 
-def build(run: dict[str, Path], **config) -> object:
+def build(run: dict[str, Path], run_config: dict | None = None, **report) -> ReportSummary:
+    """Build the report of ``run`` with ``run_config`` (default: the demo's encoders) and the
+    ``report`` group ``report``."""
+    config = dict(run_config or {"run": "tiny", **DEMO_ENCODERS})
+    config["report"] = report
     return build_report(
         run["metrics"],
         run["frames"],
@@ -95,6 +105,7 @@ def build(run: dict[str, Path], **config) -> object:
         run["clips"],
         run["report"],
         config,
+        now=NOW,
     )
 
 
@@ -164,7 +175,8 @@ def test_markdown_table_layout(tmp_path: Path) -> None:
     assert "2 objects, 3 scored object-frames." in markdown
     assert "rosa 1" in markdown  # missing predictions are reported per method
     assert "### val: seen" in markdown and "### val: unseen" in markdown
-    assert "### val: seen / unknown" in markdown and "### val: exhaustive / unknown" in markdown
+    assert "### val: exhaustive / unknown" in markdown  # 'unknown' in two kinds: full names
+    assert "seen / unknown" not in markdown  # no object of any method in it: no empty section
     unseen = markdown.split("### val: unseen")[1].splitlines()[4]
     assert unseen.split("|")[2].strip() == format_score(SCORES["sam_clip"]["val"] / 2)
 
@@ -234,7 +246,9 @@ def test_build_report(run: dict[str, Path]) -> None:
     page = (out / "index.html").read_text()
     parser = RefCollector()
     parser.feed(page)
-    assert sorted(parser.refs) == sorted(["table.md", *(f"overlays/{n}" for n in overlays)])
+    assert sorted(parser.refs) == sorted(
+        ["table.md", "config.yaml", *(f"overlays/{n}" for n in overlays)]
+    )
     for ref in parser.refs:
         assert (out / ref).is_file(), ref
     assert page.count("<svg") == 2  # one chart per split

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_workflow import SMALL_DEMO, planned_jobs, snakemake, snakemake_command
+from test_workflow import CPU_ONLY, SMALL_DEMO, planned_jobs, snakemake, snakemake_command
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +81,12 @@ def start(workdir: Path, *args: str) -> subprocess.Popen:
     """Snakemake in its own process group (so the test can kill the whole group)."""
     command = snakemake_command(workdir, *args, config=CONFIG)
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=CPU_ONLY,
     )
 
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
+import logging
+import os
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 
+from nvos.devices import claim_device
+from nvos.rosa import stage
 from nvos.rosa.cache_fixture import synthetic_clips, write_synthetic_cache
 from nvos.rosa.model import load_model
-from nvos.rosa.stage import run_train, torchrun_command
+from nvos.rosa.stage import run_torchrun, run_train, torchrun_command
 
 ROSA = {
     "dim": 16,
@@ -56,8 +61,11 @@ def test_run_train_trains_one_variant_of_the_cache(tmp_path: Path) -> None:
     assert model.config.feature_dim == 8 and model.config.use_context is False
 
 
-def test_torchrun_command_trains_in_two_processes(tmp_path: Path) -> None:
-    """What launch_training starts for rosa.train.gpus > 1, here with gloo on the CPU."""
+def test_torchrun_command_trains_in_two_processes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What launch_training starts for rosa.train.gpus > 1, here with gloo on the CPU (the spec's
+    ``device``), its output in this process's log."""
     shards = feature_cache(tmp_path)
     rosa = {**ROSA, "train": {**ROSA["train"], "gpus": 2}}
     out = tmp_path / "models/rosa"
@@ -71,13 +79,64 @@ def test_torchrun_command_trains_in_two_processes(tmp_path: Path) -> None:
                 "out_dir": str(out),
                 "rosa": rosa,
                 "variant": "rosa",
+                "device": "cpu",
             }
         )
     )
-    result = subprocess.run(torchrun_command(spec, 2), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    for rank in (0, 1):
-        assert f"process group gloo: rank {rank} of 2" in result.stderr
+    with caplog.at_level(logging.INFO, logger="nvos.rosa.stage"):
+        run_torchrun(torchrun_command(spec, 2), {**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("[rank 0]" in m and "process group gloo: rank 0 of 2" in m for m in lines)
+    assert not any("[rank 1]" in m and " INFO " in m for m in lines)  # rank 1: warnings only
     assert steps(out / "train_log.csv") == [1, 2, 3]
     saved = torch.load(out / "checkpoint.pt", weights_only=False)
     assert saved["steps"] == 3 and saved["config"]["train"]["gpus"] == 2
+
+
+def test_failing_rank_is_in_the_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import os\n"
+        "rank = int(os.environ['RANK'])\n"
+        "print(f'rank {rank} started', flush=True)\n"
+        "if rank == 1:\n"
+        "    raise ValueError('rank one broke')\n"
+    )
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    with caplog.at_level(logging.INFO, logger="nvos.rosa.stage"):
+        with pytest.raises(RuntimeError, match="torchrun exited with status 1"):
+            run_torchrun([*cmd, str(script)], dict(os.environ))
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "rank 0 started" in text and "ValueError: rank one broke" in text
+
+
+def test_multi_gpu_training_claims_its_devices_through_the_locks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gpus=2 among 4 visible (faked) devices, one held by another job: torchrun gets the first
+    two free ones in CUDA_VISIBLE_DEVICES (their entries of the variable), holding their locks
+    while it runs; they are free again afterwards."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    locks = tmp_path / "locks"
+    seen: dict[str, object] = {}
+
+    def fake_torchrun(cmd: list[str], environ: dict[str, str]) -> None:
+        seen["cmd"], seen["visible"] = cmd, environ["CUDA_VISIBLE_DEVICES"]
+        # The claimed devices are held: another job gets neither.
+        with claim_device(locks, n_devices=4, timeout_s=0.1, poll_s=0.02) as other:
+            seen["other"] = str(other)
+        seen["spec"] = json.loads(Path(cmd[-1]).read_text())
+
+    monkeypatch.setattr(stage, "run_torchrun", fake_torchrun)
+    rosa = {**ROSA, "train": {**ROSA["train"], "gpus": 2}}
+    out = tmp_path / "models/rosa"
+    with claim_device(locks, n_devices=4) as first:  # another job holds cuda:0 (GPU 4)
+        assert str(first) == "cuda:0"
+        result = stage.launch_training(tmp_path, ["s0"], "clips", out, rosa, "rosa", locks, 4)
+    assert result is None
+    assert seen["visible"] == "5,6" and "--nproc_per_node=2" in seen["cmd"]
+    assert seen["other"] == "cuda:3"  # GPU 7: the one left
+    assert seen["spec"]["device"] == "cuda" and seen["spec"]["out_dir"] == str(out)
+    with claim_device(locks, n_devices=4, timeout_s=0.1) as again:  # all released
+        assert str(again) == "cuda:0"

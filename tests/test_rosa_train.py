@@ -25,6 +25,9 @@ from nvos.rosa.sources import input_statistics
 from nvos.rosa.synthetic import SyntheticSpec, alignment_accuracy, make_synthetic_clips
 from nvos.rosa.train import LOG_COLUMNS, lr_factor, train_rosa
 
+#: Exactness tests pin the CPU: on a machine with CUDA, train_rosa's default is the GPU (with
+#: bf16), whose numbers differ (tests/test_cuda.py has the CUDA tests).
+CPU = torch.device("cpu")
 SPEC = SyntheticSpec(n_clips=32, frames=(2, 3), regions=(4, 6), phrases=(1, 3), dim=16)
 BASE = {
     "dim": 32,
@@ -77,12 +80,12 @@ def params(path: Path) -> dict[str, torch.Tensor]:
 
 def test_same_config_same_loss_curve(tmp_path: Path) -> None:
     train, val = data()
-    a = train_rosa(train, val, tmp_path / "a", config())
-    b = train_rosa(train, val, tmp_path / "b", config())
+    a = train_rosa(train, val, tmp_path / "a", config(), device=CPU)
+    b = train_rosa(train, val, tmp_path / "b", config(), device=CPU)
     rows = log_rows(a.log)
     assert len(rows) == 8 and rows == log_rows(b.log)
     assert rows[0]["loss"] != rows[-1]["loss"]
-    other = train_rosa(train, val, tmp_path / "c", config(train={"seed": 4}))
+    other = train_rosa(train, val, tmp_path / "c", config(train={"seed": 4}), device=CPU)
     assert log_rows(other.log) != rows
 
 
@@ -91,9 +94,9 @@ def test_resume_after_a_kill_gives_the_same_curve(tmp_path: Path, stop_after: in
     """Stopping at a checkpoint (2, 4) or between two (3, 5: that step is redone), at an epoch's
     end (4 steps per epoch) or inside one, changes nothing (dropout draws included)."""
     train, val = data()
-    full = train_rosa(train, val, tmp_path / "full", config())
+    full = train_rosa(train, val, tmp_path / "full", config(), device=CPU)
     part = tmp_path / "part"
-    first = train_rosa(train, val, part, config(), stop_after=stop_after)
+    first = train_rosa(train, val, part, config(), stop_after=stop_after, device=CPU)
     assert first.steps == stop_after and not (part / "checkpoint.pt").exists()
     # Nothing that looks finished: no train_log.csv; its rows wait in last.pt.
     assert not (part / "train_log.csv").exists() and (part / "last.pt").exists()
@@ -101,14 +104,14 @@ def test_resume_after_a_kill_gives_the_same_curve(tmp_path: Path, stop_after: in
     state = torch.load(part / "last.pt", weights_only=False)
     assert state["step"] == saved
     assert [row["step"] for row in state["log"]] == list(range(1, saved + 1))
-    resumed = train_rosa(train, val, part, config())
+    resumed = train_rosa(train, val, part, config(), device=CPU)
     assert resumed.resumed_from == saved and resumed.steps == 8
     rows = log_rows(resumed.log)  # every step, those before the kill too
     assert [int(r["step"]) for r in rows] == list(range(1, 9)) and rows == log_rows(full.log)
     for name, value in params(full.checkpoint).items():
         assert torch.equal(value, params(part / "checkpoint.pt")[name]), name
     # A different config does not resume from that state.
-    again = train_rosa(train, val, part, config(train={"lr": 1e-3}))
+    again = train_rosa(train, val, part, config(train={"lr": 1e-3}), device=CPU)
     assert again.resumed_from == 0
 
 
@@ -116,7 +119,7 @@ def test_identical_trainings_write_identical_checkpoint_files(tmp_path: Path) ->
     """Byte for byte (last.pt differs: its log rows hold the wall-clock clips_per_s)."""
     train, val = data()
     for run in ("a", "b"):
-        train_rosa(train, val, tmp_path / run, config(train={"steps": 4}))
+        train_rosa(train, val, tmp_path / run, config(train={"steps": 4}), device=CPU)
     for name in ("checkpoint.pt", "best.pt"):
         ours, theirs = (tmp_path / run / name for run in ("a", "b"))
         assert ours.read_bytes() == theirs.read_bytes(), name
@@ -147,25 +150,25 @@ def test_input_norm_and_context_dropout_train_and_resume(tmp_path: Path) -> None
     killed run resumes to the same curve (context dropout draws from the saved RNG state)."""
     train, val = data()
     cfg = config(input_norm="whiten", context_dropout=0.5)
-    full = train_rosa(train, val, tmp_path / "full", cfg)
+    full = train_rosa(train, val, tmp_path / "full", cfg, device=CPU)
     saved = params(full.checkpoint)
     mean, _ = input_statistics([train.batch(range(len(train)))[0]])["plain"]
     torch.testing.assert_close(saved["input_norm.plain.shift"], mean.float())
     assert not torch.equal(saved["input_norm.regions.transform"], torch.eye(16))
     part = tmp_path / "part"
-    train_rosa(train, val, part, cfg, stop_after=5)
-    resumed = train_rosa(train, val, part, cfg)
+    train_rosa(train, val, part, cfg, stop_after=5, device=CPU)
+    resumed = train_rosa(train, val, part, cfg, device=CPU)
     assert resumed.resumed_from == 4
     assert log_rows(part / "train_log.csv") == log_rows(full.log)
     for name, value in saved.items():
         assert torch.equal(value, params(part / "checkpoint.pt")[name]), name
-    plain = train_rosa(train, val, tmp_path / "plain", config(context_dropout=0.5))
+    plain = train_rosa(train, val, tmp_path / "plain", config(context_dropout=0.5), device=CPU)
     assert log_rows(plain.log) != log_rows(full.log)
 
 
 def test_checkpoint_keeps_the_lowest_validation_vna(tmp_path: Path) -> None:
     train, val = data()
-    summary = train_rosa(train, val, tmp_path, config(train={"steps": 10, "lr": 0.05}))
+    summary = train_rosa(train, val, tmp_path, config(train={"steps": 10, "lr": 0.05}), device=CPU)
     rows = log_rows(summary.log)
     vals = {int(r["step"]): float(r["val_vna"]) for r in rows if r["val_vna"]}
     assert sorted(vals) == [2, 4, 6, 8, 10]
@@ -176,7 +179,7 @@ def test_checkpoint_keeps_the_lowest_validation_vna(tmp_path: Path) -> None:
     assert saved["config"]["train"]["steps"] == 10
     model = load_model(summary.checkpoint)
     assert model.config.dim == 32
-    no_val = train_rosa(train, None, tmp_path / "noval", config(train={"steps": 3}))
+    no_val = train_rosa(train, None, tmp_path / "noval", config(train={"steps": 3}), device=CPU)
     assert no_val.best_val_vna is None
     assert torch.load(no_val.checkpoint, weights_only=False)["step"] == 3
 
@@ -187,10 +190,17 @@ def test_restarts_keep_the_initialisation_with_the_lowest_validation_vna(tmp_pat
     out = tmp_path / "r"
     # Killed during restart 1: the variant folder holds nothing that looks finished.
     first = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=2, restarts=1))
-    train_rosa(train, val, out / "restart_0", first)
-    train_rosa(train, val, out / "restart_1", config(train={"lr": 0.02, "seed": 3}), stop_after=2)
+    train_rosa(train, val, out / "restart_0", first, device=CPU)
+    train_rosa(
+        train,
+        val,
+        out / "restart_1",
+        config(train={"lr": 0.02, "seed": 3}),
+        stop_after=2,
+        device=CPU,
+    )
     assert sorted(p.name for p in out.iterdir()) == ["restart_0", "restart_1"]
-    summary = train_restarts(train, val, out, cfg)
+    summary = train_restarts(train, val, out, cfg, device=CPU)
     with open(out / "restarts.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["seed"]) for r in rows] == [2, 3, 4]
@@ -209,12 +219,14 @@ def test_restarts_keep_the_initialisation_with_the_lowest_validation_vna(tmp_pat
     assert summary.log.read_text() == (where / "train_log.csv").read_text()
     assert [r["log"] for r in rows] == [f"restart_{r}/train_log.csv" for r in range(3)]
     # Each restart is exactly the one-restart run with its seed (restart 1 resumed after its kill).
-    single = train_rosa(train, val, tmp_path / "one", config(train={"lr": 0.02, "seed": 3}))
+    single = train_rosa(
+        train, val, tmp_path / "one", config(train={"lr": 0.02, "seed": 3}), device=CPU
+    )
     assert float(rows[1]["best_val_vna"]) == pytest.approx(single.best_val_vna)
     assert log_rows(out / "restart_1" / "train_log.csv") == log_rows(single.log)
     for name, value in params(tmp_path / "one" / "best.pt").items():
         assert torch.equal(params(out / "restart_1" / "best.pt")[name], value), name
-    again = train_restarts(train, val, out, cfg)
+    again = train_restarts(train, val, out, cfg, device=CPU)
     assert again.resumed_from == again.steps  # finished restarts are not retrained
     assert log_rows(again.log) == log_rows(summary.log)
     with pytest.raises(ValueError, match="restarts"):
@@ -233,7 +245,7 @@ def test_training_learns_the_synthetic_alignment(tmp_path: Path) -> None:
     train = make_synthetic_clips(spec)
     test = make_synthetic_clips(SyntheticSpec(**{**spec.__dict__, "n_clips": 32, "seed": 9}))
     cfg = config(context_layers=0, dropout=0.0, train={"steps": 60, "batch_size": 16})
-    summary = train_rosa(train, None, tmp_path, cfg)
+    summary = train_rosa(train, None, tmp_path, cfg, device=CPU)
     batch, truth = test.batch(range(32))
     accuracy = alignment_accuracy(load_model(summary.checkpoint).align(batch).index, truth)
     assert accuracy > 0.6  # chance is 1/6
@@ -295,7 +307,9 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path: Path) -> N
         scale = float(param.grad.abs().max())
         assert scale > 0, name
         torch.testing.assert_close(grads[name], param.grad, rtol=0, atol=1e-6 * max(scale, 1.0))
-    single = train_rosa(train, val, tmp_path / "one", RosaConfig.from_mapping(rosa), env=DistEnv())
+    single = train_rosa(
+        train, val, tmp_path / "one", RosaConfig.from_mapping(rosa), env=DistEnv(), device=CPU
+    )
     two = log_rows(tmp_path / "ddp" / "train_log.csv")
     one = log_rows(single.log)
     assert [r["step"] for r in two] == [r["step"] for r in one]

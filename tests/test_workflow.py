@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -46,10 +47,15 @@ def snakemake_command(workdir: Path, *args: str, config: dict | None = None) -> 
     ]  # fmt: skip
 
 
+#: The workflow tests compare numbers exactly: their jobs run on the CPU also where CUDA exists.
+CPU_ONLY = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+
+
 def snakemake(workdir: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the project's Snakefile in ``workdir`` (see :func:`snakemake_command`) to the end."""
+    """Run the project's Snakefile in ``workdir`` (see :func:`snakemake_command`) to the end,
+    on the CPU (:data:`CPU_ONLY`)."""
     command = snakemake_command(workdir, *args, config=config)
-    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=CPU_ONLY)
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:

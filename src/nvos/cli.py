@@ -80,7 +80,8 @@ def cmd_frames(args: argparse.Namespace, config: dict[str, Any]) -> int:
 def cmd_proposals(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.pipeline import run_proposals
 
-    print(run_proposals(args.frames, args.out, config["proposals"], args.lock_dir, args.shard))
+    lock_dir = args.lock_dir or config["gpu_lock_dir"]
+    print(run_proposals(args.frames, args.out, config["proposals"], lock_dir, args.shard))
     return 0
 
 
@@ -104,7 +105,7 @@ def cmd_features(args: argparse.Namespace, config: dict[str, Any]) -> int:
         f"{run}/features/{args.shard}.regions.parquet",
         f"{run}/features/{args.shard}.text.parquet",
         config["features"],
-        f"{run}/locks",
+        config["gpu_lock_dir"],
     )
     print(summary)
     return 0
@@ -124,7 +125,7 @@ def cmd_sam_clip(args: argparse.Namespace, config: dict[str, Any]) -> int:
         f"{run}/predictions/sam_clip/{args.shard}.parquet",
         config["features"],
         config["evaluate"]["splits"],
-        f"{run}/locks",
+        config["gpu_lock_dir"],
     )
     print(summary)
     return 0
@@ -167,7 +168,7 @@ def cmd_report(args: argparse.Namespace, config: dict[str, Any]) -> int:
             f"{run}/predictions",
             f"{run}/clips.parquet",
             args.out or f"{run}/report",
-            config["report"],
+            config,
         )
     )
     return 0
@@ -229,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("frames")
     p.add_argument("--shard", required=True)
     p.add_argument("--out", required=True, help="proposals/<shard>.parquet")
-    p.add_argument("--lock-dir", default="results/locks", help="per-device lock files")
+    p.add_argument(
+        "--lock-dir", default=None, help="the machine's per-GPU lock files (docs/devices.md)"
+    )
     p.set_defaults(handler=cmd_proposals)
 
     p = sub.add_parser("phrases", help="object phrases of every narration -> phrases.parquet")

@@ -1,22 +1,26 @@
-"""Which accelerator a job uses: a per-device lock file claim, or the scheduler's choice.
+"""Which accelerators a job uses: per-device lock file claims, or the scheduler's choice.
 
-Snakemake counts GPUs (``resources: gpu=1``) but does not say which one a job gets, so each GPU
-job claims one itself (DESIGN §6). The rule implemented by :func:`claim_device`:
+Snakemake counts GPUs (``resources: gpu=N``) but does not say which ones a job gets, so each GPU
+job claims its devices itself (DESIGN §6; ``docs/devices.md`` describes every setting). The rule
+implemented by :func:`claim_devices` (and :func:`claim_device`, one device):
 
-1. ``prefer_cuda=False`` → CPU.
-2. ``CUDA_VISIBLE_DEVICES`` is set in the job's environment (a scheduler such as SLURM gave the
-   job its devices) → the scheduler's assignment is respected: the job uses ``cuda:0`` of what is
-   visible and takes no lock. Set ``NVOS_LOCK_VISIBLE_DEVICES=1`` to claim among the visible
-   devices through locks anyway (a workstation where the variable is exported in the shell).
-3. Otherwise the job tries, in order, an exclusive non-blocking ``flock`` on
-   ``<lock_dir>/gpu<i>.lock`` for each device ``i``; the first free one is claimed. A job that
-   holds no lock never waits on another's: it only waits (polling, with a log message) when every
-   device is held, up to ``timeout_s``. The lock is released when the context exits, and by the
-   operating system when the process dies (crash, SIGKILL), so a device never stays claimed.
-4. No CUDA device → CPU, with a WARNING in the log.
+1. ``prefer_cuda=False`` or no CUDA device → the CPU (a WARNING when CUDA was wanted).
+2. The *visible* devices are ``cuda:0..n-1`` of the process. Each has a machine-wide id that names
+   its lock file ``<lock_dir>/gpu<id>.lock``: the physical index ``i`` without
+   ``CUDA_VISIBLE_DEVICES``; with it, entry ``i`` of the variable, or entry ``i`` of
+   ``SLURM_STEP_GPUS``/``SLURM_JOB_GPUS`` inside a SLURM job (SLURM may renumber the visible
+   devices from 0 in each job's cgroup; its lists hold the physical indices).
+3. ``CUDA_VISIBLE_DEVICES`` lists exactly one device (a scheduler such as SLURM gave the job its
+   GPU) → that device, without a lock, unless ``NVOS_LOCK_VISIBLE_DEVICES=1`` asks to lock it.
+4. Otherwise the job takes exclusive non-blocking ``flock``\\ s on the lock files of the first
+   ``count`` free visible devices; all or nothing: a job that cannot get ``count`` devices holds
+   none and polls (with one log message) until they are free, up to ``timeout_s``. The locks are
+   released when the context exits, and by the operating system when the process dies.
 
-Inside a SLURM job the log line also names the job and the devices SLURM gave it
-(``SLURM_JOB_ID``, ``SLURM_STEP_GPUS``), so a job's log shows which device it was assigned and used.
+The lock folder is per machine, not per run, so two runs of the workflow on one machine exclude
+each other: the ``lock_dir`` argument, else ``$NVOS_GPU_LOCK_DIR``, else
+``<tmp>/nvos-gpu-locks``. The log names each claimed device's visible index, its machine-wide id
+and, inside a SLURM job, the job.
 """
 
 from __future__ import annotations
@@ -26,32 +30,132 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import socket
+import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import torch
 
-T = TypeVar("T")
+from nvos.oom import run_with_oom_retry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LOCK_VISIBLE_ENV", "claim_device", "lock_path"]
+__all__ = [
+    "LOCK_DIR_ENV",
+    "LOCK_VISIBLE_ENV",
+    "Claim",
+    "claim_device",
+    "claim_devices",
+    "lock_path",
+    "resolve_lock_dir",
+    "run_with_oom_retry",
+    "visible_ids",
+]
 
-#: Environment variable that forces lock-based claims even when CUDA_VISIBLE_DEVICES is set.
+#: Environment variable that forces a lock on a single visible device.
 LOCK_VISIBLE_ENV = "NVOS_LOCK_VISIBLE_DEVICES"
+#: Environment variable naming the machine's lock folder (when no lock_dir is given).
+LOCK_DIR_ENV = "NVOS_GPU_LOCK_DIR"
+
+PathLike = str | os.PathLike[str]
 
 
-def lock_path(lock_dir: Path, index: int) -> Path:
-    """The lock file of device ``index``: ``<lock_dir>/gpu<index>.lock``."""
-    return Path(lock_dir) / f"gpu{index}.lock"
+def resolve_lock_dir(lock_dir: PathLike | None, environ: Mapping[str, str] | None = None) -> Path:
+    """``lock_dir``, else ``$NVOS_GPU_LOCK_DIR``, else ``<tmp>/nvos-gpu-locks`` (tempfile)."""
+    env = os.environ if environ is None else environ
+    if lock_dir is not None and str(lock_dir):
+        return Path(lock_dir)
+    if env.get(LOCK_DIR_ENV):
+        return Path(env[LOCK_DIR_ENV])
+    return Path(tempfile.gettempdir()) / "nvos-gpu-locks"
+
+
+def lock_path(lock_dir: PathLike, device_id: int | str) -> Path:
+    """The lock file of the device with machine-wide id ``device_id``: ``<lock_dir>/gpu<id>.lock``
+    (characters other than letters, digits, ``.``, ``_`` and ``-`` become ``_``)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(device_id))
+    return Path(lock_dir) / f"gpu{safe}.lock"
+
+
+def _slurm_gpus(env: Mapping[str, str]) -> tuple[str, list[str]] | None:
+    """(variable name, ids) of SLURM's list of the job's (or step's) physical GPUs, if any."""
+    if "SLURM_JOB_ID" not in env:
+        return None
+    for name in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS"):
+        if env.get(name):
+            return name, [p.strip() for p in env[name].split(",") if p.strip()]
+    return None
+
+
+def visible_ids(count: int, environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """(CUDA_VISIBLE_DEVICES entries, machine-wide ids) of visible devices ``0..count-1``.
+
+    The entries are what a child process's ``CUDA_VISIBLE_DEVICES`` lists to see those devices;
+    the machine-wide ids name the lock files (rule 2 of the module docstring).
+    """
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        entries = [str(i) for i in range(count)]
+    else:
+        entries = [p.strip() for p in visible.split(",") if p.strip()][:count]
+    physical = list(entries)
+    slurm = _slurm_gpus(environ)
+    if visible is not None and slurm is not None and len(slurm[1]) == len(entries):
+        physical = slurm[1]
+    return entries, physical
+
+
+def _scheduler_note(env: Mapping[str, str]) -> str:
+    """Who set CUDA_VISIBLE_DEVICES: ``"SLURM job 12, SLURM_STEP_GPUS=1"`` inside a SLURM job,
+    ``"the environment"`` elsewhere."""
+    job = env.get("SLURM_JOB_ID")
+    if job is None:
+        return "the environment"
+    slurm = _slurm_gpus(env)
+    if slurm is not None:
+        return f"SLURM job {job}, {slurm[0]}={env[slurm[0]]}"
+    return f"SLURM job {job}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Devices held by a job: ``devices[i]`` is ``cuda:<visible index>`` (or the CPU),
+    ``visible[i]`` its CUDA_VISIBLE_DEVICES entry and ``physical[i]`` its machine-wide id."""
+
+    devices: tuple[torch.device, ...]
+    visible: tuple[str, ...] = ()
+    physical: tuple[str, ...] = ()
+
+    @property
+    def device(self) -> torch.device:
+        """The first (or only) device."""
+        return self.devices[0]
+
+    def child_visible_devices(self) -> str:
+        """``CUDA_VISIBLE_DEVICES`` for a child process that should see exactly these devices
+        (as its ``cuda:0..n-1``)."""
+        return ",".join(self.visible)
 
 
 def _try_lock(path: Path) -> int | None:
     """An open descriptor holding an exclusive flock on ``path``, or None if another holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        writable = True
+    except PermissionError:  # created by another user without group/other write: flock anyway
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"cannot open device lock file {path}: {exc.strerror}; set {LOCK_DIR_ENV} "
+                "(or the config's gpu_lock_dir) to a folder every user of the GPUs can write",
+            ) from exc
+        writable = False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -59,147 +163,160 @@ def _try_lock(path: Path) -> int | None:
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             return None
         raise OSError(exc.errno, f"cannot lock device file {path}: {exc.strerror}") from exc
-    # Record the holder for people inspecting the folder; the lock itself is the flock.
-    os.ftruncate(fd, 0)
-    holder = f"pid={os.getpid()} host={socket.gethostname()} since={time.time():.0f}\n"
-    os.write(fd, holder.encode())
+    if writable:
+        with contextlib.suppress(OSError):  # let other users' jobs lock it too
+            os.fchmod(fd, 0o666)
+        # Record the holder for people inspecting the folder; the lock itself is the flock.
+        os.ftruncate(fd, 0)
+        holder = f"pid={os.getpid()} host={socket.gethostname()} since={time.time():.0f}\n"
+        os.write(fd, holder.encode())
     return fd
 
 
-def _claim_free_index(
-    lock_dir: Path, n_devices: int, timeout_s: float, poll_s: float
-) -> tuple[int, int]:
-    """(device index, lock descriptor) of the first free device; polls while all are held."""
+def _release(fds: list[int]) -> None:
+    for fd in fds:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _make_lock_dir(lock_dir: Path) -> None:
+    """Create the machine's lock folder, writable by every user (sticky, like /tmp)."""
+    if lock_dir.is_dir():
+        return
     lock_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        os.chmod(lock_dir, 0o1777)
+
+
+def _claim_free(
+    lock_dir: Path, ids: list[str], count: int, timeout_s: float, poll_s: float
+) -> tuple[list[int], list[int]]:
+    """(visible indices, lock descriptors) of the first ``count`` free devices, all or none;
+    polls while fewer are free."""
+    _make_lock_dir(lock_dir)
     start = time.monotonic()
     announced = False
     while True:
-        for index in range(n_devices):
-            fd = _try_lock(lock_path(lock_dir, index))
+        indices: list[int] = []
+        fds: list[int] = []
+        for index, device_id in enumerate(ids):
+            fd = _try_lock(lock_path(lock_dir, device_id))
             if fd is not None:
-                if announced:
-                    waited = time.monotonic() - start
-                    logger.info("device %d freed after waiting %.1f s", index, waited)
-                return index, fd
+                indices.append(index)
+                fds.append(fd)
+                if len(fds) == count:
+                    if announced:
+                        waited = time.monotonic() - start
+                        logger.info("devices freed after waiting %.1f s", waited)
+                    return indices, fds
+        _release(fds)  # all or nothing: never hold some devices while waiting for others
         waited = time.monotonic() - start
+        if count == 1:
+            what = f"all {len(ids)} GPU(s) stayed claimed by other jobs"
+        else:
+            what = f"fewer than {count} of the {len(ids)} GPU(s) were free of other jobs' claims"
+        where = f"GPU ids {','.join(ids)}, lock files {lock_dir}/gpu*.lock"
         if waited >= timeout_s:
             raise TimeoutError(
-                f"all {n_devices} GPU(s) stayed claimed by other jobs for {waited:.0f} s "
-                f"(lock files {lock_dir}/gpu*.lock); give fewer jobs GPUs "
-                f"(snakemake --resources gpu=N with N <= {n_devices}) or raise the timeout"
+                f"{what} for {waited:.0f} s ({where}); give fewer jobs GPUs (snakemake "
+                f"--resources gpu=N with N <= {len(ids)}) or raise the timeout"
             )
         if not announced:
-            logger.warning(
-                "all %d GPU(s) are claimed by other jobs (lock files %s/gpu*.lock); "
-                "waiting up to %.0f s for one to be released",
-                n_devices,
-                lock_dir,
-                timeout_s,
-            )
+            logger.warning("%s (%s): waiting up to %.0f s", what, where, timeout_s)
             announced = True
         time.sleep(poll_s)
 
 
-def _scheduler_note(env: Mapping[str, str]) -> str:
-    """Who set CUDA_VISIBLE_DEVICES: ``"SLURM job 12, SLURM_STEP_GPUS=1"`` inside a SLURM job
-    (the step's GPUs, else the job's), ``"the environment"`` elsewhere."""
-    job = env.get("SLURM_JOB_ID")
-    if job is None:
-        return "the environment"
-    for name in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS"):
-        if name in env:
-            return f"SLURM job {job}, {name}={env[name]}"
-    return f"SLURM job {job}"
+@contextlib.contextmanager
+def claim_devices(
+    lock_dir: PathLike | None,
+    count: int = 1,
+    prefer_cuda: bool = True,
+    n_devices: int | None = None,
+    timeout_s: float = 24 * 3600.0,
+    poll_s: float = 2.0,
+    environ: Mapping[str, str] | None = None,
+) -> Iterator[Claim]:
+    """Claim ``count`` devices for the duration of the ``with`` block (rules in the module
+    docstring); fewer (with a WARNING) when fewer are visible.
+
+    Args:
+        lock_dir: Folder of the per-device lock files, shared by every job of the machine
+            (created if missing); None = :func:`resolve_lock_dir`'s default.
+        count: Devices wanted (``rosa.train.gpus`` for multi-GPU training).
+        prefer_cuda: False → CPU without looking at GPUs.
+        n_devices: Number of visible devices; None = ``torch.cuda.device_count()``. Tests pass a
+            number to fake devices (the yielded ``cuda:<i>`` are then never used).
+        timeout_s: How long to wait for free devices before raising TimeoutError.
+        poll_s: Seconds between attempts while too few devices are free.
+        environ: Environment to read (default ``os.environ``).
+    """
+    env = os.environ if environ is None else environ
+    if not prefer_cuda:
+        logger.info("device: cpu (CUDA not requested)")
+        yield Claim((torch.device("cpu"),))
+        return
+    available = torch.cuda.device_count() if n_devices is None else int(n_devices)
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if available <= 0:
+        where = "" if visible is None else f" although CUDA_VISIBLE_DEVICES={visible} "
+        where += "" if visible is None else f"(assigned by {_scheduler_note(env)})"
+        logger.warning("no CUDA device available%s: running on the CPU (much slower)", where)
+        yield Claim((torch.device("cpu"),))
+        return
+    entries, physical = visible_ids(available, env)
+    if count > len(entries):
+        logger.warning(
+            "%d GPU(s) wanted but %d visible: using %d", count, len(entries), len(entries)
+        )
+        count = len(entries)
+    forced = env.get(LOCK_VISIBLE_ENV, "") in ("1", "true", "yes")
+    if visible is not None and len(entries) == 1 and not forced:
+        logger.info(
+            "device: cuda:0 = the only visible GPU (CUDA_VISIBLE_DEVICES=%s, physical %s, "
+            "assigned by %s; no lock)",
+            visible,
+            physical[0],
+            _scheduler_note(env),
+        )
+        yield Claim((torch.device("cuda", 0),), (entries[0],), (physical[0],))
+        return
+    folder = resolve_lock_dir(lock_dir, env)
+    indices, fds = _claim_free(folder, physical, max(count, 1), timeout_s, poll_s)
+    claim = Claim(
+        tuple(torch.device("cuda", i) for i in indices),
+        tuple(entries[i] for i in indices),
+        tuple(physical[i] for i in indices),
+    )
+    for i in indices:
+        logger.info(
+            "device: cuda:%d = CUDA_VISIBLE_DEVICES entry %s, physical GPU %s (claimed %s%s)",
+            i,
+            entries[i] if visible is not None else "- (unset)",
+            physical[i],
+            lock_path(folder, physical[i]),
+            "" if "SLURM_JOB_ID" not in env else f"; {_scheduler_note(env)}",
+        )
+    try:
+        yield claim
+    finally:
+        _release(fds)
+        logger.info("released %s", ", ".join(str(d) for d in claim.devices))
 
 
 @contextlib.contextmanager
 def claim_device(
-    lock_dir: Path,
+    lock_dir: PathLike | None,
     prefer_cuda: bool = True,
     n_devices: int | None = None,
     timeout_s: float = 24 * 3600.0,
     poll_s: float = 2.0,
     environ: Mapping[str, str] | None = None,
 ) -> Iterator[torch.device]:
-    """Claim one device for the duration of the ``with`` block (rules in the module docstring).
-
-    Args:
-        lock_dir: Folder of the per-device lock files, shared by all jobs of the machine
-            (created if missing), e.g. ``results/<run>/.gpu_locks``.
-        prefer_cuda: False → CPU without looking at GPUs.
-        n_devices: Number of devices to choose among; None = ``torch.cuda.device_count()``.
-            Tests pass a number to fake devices (the yielded ``cuda:<i>`` is then never used).
-        timeout_s: How long to wait when every device is claimed before raising TimeoutError.
-        poll_s: Seconds between attempts while every device is claimed.
-        environ: Environment to read (default ``os.environ``).
+    """One device for the ``with`` block (:func:`claim_devices` with ``count=1``).
 
     Yields:
-        ``torch.device("cuda", i)`` (``.index`` is the claimed index) or ``torch.device("cpu")``.
+        ``torch.device("cuda", i)`` (``.index`` is the visible index) or ``torch.device("cpu")``.
     """
-    env = os.environ if environ is None else environ
-    if not prefer_cuda:
-        logger.info("device: cpu (CUDA not requested)")
-        yield torch.device("cpu")
-        return
-    count = torch.cuda.device_count() if n_devices is None else int(n_devices)
-    visible = env.get("CUDA_VISIBLE_DEVICES")
-    if count <= 0:
-        if visible is not None:
-            logger.warning(
-                "no CUDA device available although CUDA_VISIBLE_DEVICES=%s (assigned by %s): "
-                "running on the CPU (much slower)",
-                visible,
-                _scheduler_note(env),
-            )
-        else:
-            logger.warning("no CUDA device available: running on the CPU (much slower)")
-        yield torch.device("cpu")
-        return
-    if visible is not None and env.get(LOCK_VISIBLE_ENV, "") not in ("1", "true", "yes"):
-        logger.info(
-            "device: cuda:0 of CUDA_VISIBLE_DEVICES=%s (assigned by %s, no lock)",
-            visible,
-            _scheduler_note(env),
-        )
-        yield torch.device("cuda", 0)
-        return
-    lock_dir = Path(lock_dir)
-    index, fd = _claim_free_index(lock_dir, count, timeout_s, poll_s)
-    logger.info("device: cuda:%d (claimed %s)", index, lock_path(lock_dir, index))
-    try:
-        yield torch.device("cuda", index)
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-        logger.info("released cuda:%d", index)
-
-
-def run_with_oom_retry(
-    run: Callable[[int, int], T], n_items: int, batch_size: int, what: str
-) -> Iterator[tuple[int, int, T]]:
-    """Yield ``(start, stop, run(start, stop))`` over ``range(n_items)`` in batches.
-
-    A ``torch.cuda.OutOfMemoryError`` retries the same batch at half its size (and later batches
-    keep the smaller size); at size 1 the error is raised.
-    """
-    start, size = 0, max(1, int(batch_size))
-    while start < n_items:
-        stop = min(start + size, n_items)
-        try:
-            result = run(start, stop)
-        except torch.cuda.OutOfMemoryError:
-            if stop - start <= 1:
-                logger.error("out of device memory on a %s batch of 1: giving up", what)
-                raise
-            size = max(1, (stop - start) // 2)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            logger.warning(
-                "out of device memory on a %s batch of %d: retrying at %d",
-                what,
-                stop - start,
-                size,
-            )
-            continue
-        yield start, stop, result
-        start = stop
+    with claim_devices(lock_dir, 1, prefer_cuda, n_devices, timeout_s, poll_s, environ) as claim:
+        yield claim.device

@@ -95,7 +95,7 @@ def run_proposals(
     frames: PathLike,
     out: PathLike,
     proposals: Mapping[str, Any],
-    lock_dir: PathLike,
+    lock_dir: PathLike | None,
     shard: str,
     skipped_out: PathLike | None = None,
 ) -> Any:
@@ -103,7 +103,7 @@ def run_proposals(
     from nvos.devices import claim_device
     from nvos.proposals.stage import build_backend, generate_proposals
 
-    with claim_device(Path(lock_dir)) as device:
+    with claim_device(lock_dir) as device:
         backend = build_backend(dict(proposals), device=device)
         summary = generate_proposals(
             frames,
@@ -138,14 +138,14 @@ def run_features(
     regions_out: PathLike,
     text_out: PathLike,
     features: Mapping[str, Any],
-    lock_dir: PathLike,
+    lock_dir: PathLike | None,
     skipped_out: PathLike | None = None,
 ) -> Any:
     """CLIP embeddings of one shard's proposals (regions) and phrases on a claimed device."""
     from nvos.devices import claim_device
     from nvos.features.stage import build_encoder, crop_policy, extract_features
 
-    with claim_device(Path(lock_dir)) as device:
+    with claim_device(lock_dir) as device:
         encoder = build_encoder(features, device)
         summary = extract_features(
             frames,
@@ -174,7 +174,7 @@ def run_sam_clip(
     out: PathLike,
     features: Mapping[str, Any],
     splits: Sequence[str],
-    lock_dir: PathLike,
+    lock_dir: PathLike | None,
     skipped_out: PathLike | None = None,
 ) -> Any:
     """The SAM + CLIP zero-shot baseline's predictions for one shard."""
@@ -182,7 +182,7 @@ def run_sam_clip(
     from nvos.devices import claim_device
     from nvos.features.stage import build_encoder
 
-    with claim_device(Path(lock_dir)) as device:
+    with claim_device(lock_dir) as device:
         encoder = build_encoder(features, device)
         check_same_model(regions, encoder.describe())
         summary = sam_clip_predictions(
@@ -208,7 +208,7 @@ def run_train(
     out_dir: PathLike,
     rosa: Mapping[str, Any],
     variant: str,
-    lock_dir: PathLike,
+    lock_dir: PathLike | None,
 ) -> Any:
     """Train one ROSA variant (``models/<variant>/``); torchrun + DDP when rosa.train.gpus > 1."""
     from nvos.rosa.stage import launch_training
@@ -224,7 +224,7 @@ def run_predict(
     rosa: Mapping[str, Any],
     variant: str,
     predict: Mapping[str, Any],
-    lock_dir: PathLike,
+    lock_dir: PathLike | None,
     skipped_out: PathLike | None = None,
 ) -> Any:
     """Predictions of one ROSA variant on one shard's annotated frames."""
@@ -295,15 +295,15 @@ def run_report(
     predictions_dir: PathLike,
     clips: PathLike,
     out_dir: PathLike,
-    report: Mapping[str, Any],
+    config: Mapping[str, Any],
     reconciliation: PathLike | None = None,
 ) -> Any:
-    """The results table, the HTML page and the qualitative overlays (and the skip counts of
-    ``reconciliation.csv`` when given)."""
+    """The results table, the HTML page with the run's facts (from the full run ``config``) and
+    the qualitative overlays (and the skip counts of ``reconciliation.csv`` when given)."""
     from nvos.report import build_report
 
     return build_report(
-        metrics_dir, frames_dir, annotations, predictions_dir, clips, out_dir, dict(report),
+        metrics_dir, frames_dir, annotations, predictions_dir, clips, out_dir, dict(config),
         reconciliation,
     )  # fmt: skip
 

@@ -11,7 +11,7 @@ rule features_shard:
         skipped=f"{RUN}/skipped/features/{{shard}}.parquet",
     params:
         features={k: v for k, v in config["features"].items() if k != "prompt"},
-        lock_dir=f"{RUN}/locks",
+        lock_dir=config["gpu_lock_dir"],
     resources:
         gpu=1,
     log:
@@ -43,7 +43,7 @@ rule sam_clip_shard:
     params:
         features=config["features"],
         splits=config["evaluate"]["splits"],
-        lock_dir=f"{RUN}/locks",
+        lock_dir=config["gpu_lock_dir"],
     resources:
         gpu=1,
     log:

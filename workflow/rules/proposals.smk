@@ -6,7 +6,7 @@ rule proposals_shard:
         skipped=f"{RUN}/skipped/proposals/{{shard}}.parquet",
     params:
         proposals=config["proposals"],
-        lock_dir=f"{RUN}/locks",
+        lock_dir=config["gpu_lock_dir"],
     resources:
         gpu=1,
     log:

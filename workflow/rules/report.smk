@@ -49,8 +49,9 @@ rule report:
             category="Qualitative",
             caption="../report/overlays.rst",
         ),
+        config=f"{RUN}/report/config.yaml",
     params:
-        report=config["report"],
+        run_config=config,  # all of it: the report states its digest
         metrics_dir=f"{RUN}/metrics",
         frames_dir=f"{RUN}/frames",
         predictions_dir=f"{RUN}/predictions",

@@ -23,7 +23,7 @@ rule train:
         rosa=lambda wc: variant_params(config["rosa"], wc.variant),
         run_dir=RUN,
         shards=SHARDS,
-        lock_dir=f"{RUN}/locks",
+        lock_dir=config["gpu_lock_dir"],
     resources:
         gpu=config["rosa"]["train"]["gpus"],
     log:
@@ -50,7 +50,7 @@ rule predict_shard:
         rosa=lambda wc: variant_params(config["rosa"], wc.variant),
         predict=config["predict"],
         run_dir=RUN,
-        lock_dir=f"{RUN}/locks",
+        lock_dir=config["gpu_lock_dir"],
     resources:
         gpu=1,
     log:

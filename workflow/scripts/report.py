@@ -14,7 +14,7 @@ with stage_log(snakemake.log[0], "report") as log:
         params.predictions_dir,
         snakemake.input.clips,
         params.out_dir,
-        params.report,
+        params.run_config,
         snakemake.input.reconciliation,
     )
     log.info("%s", summary)

@@ -13,7 +13,11 @@ in how the work is scheduled:
   instead of going through per-mask run-length encoding and decoding in Python;
 - optional bf16 autocast on CUDA (``autocast_bf16``): faster, but masks may then differ slightly
   from the stock float32 generator, so it is off by default;
-- a CUDA out-of-memory error retries the batch at half its size (down to 1) before failing.
+- it computes in the model's dtype (float32; float64 only makes exactness tests independent
+  of the CPU's rounding);
+- a device out-of-memory error retries the batch at half its size (down to 1) before failing,
+  and the smaller size is kept for the rest of the job (:class:`nvos.oom.AdaptiveBatch`);
+- at most one batch of views beyond the one being encoded is resized and uploaded ahead.
 
 With the same settings the masks equal the stock generator's up to floating-point noise (batched
 kernels may round differently; a mask whose score sits on a threshold can flip).
@@ -25,7 +29,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -56,7 +60,7 @@ from torchvision.ops.boxes import batched_nms, box_area
 
 from nvos.checks import sam_checkpoint_problem
 from nvos.config import ConfigError
-from nvos.devices import run_with_oom_retry
+from nvos.oom import AdaptiveBatch
 from nvos.proposals.base import FrameProposals
 from nvos.storage import file_sha256
 
@@ -303,12 +307,15 @@ class SamBackend:
         self.model_type = model_type
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self._checkpoint_sha256: str | None = None
+        self.dtype = next(model.parameters()).dtype  # float32; float64 in exactness tests
         self._transform = ResizeLongestSide(model.image_encoder.img_size)
         self._point_grids = build_all_layer_point_grids(
             settings.points_per_side,
             settings.crop_n_layers,
             settings.crop_n_points_downscale_factor,
         )
+        self._encoder_batch = AdaptiveBatch(settings.frames_per_batch, "image-encoder")
+        self._decoder_batch = AdaptiveBatch(settings.points_per_batch, "mask-decoder")
         if settings.autocast_bf16 and self.device.type != "cuda":
             logger.warning("autocast_bf16 only applies on CUDA; running float32 on %s", device)
 
@@ -374,18 +381,25 @@ class SamBackend:
         results: list[FrameProposals | None] = [None] * len(images)
 
         with torch.inference_mode(), ThreadPoolExecutor(max_workers=1) as pool:
-            inputs = [pool.submit(self._prepare, images[v.frame], v) for v in views]
+            # Views are resized and uploaded on a CPU thread, at most one batch ahead of the
+            # encoder (a bound on the device memory the queued inputs take).
+            inputs: dict[int, Future[torch.Tensor]] = {}
+            queued = [0]  # views submitted so far
+
+            def queue_until(stop: int) -> None:
+                for j in range(queued[0], min(stop, len(views))):
+                    inputs[j] = pool.submit(self._prepare, images[views[j].frame], views[j])
+                    queued[0] = j + 1
 
             def encode(start: int, stop: int) -> torch.Tensor:
+                queue_until(stop + self._encoder_batch.size)
                 batch = torch.cat([inputs[j].result() for j in range(start, stop)], dim=0)
                 with self._autocast():
                     return self.model.image_encoder(batch)
 
-            for start, stop, embeddings in run_with_oom_retry(
-                encode, len(views), s.frames_per_batch, "image-encoder"
-            ):
+            for start, stop, embeddings in self._encoder_batch.run(encode, len(views)):
                 for j in range(start, stop):
-                    inputs[j] = None  # type: ignore[call-overload]  # free the resized image
+                    del inputs[j]  # free the resized image
                     per_view[j] = self._decode_view(embeddings[j - start : j - start + 1], views, j)
                     frame = views[j].frame
                     views_left[frame] -= 1
@@ -425,20 +439,15 @@ class SamBackend:
         crop_h, crop_w = view.crop_size
         points = self._point_grids[view.layer] * np.array([[crop_w, crop_h]])
         transformed = self._transform.apply_coords(points, view.crop_size)
-        embedding = embedding.float() if not self.settings.autocast_bf16 else embedding
+        embedding = embedding if self.settings.autocast_bf16 else embedding.to(self.dtype)
 
         def decode(start: int, stop: int) -> _Candidates:
             return self._decode_points(embedding, transformed[start:stop], view, index)
 
-        parts = [
-            part
-            for _, _, part in run_with_oom_retry(
-                decode, len(transformed), s.points_per_batch, "mask-decoder"
-            )
-        ]
+        parts = [part for _, _, part in self._decoder_batch.run(decode, len(transformed))]
         cands = _Candidates.cat(parts)
         keep = batched_nms(
-            cands.boxes.float(),
+            cands.boxes.to(cands.iou.dtype),  # integer pixel coordinates: exact in any dtype
             cands.iou,
             torch.zeros(len(cands.boxes), device=cands.boxes.device),
             iou_threshold=s.box_nms_thresh,
@@ -465,7 +474,7 @@ class SamBackend:
                 dense_prompt_embeddings=dense,
                 multimask_output=True,
             )
-        low_res, iou = low_res.flatten(0, 1).float(), iou.flatten(0, 1).float()
+        low_res, iou = low_res.flatten(0, 1).to(self.dtype), iou.flatten(0, 1).to(self.dtype)
         if s.pred_iou_thresh > 0.0:
             keep = iou > s.pred_iou_thresh
             low_res, iou = low_res[keep], iou[keep]

@@ -26,9 +26,9 @@ import pyarrow.parquet as pq
 from pycocotools import mask as mask_utils
 
 from nvos import rle, storage
-from nvos.devices import run_with_oom_retry
 from nvos.frames import iter_frames
 from nvos.logs import Progress
+from nvos.oom import AdaptiveBatch
 from nvos.proposals.base import FrameProposals, ProposalBackend, top_k
 from nvos.skips import Ledger, Skip
 
@@ -137,8 +137,9 @@ def generate_proposals(
     columns: dict[str, list[Any]] = {name: [] for name in storage.SCHEMAS["proposals"].names}
     empty: list[tuple[str, int]] = []
     rows_per_clip: dict[str, int] = {}
+    sizer = AdaptiveBatch(batch_frames, "proposals frame")  # an OOM reduction lasts the job
     for batch in _batches(_frames(frames_path), batch_frames):
-        results = _generate(backend, batch)
+        results = _generate(backend, batch, sizer)
         for frame, props in zip(batch, results, strict=True):
             kept = top_k(_checked(props, frame, backend.name), max_per_frame)
             if len(kept) == 0:
@@ -221,11 +222,14 @@ def _batches(frames: Iterator[_Frame], size: int) -> Iterator[list[_Frame]]:
         yield batch
 
 
-def _generate(backend: ProposalBackend, batch: list[_Frame]) -> list[FrameProposals]:
-    """``backend.generate`` on the batch; on CUDA out-of-memory, retried at half size."""
+def _generate(
+    backend: ProposalBackend, batch: list[_Frame], sizer: AdaptiveBatch
+) -> list[FrameProposals]:
+    """``backend.generate`` on the batch, in parts of at most ``sizer.size`` frames (halved, for
+    the rest of the job, on device out-of-memory)."""
     results: list[FrameProposals] = []
     run = lambda a, b: backend.generate([frame.image for frame in batch[a:b]])  # noqa: E731
-    for start, stop, part in run_with_oom_retry(run, len(batch), len(batch), "proposals frame"):
+    for start, stop, part in sizer.run(run, len(batch)):
         if len(part) != stop - start:
             raise RuntimeError(
                 f"proposal backend {backend.name!r} returned {len(part)} results for "

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 from nvos import storage
 from nvos.evaluation.truth import group_truth, read_annotations, tagged_objects
 from nvos.logs import Progress
+from nvos.report.facts import config_yaml, facts_markdown, run_facts
 from nvos.report.html import ClipSection, render_html
 from nvos.report.overlays import (
     Overlay,
@@ -27,10 +29,12 @@ from nvos.report.table import (
     ORACLE,
     MetricsError,
     SplitTable,
+    format_score,
     load_metrics,
     markdown_report,
     method_label,
     order_methods,
+    plural,
     skips_markdown,
     split_tables,
 )
@@ -67,6 +71,9 @@ class ReportSummary:
     splits: list[str]
     methods: list[str]
     overlay_method: str | None
+    overlay_reason: str = ""
+    config_path: str = ""
+    overlay_candidates: int = 0
     overlays: list[str] = field(default_factory=list)
     stale_overlays_removed: int = 0
     clips_without_frames: int = 0
@@ -81,19 +88,19 @@ def method_predictions(predictions_dir: PathLike, method: str) -> list[Path]:
 
 def choose_overlay_method(
     tables: Sequence[SplitTable], predictions_dir: PathLike, wanted: str | None
-) -> str | None:
-    """The method drawn in the overlays.
+) -> tuple[str | None, str]:
+    """The method drawn in the overlays, and why (a sentence).
 
     ``wanted`` when given (it must have predictions); otherwise the non-oracle method with the
     best J&F on the first split that has one (ties: table order), else the oracle; only methods
-    with prediction files count. None when no method has predictions.
+    with prediction files count. (None, reason) when no method has predictions.
     """
     if wanted:
         if not method_predictions(predictions_dir, wanted):
             raise MetricsError(
                 f"report.overlay_method {wanted!r}: no predictions under {predictions_dir}/{wanted}"
             )
-        return wanted
+        return wanted, "it is set by report.overlay_method."
     for table in tables:
         candidates = [
             s
@@ -104,10 +111,15 @@ def choose_overlay_method(
         ]
         if candidates:
             best = max(s.scores["J&F"] for s in candidates)  # type: ignore[type-var]
-            return next(s.method for s in candidates if s.scores["J&F"] == best)
+            method = next(s.method for s in candidates if s.scores["J&F"] == best)
+            return method, (
+                f"it has the best J&F on {table.split} ({format_score(best)}) of the "
+                f"{plural(len(candidates), 'method')} with predictions, the oracle left out "
+                "(report.overlay_method: null)."
+            )
     if method_predictions(predictions_dir, ORACLE):
-        return ORACLE
-    return None
+        return ORACLE, "no other method has both predictions and a J&F."
+    return None, "no method has predictions."
 
 
 def _predicted_clips(paths: Sequence[Path]) -> set[str]:
@@ -136,15 +148,19 @@ def build_report(
     out_dir: PathLike,
     config: Mapping[str, Any] | None = None,
     reconciliation: PathLike | None = None,
+    now: datetime | None = None,
 ) -> ReportSummary:
-    """Write ``out_dir/table.md``, ``out_dir/index.html`` and ``out_dir/overlays/*.jpg``.
+    """Write ``table.md``, ``index.html``, ``config.yaml`` and ``overlays/*.jpg`` in ``out_dir``.
 
     ``metrics_dir``: ``metrics/<method>/<split>/summary.json``; ``frames_dir``:
     ``frames/<shard>.parquet``; ``predictions_dir``: ``predictions/<method>/<shard>.parquet``;
-    ``config``: the ``report`` config group (keys of :data:`DEFAULTS`); ``reconciliation``: the
-    run's ``reconciliation.csv`` (:mod:`nvos.skips`), shown as a "Skipped clips" section.
+    ``config``: the run's full config (its ``report`` group: keys of :data:`DEFAULTS`), written
+    to ``config.yaml`` and digested in the header (:mod:`nvos.report.facts`); ``reconciliation``:
+    the run's ``reconciliation.csv`` (:mod:`nvos.skips`), shown as a "Skipped clips" section;
+    ``now``: the report's date (default: now, UTC).
     """
-    cfg = {**DEFAULTS, **dict(config or {})}
+    run_config = dict(config or {})
+    cfg = {**DEFAULTS, **dict(run_config.get("report") or {})}
     out = Path(out_dir)
     metrics = load_metrics(metrics_dir)
     if not metrics:
@@ -152,12 +168,16 @@ def build_report(
     labels = dict(cfg["labels"] or {})
     tables = split_tables(metrics, labels, cfg["methods"])
     methods = order_methods([m for per_split in metrics.values() for m in per_split])
-    table_path = out / "table.md"
+    config_text = config_yaml(run_config)
+    config_path = out / "config.yaml"
+    storage.write_text(config_path, config_text)
+    facts = run_facts(run_config, clips_path, methods, config_text, now)
     skips = read_reconciliation(reconciliation) if reconciliation is not None else []
-    text = markdown_report(tables, str(cfg["title"]))
+    text = markdown_report(tables, str(cfg["title"]), facts_markdown(facts, labels))
+    table_path = out / "table.md"
     storage.write_text(table_path, text + ("\n" + skips_markdown(skips) if skips else ""))
 
-    overlay_method = choose_overlay_method(tables, predictions_dir, cfg["overlay_method"])
+    overlay_method, reason = choose_overlay_method(tables, predictions_dir, cfg["overlay_method"])
     summary = ReportSummary(
         clips_skipped=sum(int(row["clips_skipped"]) for row in skips),
         table_path=str(table_path),
@@ -165,6 +185,8 @@ def build_report(
         splits=[t.split for t in tables],
         methods=methods,
         overlay_method=overlay_method,
+        overlay_reason=reason,
+        config_path=str(config_path),
     )
     sections: list[ClipSection] = []
     if overlay_method is not None and int(cfg["overlay_clips"]) > 0:
@@ -173,22 +195,43 @@ def build_report(
             out, set(metrics), summary,
         )  # fmt: skip
     else:
-        logger.warning("report: no overlays (no method with predictions or overlay_clips = 0)")
+        logger.warning("report: no overlays (%s)", reason if overlay_method is None else "0 clips")
     keep = {Path(o.path).name for s in sections for o in s.overlays}
     summary.stale_overlays_removed = _remove_stale(out / "overlays", keep)
-    links = {"table.md": "table.md"}
+    overlay_text = ""
+    if overlay_method is not None:
+        overlay_text = overlay_sentences(
+            method_label(overlay_method, labels), overlay_method, reason, len(sections),
+            summary.overlay_candidates, int(cfg["overlay_frames"]),
+        )  # fmt: skip
     page = render_html(
         str(cfg["title"]),
+        facts,
         tables,
         sections,
-        None if overlay_method is None else method_label(overlay_method, labels),
-        links,
+        overlay_text,
+        {"table.md": "table.md", "config.yaml": "config.yaml"},
         LEGEND,
         skips,
+        labels,
     )
     storage.write_text(out / "index.html", page)
     logger.info("report: %s", summary)
     return summary
+
+
+def overlay_sentences(
+    label: str, method: str, reason: str, clips: int, candidates: int, frames: int
+) -> str:
+    """What the qualitative section shows, which method and why, and how the clips were chosen."""
+    return (
+        f"The overlays show {label} ({method}): {reason} "
+        f"{plural(clips, 'clip')} of the {plural(candidates, 'annotated clip')} with tagged "
+        "objects and predictions, chosen by the smallest SHA-1 of the clip id (not by score), "
+        f"with up to {plural(frames, 'evenly spaced annotated frame')} each. Each tagged object's "
+        "predicted mask (its first phrase) is filled and outlined in its colour; the white "
+        "outline is the ground truth of all tagged objects."
+    )
 
 
 def _overlays(
@@ -218,6 +261,7 @@ def _overlays(
         for clip_id in _predicted_clips(paths) & annotated & set(clips)
         if tagged_objects(clips[clip_id]["narration"], clip_id)
     ]
+    summary.overlay_candidates = len(candidates)
     chosen = select_clips(candidates, int(cfg["overlay_clips"]))
     truths = group_truth(read_annotations(annotations_path, chosen), annotations_path)
     predictions = read_method_predictions(paths, chosen)
@@ -235,14 +279,20 @@ def _overlays(
     missing = [c for c in chosen if c not in by_clip]
     if missing:
         logger.warning(
-            "report: %d chosen clips have no annotated frames: %s", len(missing), missing
+            "report: %s no annotated frames: %s",
+            plural(len(missing), "chosen clip has", "chosen clips have"),
+            missing,
         )
     summary.clips_without_frames = len(missing)
     summary.frames_without_prediction = counts.frames_without_prediction
     if counts.frames_without_prediction:
         logger.warning(
-            "report: %d (object, frame) overlays had no prediction of %s",
-            counts.frames_without_prediction,
+            "report: %s no prediction of %s",
+            plural(
+                counts.frames_without_prediction,
+                "(object, frame) overlay had",
+                "(object, frame) overlays had",
+            ),
             method,
         )
     sections = [

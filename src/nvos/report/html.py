@@ -11,13 +11,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from nvos.report.chart import bar_chart_svg
-from nvos.report.overlays import Overlay, colour_hex
+from nvos.report.facts import RunFacts
+from nvos.report.overlays import GT_LEGEND, Overlay, colour_hex
 from nvos.report.table import (
     COLUMNS,
     MISSING,
     SKIPS_HEADER,
     SKIPS_TEXT,
     SplitTable,
+    breakdown_groups,
     counts_line,
     format_score,
     skips_cells,
@@ -33,8 +35,13 @@ tr.oracle td { color: #666; font-style: italic; }
 .legend li { display: inline-block; margin-right: 1.2em; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.3em;
           vertical-align: middle; border: 1px solid #444; }
+.swatch.gt { background: #202020; border: 2px solid #fff; outline: 1px solid #444; }
 .overlays img { margin: 0 0.5em 0.5em 0; max-width: 100%; }
 .narration { font-style: italic; }
+.facts th, .facts td { text-align: left; border: none; padding: 0.1em 1em 0.1em 0; }
+.facts th { font-weight: normal; color: #555; }
+.warning { background: #fff3cd; border: 1px solid #d4a106; padding: 0.6em 0.9em; }
+figure { margin: 0.5em 0 1.5em; }
 """
 
 
@@ -75,9 +82,8 @@ def _counts_html(table: SplitTable) -> str:
 
 
 def _breakdowns_html(table: SplitTable) -> str:
-    groups = sorted({g for s in table.present for g in s.breakdowns})
     parts = []
-    for group in groups:
+    for group in breakdown_groups(table):
         head = "".join(f"<th>{html.escape(c)}</th>" for c in ("Method", *COLUMNS, "objects"))
         rows = []
         for _, label, s in table.rows:
@@ -116,8 +122,8 @@ def _clip_html(section: ClipSection) -> str:
         for e in legend
     )
     items += (
-        '<li><span class="swatch" style="background:#fff"></span>'
-        "outline: ground truth (all objects)</li>"
+        '<li><span class="swatch gt"></span>'
+        f"{html.escape(GT_LEGEND)}: white outline, all tagged objects</li>"
     )
     images = "".join(
         f'<img src="{html.escape(o.path)}" alt="{html.escape(o.clip_id)} frame {o.frame_index}" '
@@ -131,23 +137,41 @@ def _clip_html(section: ClipSection) -> str:
     )
 
 
+def _facts_html(facts: RunFacts, labels: Mapping[str, str] | None) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>"
+        for name, value in facts.rows(labels)
+    )
+    note = facts.random_note
+    warning = f'<p class="warning"><strong>{html.escape(note)}</strong></p>' if note else ""
+    return f'{warning}<table class="facts"><tbody>{rows}</tbody></table>'
+
+
 def render_html(
     title: str,
+    facts: RunFacts,
     tables: Sequence[SplitTable],
     clips: Sequence[ClipSection],
-    overlay_label: str | None,
+    overlay_text: str,
     links: Mapping[str, str],
     legend_text: str,
     skips: Sequence[Mapping[str, object]] = (),
+    labels: Mapping[str, str] | None = None,
 ) -> str:
-    """The report page. ``links``: text -> relative path of files beside the page; ``skips``:
-    the rows of ``reconciliation.csv`` (:func:`nvos.skips.read_reconciliation`), if any."""
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(legend_text)}</p>"]
+    """The report page: the run's facts, one section per split, the overlays, the skips.
+
+    ``overlay_text``: the sentences on which method the overlays show and why (shown only with
+    ``clips``); ``links``: text -> relative path of files beside the page; ``skips``: the rows of
+    ``reconciliation.csv`` (:func:`nvos.skips.read_reconciliation`), if any; ``labels``: the
+    method labels of the config. Sections with nothing to show are left out.
+    """
+    body = [f"<h1>{html.escape(title)}</h1>", _facts_html(facts, labels)]
     if links:
         anchors = " · ".join(
             f'<a href="{html.escape(path)}">{html.escape(text)}</a>' for text, path in links.items()
         )
         body.append(f"<p>{anchors}</p>")
+    body.append(f"<p>{html.escape(legend_text)}</p>")
     for table in tables:
         groups = [(label, s.scores) for _, label, s in table.rows if s is not None]
         body += [
@@ -156,14 +180,13 @@ def render_html(
             f"<p>{html.escape(counts_line(table))}</p>",
             _counts_html(table),
             _breakdowns_html(table),
-            f"<figure>{bar_chart_svg(f'{table.split}: scores ×100', groups)}</figure>",
         ]
+        if any(v is not None for _, scores in groups for v in scores.values()):
+            chart = bar_chart_svg(f"{table.split}: scores ×100", groups)
+            body.append(f"<figure>{chart}</figure>")
     if clips:
-        body.append(f"<h2>Qualitative results: {html.escape(overlay_label or '')}</h2>")
-        body.append(
-            "<p>Each tagged object's predicted mask (its first phrase) in its own colour; "
-            "the white outline is the ground truth of all tagged objects.</p>"
-        )
+        body.append("<h2>Qualitative results</h2>")
+        body.append(f"<p>{html.escape(overlay_text)}</p>")
         body += [_clip_html(section) for section in clips]
     if skips:
         body.append(_skips_html(skips))

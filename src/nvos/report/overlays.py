@@ -2,9 +2,10 @@
 
 For a deterministic sample of clips (smallest SHA-1 of the clip id) a few annotated frames are
 drawn: the stored frame, every tagged object's predicted mask (its first phrase, as in evaluation)
-alpha-blended in the object's colour, the outline of the ground-truth union of all objects in white,
-and a legend band under the frame (colour swatch + phrase text). Masks are brought to the stored
-frame's size with nearest-neighbour.
+alpha-blended and outlined in the object's colour, the outline of the ground-truth union of all
+objects in white (on a dark halo, drawn last), and a legend band under the frame (colour swatch +
+phrase text in any script, :mod:`nvos.report.fonts`). Masks are brought to the stored frame's size
+with nearest-neighbour.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from nvos import rle, storage
 from nvos.evaluation.masks import to_gt_size
 from nvos.evaluation.truth import ClipTruth, TaggedObject
 from nvos.frames import ROLE_ANNOTATED, ClipFrames, iter_frames
+from nvos.report.fonts import draw_text, fit_text
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ PHRASE_COLOURS: tuple[tuple[int, int, int], ...] = (
 
 GT_COLOUR = (255, 255, 255)
 LEGEND_ROW = 18
+LEGEND_FONT = 12
+GT_LEGEND = "ground truth"
+"""The legend line of the white outline (the union of all tagged objects' ground truth)."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -101,13 +106,15 @@ def render_overlay(
     """The annotated frame as an RGB uint8 image (H + legend height, W, 3).
 
     ``image``: the frame (H, W, 3) RGB uint8. ``masks[i]``: phrase i's predicted mask (H, W) bool
-    (None: no prediction), blended with ``legend[i].colour`` at ``alpha`` (later phrases on top).
-    ``gt_union``: (H, W) bool, outlined in white. ``legend`` is drawn under the frame, one line per
-    phrase (non-ASCII characters become '?', as OpenCV's fonts are ASCII).
+    (None: no prediction), blended with ``legend[i].colour`` at ``alpha`` and outlined in it (later
+    phrases on top). ``gt_union``: (H, W) bool, outlined in white on a dark halo, over everything.
+    ``legend`` is drawn under the frame, one line per phrase (any Unicode text; cut with '…' where
+    wider than the frame), then the ground-truth line (:data:`GT_LEGEND`, an outlined swatch).
     """
     if len(masks) != len(legend):
         raise ValueError(f"{len(masks)} masks but {len(legend)} legend entries")
     height, width = image.shape[:2]
+    thickness = max(1, round(width / 320))
     canvas = image.astype(np.float32)
     for mask, entry in zip(masks, legend, strict=True):
         if mask is None:
@@ -116,22 +123,27 @@ def render_overlay(
             raise ValueError(f"mask {mask.shape} does not match the frame {image.shape[:2]}")
         canvas[mask] = (1 - alpha) * canvas[mask] + alpha * np.array(entry.colour, np.float32)
     frame = np.ascontiguousarray(canvas.round().clip(0, 255).astype(np.uint8))
-    contours, _ = cv2.findContours(
-        gt_union.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
-    )
-    thickness = max(1, round(width / 320))
-    cv2.drawContours(frame, contours, -1, (0, 0, 0), thickness=thickness + 2)  # dark halo
-    cv2.drawContours(frame, contours, -1, GT_COLOUR, thickness=thickness)
+    for mask, entry in zip(masks, legend, strict=True):
+        if mask is not None:
+            cv2.drawContours(frame, _contours(mask), -1, entry.colour, thickness=thickness)
+    gt_contours = _contours(gt_union)
+    cv2.drawContours(frame, gt_contours, -1, (0, 0, 0), thickness=thickness + 2)  # dark halo
+    cv2.drawContours(frame, gt_contours, -1, GT_COLOUR, thickness=thickness)
     band = np.full((LEGEND_ROW * (len(legend) + 1) + 4, width, 3), 32, dtype=np.uint8)
-    rows = [*legend, LegendEntry("outline: ground truth (all objects)", GT_COLOUR)]
+    rows = [*legend, LegendEntry(GT_LEGEND, GT_COLOUR)]
     for i, entry in enumerate(rows):
         y = 4 + i * LEGEND_ROW
-        cv2.rectangle(band, (4, y + 2), (16, y + 14), entry.colour, thickness=-1)
-        text = entry.text.encode("ascii", "replace").decode("ascii")
-        cv2.putText(
-            band, text, (22, y + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (240, 240, 240), 1, cv2.LINE_AA
-        )
+        fill = -1 if i < len(legend) else 2  # the ground truth's swatch is an outline too
+        cv2.rectangle(band, (4, y + 2), (16, y + 14), entry.colour, thickness=fill)
+        text = fit_text(entry.text, LEGEND_FONT, width - 26)
+        band = draw_text(band, text, (22, y + 13), LEGEND_FONT, (240, 240, 240))
     return np.concatenate([frame, band], axis=0)
+
+
+def _contours(mask: np.ndarray) -> Sequence[np.ndarray]:
+    """Outer contours of a (H, W) bool mask (OpenCV point arrays)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return contours
 
 
 def write_jpeg(path: PathLike, image_rgb: np.ndarray, quality: int = 90) -> None:

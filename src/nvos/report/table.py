@@ -88,6 +88,11 @@ def method_label(method: str, labels: Mapping[str, str] | None = None) -> str:
     return DEFAULT_LABELS.get(method, method)
 
 
+def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
+    """``count`` and ``noun`` in the right number: '1 object', '2 objects', '0 objects'."""
+    return f"{count} {noun if count == 1 else plural_noun or noun + 's'}"
+
+
 def format_score(value: float | None) -> str:
     """A score in [0, 1] as the paper prints it: ×100, one decimal, half up (None/NaN: '–')."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -198,6 +203,15 @@ def split_tables(
     return tables
 
 
+def breakdown_groups(table: SplitTable) -> list[str]:
+    """The split's breakdown groups (sorted) that hold at least one object of some method; groups
+    that are empty for every method (e.g. 'unseen' when every object is seen) are left out."""
+    groups = {g for s in table.present for g in s.breakdowns}
+    return sorted(
+        g for g in groups if any((s.breakdowns.get(g) or {}).get("objects") for s in table.present)
+    )
+
+
 def _markdown_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = [
         "| " + " | ".join(header) + " |",
@@ -215,7 +229,7 @@ def counts_line(table: SplitTable) -> str:
     counts = {(s.objects, s.frames) for s in present}
     if len(counts) == 1:
         objects, frames = counts.pop()
-        line = f"{objects} objects, {frames} scored object-frames."
+        line = f"{plural(objects, 'object')}, {plural(frames, 'scored object-frame')}."
     else:
         per_method = ", ".join(f"{s.method} {s.objects}/{s.frames}" for s in present)
         line = f"Objects / object-frames differ between methods: {per_method}."
@@ -235,8 +249,7 @@ def markdown_table(table: SplitTable) -> str:
     ]
     lines = [f"## {table.split}", "", *_markdown_rows(["Method", *COLUMNS], rows), ""]
     lines += [counts_line(table), ""]
-    groups = sorted({g for s in table.present for g in s.breakdowns})
-    for group in groups:
+    for group in breakdown_groups(table):
         brows = []
         for _, label, s in table.rows:
             leaf = None if s is None else s.breakdowns.get(group)
@@ -276,8 +289,9 @@ def skips_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown_report(tables: Sequence[SplitTable], title: str = "Results") -> str:
-    """``table.md``: a title, the column legend and one table per split."""
+def markdown_report(tables: Sequence[SplitTable], title: str = "Results", header: str = "") -> str:
+    """``table.md``: a title, ``header`` (the run's facts), the column legend, one table per
+    split."""
     legend = (
         "Scores ×100 (one decimal). J: region similarity (Jaccard), F: boundary F-measure, "
         "J&F: their mean (DAVIS 2017 semantics, all annotated frames); J_union: J against the "
@@ -285,5 +299,6 @@ def markdown_report(tables: Sequence[SplitTable], title: str = "Results") -> str
         "Per object: mean over its annotated frames; per split: mean over objects. "
         f"{MISSING}: no metrics."
     )
-    body = [f"# {title}", "", legend, ""] + [markdown_table(t) for t in tables]
+    body = [f"# {title}", "", *([header] if header else []), legend, ""]
+    body += [markdown_table(t) for t in tables]
     return "\n".join(body).rstrip() + "\n"

@@ -3,8 +3,10 @@
 A checkpoint is a dict saved with :func:`torch.save` (``last.pt``, ``best.pt``,
 ``checkpoint.pt`` of :func:`nvos.rosa.train.train_rosa`); tensors in it keep their shapes, and
 equal dicts give equal bytes (:func:`save_checkpoint`).
-:func:`rng_state` / :func:`set_rng_state` capture and restore every random generator training
-draws from, so a resumed run continues with the same numbers as an uninterrupted one, and
+:func:`rng_state` / :func:`set_rng_state` capture and restore every random generator a training
+process draws from (its own CUDA device only; under DDP each rank's state is saved, see
+:func:`nvos.rosa.train.train_rosa`), so a resumed run continues with the same numbers as an
+uninterrupted one, and
 :func:`fingerprint` says whether a ``last.pt`` was made with the same config.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 from collections.abc import Mapping
@@ -24,6 +27,8 @@ from nvos import storage
 from nvos.rosa.config import RosaConfig
 
 __all__ = ["fingerprint", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+
+logger = logging.getLogger(__name__)
 
 
 def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -44,25 +49,36 @@ def load_checkpoint(
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
-def rng_state() -> dict[str, Any]:
-    """The states of Python's, NumPy's and torch's (CPU and CUDA) global generators."""
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """The states of Python's, NumPy's and torch's CPU generators, and of ``device``'s CUDA
+    generator when it is a CUDA device (only the device this process draws from: the others
+    are another process's, and may not be visible when resuming)."""
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: Mapping[str, Any]) -> None:
-    """Restore the generators from :func:`rng_state`'s dict."""
+def set_rng_state(state: Mapping[str, Any], device: torch.device | None = None) -> None:
+    """Restore the generators from :func:`rng_state`'s dict; its CUDA state goes to ``device``
+    (whichever device this process claimed now, not necessarily the one it was saved from)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if isinstance(cuda, torch.Tensor) and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda, device)
+    elif cuda is not None:
+        logger.warning(
+            "the checkpoint's CUDA generator state is not restored (resuming on %s%s): random "
+            "draws on the device differ from an uninterrupted run",
+            device,
+            "" if isinstance(cuda, torch.Tensor) else ", state of an older format",
+        )
 
 
 def fingerprint(config: RosaConfig, feature_dim: int, world_size: int) -> str:

@@ -1,8 +1,10 @@
 """Multi-process training support: torchrun environment, collectives with gradient (VNA negatives).
 
 ``torchrun --nproc_per_node G ...`` starts G processes with ``RANK``, ``WORLD_SIZE``,
-``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` set; :func:`init_from_env` reads them and
-initialises the default process group (NCCL on CUDA, gloo on the CPU). A single process (no such
+``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` set; :func:`init_from_env`
+reads them and initialises the default process group: NCCL when each local process has its own
+visible CUDA device (:func:`default_device`: ``cuda:<local rank>``), gloo on the CPU otherwise (a
+one-GPU machine never sends rank 1 to a ``cuda:1`` that does not exist). A single process (no such
 variables) gets :data:`SINGLE`, whose collectives are identities, so the training code is the same.
 
 :meth:`Collective.all_gather` concatenates every process's tensor along dim 0 *with gradient*: the
@@ -25,7 +27,15 @@ from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SINGLE", "Collective", "DistEnv", "env_from_environ", "init_from_env", "shutdown"]
+__all__ = [
+    "SINGLE",
+    "Collective",
+    "DistEnv",
+    "default_device",
+    "env_from_environ",
+    "init_from_env",
+    "shutdown",
+]
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class DistEnv:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1
 
     @property
     def is_distributed(self) -> bool:
@@ -52,22 +63,34 @@ def env_from_environ(environ: Mapping[str, str] | None = None) -> DistEnv:
     if world <= 1:
         return DistEnv()
     try:
-        return DistEnv(int(env["RANK"]), world, int(env.get("LOCAL_RANK", env["RANK"])))
+        rank = int(env["RANK"])
+        local_world = int(env.get("LOCAL_WORLD_SIZE", world))
+        return DistEnv(rank, world, int(env.get("LOCAL_RANK", rank)), local_world)
     except KeyError as exc:
         raise RuntimeError(
             f"WORLD_SIZE={world} is set but {exc.args[0]} is not (use torchrun)"
         ) from exc
 
 
-def init_from_env(backend: str | None = None) -> DistEnv:
+def default_device(env: DistEnv) -> torch.device:
+    """``cuda:<local rank>`` when CUDA is available and each of the node's processes has its own
+    visible device, else the CPU."""
+    if torch.cuda.is_available() and torch.cuda.device_count() >= max(env.local_world_size, 1):
+        return torch.device("cuda", env.local_rank)
+    return torch.device("cpu")
+
+
+def init_from_env(device_type: str | None = None) -> DistEnv:
     """Initialise the default process group from torchrun's variables (no-op for one process).
 
     Args:
-        backend: ``nccl``/``gloo``; None = NCCL when CUDA is available, else gloo.
+        device_type: ``cuda`` (NCCL) or ``cpu`` (gloo); None = the type of
+            :func:`default_device`.
     """
     env = env_from_environ()
     if env.is_distributed and not dist.is_initialized():
-        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        device_type = device_type or default_device(env).type
+        backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size)
         logger.info("process group %s: rank %d of %d", backend, env.rank, env.world_size)
     return env
@@ -113,6 +136,14 @@ class Collective:
             return tensor
         out = tensor.detach().clone()
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    def all_gather_object(self, obj: object) -> list[object]:
+        """Every process's ``obj`` (picklable), in rank order (``[obj]`` for one process)."""
+        if not self.env.is_distributed:
+            return [obj]
+        out: list[object] = [None] * self.env.world_size
+        dist.all_gather_object(out, obj)
         return out
 
     def all_gather(self, tensor: Tensor) -> tuple[Tensor, int]:

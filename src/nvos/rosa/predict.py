@@ -239,7 +239,7 @@ def run_predict(
         checkpoint=str(checkpoint),
         checkpoint_sha256=file_sha256(checkpoint),
     )
-    with claim_device(Path(lock_dir or run / "locks")) as device:
+    with claim_device(lock_dir) as device:
         model = load_model(checkpoint, map_location=device)
         summary = predict_rosa(model, dataset, paths.proposals, out, meta, device, batch_size)
     ledger = _ledger(run, shard, variant, splits, dataset, out)

@@ -18,7 +18,15 @@ import torch
 from nvos.rosa.batch import ClipBatch, ClipItem
 from nvos.rosa.distributed import SINGLE, Collective, DistEnv
 
-__all__ = ["BatchSource", "as_source", "feature_dim", "input_statistics", "is_dataset", "iter_from"]
+__all__ = [
+    "BatchSource",
+    "as_source",
+    "feature_dim",
+    "input_statistics",
+    "is_dataset",
+    "iter_from",
+    "validation_share",
+]
 
 
 class BatchSource(Protocol):
@@ -65,6 +73,45 @@ def as_source(
         "training data must be a dataset of ClipItem (FeatureDataset, SyntheticClips) or a "
         f"batch source with set_epoch/__len__/__iter__, got {type(data).__name__}"
     )
+
+
+class _BatchShard:
+    """The items of whole batches ``rank, rank + world, ...`` of a dataset batched in order by
+    ``batch_size`` (the last batch may be short; it is the last of the rank that has it)."""
+
+    def __init__(self, data: Any, batch_size: int, rank: int, world: int) -> None:
+        n = len(data)
+        starts = range(rank * batch_size, n, world * batch_size)
+        self.data = data
+        self.indices = [i for s in starts for i in range(s, min(s + batch_size, n))]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> ClipItem:
+        return self.data[self.indices[index]]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.data.set_epoch(epoch)
+
+
+def validation_share(
+    data: Any, batch_size: int, seed: int, workers: int, env: DistEnv
+) -> Iterator[ClipBatch]:
+    """This process's share of the validation batches (epoch 0, in order): whole batches
+    ``rank, rank + world, ...`` of the one-process batching, so that each batch, and its
+    negatives, is the one a single process evaluates. A dataset is batched here (reading only
+    this share); a :class:`BatchSource` is read whole and the other processes' batches skipped.
+    """
+    if is_dataset(data):
+        shard = _BatchShard(data, batch_size, env.rank, env.world_size)
+        if len(shard) == 0:
+            return iter(())
+        data = as_source(shard, batch_size, False, seed, workers, DistEnv(), train=False)
+        env = DistEnv()
+    source = as_source(data, batch_size, False, seed, workers, DistEnv(), train=False)
+    source.set_epoch(0)
+    return itertools.islice(iter(source), env.rank, None, env.world_size)
 
 
 def feature_dim(data: Any, source: BatchSource) -> int:

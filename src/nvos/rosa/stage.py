@@ -2,8 +2,9 @@
 
 :func:`run_train` trains in this process (:func:`nvos.rosa.restarts.train_restarts` on the
 train split, the val split selecting the checkpoint); :func:`launch_training` does that on a
-claimed GPU (or the CPU), or with ``rosa.train.gpus > 1`` starts it under ``torchrun``, whose
-processes enter through :func:`main` (``python -m nvos.rosa.stage ARGS.json``).
+claimed GPU (or the CPU), or with ``rosa.train.gpus > 1`` claims that many GPUs through the same
+locks as every other GPU job and starts it on them under ``torchrun``, whose processes enter
+through :func:`main` (``python -m nvos.rosa.stage ARGS.json``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import torch
 
 from nvos import storage
 from nvos.rosa.config import TRAIN_SPLIT, VAL_SPLIT, resolve_variant
-from nvos.rosa.distributed import init_from_env, shutdown
+from nvos.rosa.distributed import env_from_environ, init_from_env, shutdown
 from nvos.rosa.restarts import train_restarts
 from nvos.rosa.train import TrainSummary
 
-__all__ = ["launch_training", "main", "run_train", "torchrun_command"]
+__all__ = ["launch_training", "main", "run_torchrun", "run_train", "torchrun_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,38 +80,62 @@ def launch_training(
     out_dir: PathLike,
     rosa: Mapping[str, Any],
     variant: str,
-    lock_dir: PathLike,
+    lock_dir: PathLike | None,
+    n_devices: int | None = None,
 ) -> TrainSummary | None:
-    """Run :func:`run_train` here (one GPU, claimed through ``lock_dir``, or the CPU), or with
-    ``rosa.train.gpus > 1`` under ``torchrun --standalone --nproc_per_node <gpus>`` (the
-    processes use ``cuda:0..gpus-1`` of the visible devices). Returns the summary when run here.
+    """Train one variant on ``rosa.train.gpus`` devices claimed through the machine's locks
+    (:func:`nvos.devices.claim_devices`, ``lock_dir``; ``n_devices`` fakes the device count in
+    tests). One device (or the CPU): :func:`run_train` here, and its summary is returned. Several:
+    ``torchrun`` with ``CUDA_VISIBLE_DEVICES`` listing exactly the claimed devices, the locks held
+    until it ends, its output (rank 0's log, every rank's warnings and errors) copied into this
+    process's log; returns None.
     """
-    config = resolve_variant(rosa, variant)
-    gpus = config.train.gpus
-    if gpus > 1 and torch.cuda.device_count() >= 2:
-        spec = Path(out_dir) / "train_args.json"
-        storage.write_text(
-            spec,
-            json.dumps(
-                {
-                    "run_dir": str(run_dir),
-                    "shards": list(shards),
-                    "clips_path": str(clips_path),
-                    "out_dir": str(out_dir),
-                    "rosa": dict(rosa),
-                    "variant": variant,
-                },
-                indent=1,
-            ),
-        )
-        cmd = torchrun_command(spec, min(gpus, torch.cuda.device_count()))
-        logger.info("launching %s", " ".join(cmd))
-        subprocess.run(cmd, check=True)
-        return None
-    from nvos.devices import claim_device
+    from nvos.devices import claim_devices
 
-    with claim_device(Path(lock_dir)) as device:
-        return run_train(run_dir, shards, clips_path, out_dir, rosa, variant, device)
+    config = resolve_variant(rosa, variant)
+    with claim_devices(lock_dir, config.train.gpus, n_devices=n_devices) as claim:
+        if len(claim.devices) < 2:
+            return run_train(run_dir, shards, clips_path, out_dir, rosa, variant, claim.device)
+        spec = Path(out_dir) / "train_args.json"
+        args = {
+            "run_dir": str(run_dir),
+            "shards": list(shards),
+            "clips_path": str(clips_path),
+            "out_dir": str(out_dir),
+            "rosa": dict(rosa),
+            "variant": variant,
+            "device": "cuda",
+        }
+        storage.write_text(spec, json.dumps(args, indent=1))
+        environ = {**os.environ, "CUDA_VISIBLE_DEVICES": claim.child_visible_devices()}
+        run_torchrun(torchrun_command(spec, len(claim.devices)), environ)
+        return None
+
+
+def run_torchrun(cmd: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Run ``cmd`` (a torchrun command) with ``environ``; each line of its output (stdout and
+    stderr) is logged at INFO as it comes. Raises RuntimeError naming the exit status."""
+    logger.info(
+        "launching %s with CUDA_VISIBLE_DEVICES=%s",
+        " ".join(cmd),
+        environ.get("CUDA_VISIBLE_DEVICES"),
+    )
+    with subprocess.Popen(
+        list(cmd),
+        env=dict(environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            logger.info("torchrun | %s", line.rstrip("\n"))
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"torchrun exited with status {proc.returncode} (the failing rank's traceback is in "
+            "the log above, lines 'torchrun | [rank N]')"
+        )
 
 
 def torchrun_command(spec: PathLike, processes: int) -> list[str]:
@@ -129,15 +154,26 @@ def torchrun_command(spec: PathLike, processes: int) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """torchrun entry: ``python -m nvos.rosa.stage ARGS.json`` (written by launch_training)."""
+    """torchrun entry: ``python -m nvos.rosa.stage ARGS.json`` (written by launch_training).
+
+    ARGS.json's ``device`` is ``cuda`` (NCCL, ``cuda:<local rank>``) or ``cpu`` (gloo). Rank 0
+    logs at INFO, the other ranks WARNING and above (the launcher copies it all into the rule's
+    log), each line prefixed with ``[rank N]``.
+    """
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("args", help="JSON file with run_dir, shards, clips_path, out_dir, ...")
     ns = parser.parse_args(argv)
     spec = json.loads(Path(ns.args).read_text())
+    env = env_from_environ()
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO if env.is_main else logging.WARNING,
+        format=f"[rank {env.rank}] %(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    init_from_env()
+    device_type = spec.get("device", "cuda")
+    if device_type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"{ns.args} asks for CUDA but no CUDA device is visible")
+    init_from_env(device_type)
+    device = torch.device("cuda", env.local_rank) if device_type == "cuda" else torch.device("cpu")
     try:
         run_train(
             spec["run_dir"],
@@ -146,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             spec["out_dir"],
             spec["rosa"],
             spec["variant"],
+            device,
         )
     finally:
         shutdown()

@@ -17,7 +17,13 @@ gradient-norm clipping and bf16 autocast on CUDA. Files written to ``out_dir`` (
 Several processes (``torchrun``, world size > 1): the model is wrapped in DistributedDataParallel,
 each process gets ``batch_size / world_size`` clips of every global batch, L_VNA's negatives are
 gathered from all processes (with gradient) and both losses are means over the global batch, so
-the result equals one process with the same global batch.
+the result equals one process with the same global batch. The model is initialised from ``seed``
+on every process; the draws of training (dropout) come from :func:`rank_seed` (``seed`` on rank
+0, others differ), and ``last.pt`` holds every rank's generator states, each restored by its
+rank onto the device it runs on now. A ``last.pt`` of another number of processes is not resumed
+(ValueError: start again with as many, or delete it). Validation is sharded: each process
+evaluates whole batches ``rank, rank + world, ...`` and the sums are added, so no process waits
+for a whole validation split in a collective.
 
 The config is :class:`nvos.rosa.config.RosaConfig`; several initialisations are
 :func:`nvos.rosa.restarts.train_restarts`; the workflow stage is :mod:`nvos.rosa.stage`.
@@ -50,16 +56,24 @@ from nvos.rosa.checkpoint import (
     set_rng_state,
 )
 from nvos.rosa.config import RosaConfig
-from nvos.rosa.distributed import SINGLE, Collective, DistEnv, init_from_env
+from nvos.rosa.distributed import SINGLE, Collective, DistEnv, default_device, init_from_env
 from nvos.rosa.losses import LossOutput, rosa_loss
 from nvos.rosa.model import RosaModel, model_state
-from nvos.rosa.sources import as_source, feature_dim, input_statistics, is_dataset, iter_from
+from nvos.rosa.sources import (
+    as_source,
+    feature_dim,
+    input_statistics,
+    is_dataset,
+    iter_from,
+    validation_share,
+)
 
 __all__ = [
     "LOG_COLUMNS",
     "TrainSummary",
     "evaluate_vna",
     "lr_factor",
+    "rank_seed",
     "seed_everything",
     "train_rosa",
 ]
@@ -123,6 +137,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+#: Distance between the seeds of two ranks (a prime larger than any number of restarts, whose
+#: seeds are ``seed + r``, so rank and restart streams do not coincide).
+RANK_SEED_STRIDE = 1_000_003
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s training draws: ``seed + RANK_SEED_STRIDE * rank``."""
+    return seed + RANK_SEED_STRIDE * rank
+
+
 # ------------------------------------------------------------------------------------- loop
 
 
@@ -149,9 +173,14 @@ def _compute_loss(
 
 @torch.no_grad()
 def evaluate_vna(
-    model: RosaModel, batches: Iterable[ClipBatch], config: RosaConfig, device: torch.device
+    model: RosaModel,
+    batches: Iterable[ClipBatch],
+    config: RosaConfig,
+    device: torch.device,
+    collective: Collective = SINGLE,
 ) -> float:
-    """Mean L_VNA over ``batches`` (weighted by valid clips; batch negatives only, one process).
+    """Mean L_VNA over ``batches`` (weighted by valid clips; batch negatives only), the sums
+    added over ``collective``'s processes (each passes its share of the batches, possibly none).
 
     The value depends on the batch size (number of negatives): compare it between steps of one
     run, not between runs with different batch sizes.
@@ -169,9 +198,25 @@ def evaluate_vna(
         total += float(out.vna) * n
         count += n
     model.train(was_training)
+    sums = torch.tensor([total, count], dtype=torch.float64, device=device)
+    total, count = collective.all_reduce_sum(sums).tolist()
     if count == 0:
         raise ValueError("validation data has no valid clip (each needs a phrase and a proposal)")
     return total / count
+
+
+def _check_world_size(
+    state: dict[str, Any], config: RosaConfig, dim: int, env: DistEnv, path: Path
+) -> None:
+    """Raise ValueError when ``state`` is this config's run made by another number of processes
+    (its ranks' generator states and data shares do not map onto this run's)."""
+    saved = int(state.get("world_size", 1))
+    if saved != env.world_size and state.get("fingerprint") == fingerprint(config, dim, saved):
+        raise ValueError(
+            f"{path} was written by a run of {saved} process(es) (GPUs) and this run has "
+            f"{env.world_size}: resume it with {saved} (free GPUs, rosa.train.gpus), or delete "
+            f"{path} to train again from the start"
+        )
 
 
 def train_rosa(
@@ -189,12 +234,14 @@ def train_rosa(
         train_data: a dataset of :class:`~nvos.rosa.batch.ClipItem` (``FeatureDataset``,
             ``SyntheticClips``; batched here with :func:`nvos.rosa.data.make_loader`, this
             process's share) or a :class:`~nvos.rosa.sources.BatchSource` of this process's batches.
-        val_data: the same for validation (VNA loss only, evaluated by process 0), or None
-            (then ``checkpoint.pt`` holds the final weights).
+        val_data: the same for validation (VNA loss only, whole batches shared among the
+            processes), or None (then ``checkpoint.pt`` holds the final weights).
         out_dir: ``models/<variant>/``: ``checkpoint.pt``, ``last.pt``, ``best.pt``,
             ``train_log.csv``.
         config: the resolved variant config (:func:`nvos.rosa.config.resolve_variant`).
-        device: default ``cuda:<local rank>`` when CUDA is available, else the CPU.
+        device: default :func:`nvos.rosa.distributed.default_device` (``cuda:<local rank>``
+            when each local process has a CUDA device, else the CPU). Tests that compare
+            numbers exactly pass the CPU.
         env: the process's place (default: from torchrun's variables, initialising the group).
         stop_after: stop (as if killed) after this many steps in this call, without writing
             ``checkpoint.pt`` or ``train_log.csv`` (tests of resume).
@@ -217,11 +264,7 @@ def train_rosa(
     if tc.batch_size % env.world_size:
         raise ValueError(f"batch_size {tc.batch_size} not divisible by {env.world_size} processes")
     if device is None:
-        device = (
-            torch.device("cuda", env.local_rank)
-            if torch.cuda.is_available()
-            else torch.device("cpu")
-        )
+        device = default_device(env)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     local_batch = tc.batch_size // env.world_size
@@ -256,34 +299,34 @@ def train_rosa(
     last_path, best_path = out / "last.pt", out / "best.pt"
     if last_path.exists():
         state = load_checkpoint(last_path)
+        _check_world_size(state, config, dim, env, last_path)
         if state.get("fingerprint") == resume_key:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             step, best_val, best_step = state["step"], state["best_val_vna"], state["best_step"]
             rows, skipped = list(state["log"]), int(state["skipped_clips"])
-            set_rng_state(state["rng"])
+            rngs = state["rng"]  # one dict per rank (older files: rank 0's dict only)
+            set_rng_state(rngs[env.rank] if isinstance(rngs, list) else rngs, device)
             logger.info("resumed from %s at step %d of %d", last_path, step, total_steps)
         else:
             logger.warning("%s was made with another config: starting from scratch", last_path)
     resumed_from = step
+    if step == 0:  # the model is the same everywhere; dropout draws differ between ranks
+        seed_everything(rank_seed(tc.seed, env.rank))
     ddp_model: nn.Module = model
     if env.is_distributed:
         ids = [device.index] if device.type == "cuda" else None
         ddp_model = DistributedDataParallel(model, device_ids=ids)
-    val_source = None
-    if val_data is not None and env.is_main:
-        val_source = as_source(
-            val_data, tc.batch_size, False, tc.seed, tc.num_workers, DistEnv(), train=False
-        )
 
     def validate() -> float | None:
-        if val_source is None:
+        if val_data is None:
             return None
-        val_source.set_epoch(0)
-        return evaluate_vna(model, val_source, config, device)
+        share = validation_share(val_data, tc.batch_size, tc.seed, tc.num_workers, env)
+        return evaluate_vna(model, share, config, device, collective)
 
     def checkpoint() -> None:
+        states = collective.all_gather_object(rng_state(device))  # every rank's generators
         if not env.is_main:
             return
         state = {
@@ -294,7 +337,8 @@ def train_rosa(
             "step": step,
             "best_val_vna": best_val,
             "best_step": best_step,
-            "rng": rng_state(),
+            "rng": states,
+            "world_size": env.world_size,
             "log": rows,
             "skipped_clips": skipped,
             "fingerprint": resume_key,
@@ -347,11 +391,13 @@ def train_rosa(
                     "clips_per_s": round(window_clips / max(now - window_start, 1e-9), 2),
                     "val_vna": None,
                 }
-                if do_val and env.is_main:
+                if do_val:  # every process: sharded, the same value everywhere
                     row["val_vna"] = validate()
                     if row["val_vna"] is not None and row["val_vna"] < best_val:
                         best_val, best_step = row["val_vna"], step
-                        save_checkpoint(model_state(model, step=step, val_vna=best_val), best_path)
+                        if env.is_main:
+                            state = model_state(model, step=step, val_vna=best_val)
+                            save_checkpoint(state, best_path)
                 rows.append(row)
                 logger.info(
                     "step %d/%d epoch %d loss %.4f (vna %.4f rpa %.4f) lr %.2e %.1f clips/s%s",
