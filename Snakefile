@@ -4,7 +4,7 @@
 # Your data:         snakemake --configfile config/config.yaml my_dataset.yaml
 from snakemake.utils import min_version
 
-from nvos.config import validate_config
+from nvos.workflow import start_workflow
 
 min_version("9.0")
 
@@ -12,7 +12,9 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/config/config.yaml"
 
 
-validate_config(config, f"{workflow.basedir}/config/schema.yaml")
+# Schema, then cross-checks (methods, splits, CLIP model, SAM checkpoint, validation clips):
+# a mistake ends here with one message naming the key, before any job runs.
+start_workflow(config, f"{workflow.basedir}/config/schema.yaml")
 
 
 report: "workflow/report/workflow.rst"

@@ -22,9 +22,9 @@ pytestmark = pytest.mark.slow
 TARGET = "results/demo/models/rosa/checkpoint.pt"
 RUN = Path("results/demo")
 CONFIG = copy.deepcopy(SMALL_DEMO)
-CONFIG["shards"]["clips_per_shard"] = 4  # one shard: fewer jobs, same kills
-CONFIG["rosa"]["train"].update(
-    epochs=300, checkpoint_every=5, log_every=5, val_every=50, restarts=1
+CONFIG["shards"]["clips_per_shard"] = 10  # one shard: fewer jobs, same kills
+CONFIG["rosa"]["train"].update(  # 6 train clips, batch 2: 3 steps an epoch, 300 steps
+    epochs=100, checkpoint_every=5, log_every=5, val_every=50, restarts=1
 )
 CONFIG["rosa"]["variants"] = {"rosa": {}}
 CONFIG["evaluate"]["methods"] = ["rosa"]

@@ -25,22 +25,25 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_validate(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    from nvos.manifest import ManifestError, summary, validate_manifest
+    from nvos.checks import check_config
+    from nvos.manifest import summary, validate_manifest
 
     dataset = config["dataset"]
-    try:
-        records = validate_manifest(args.manifest, dataset["splits"], dataset["folder_fps"])
-    except ManifestError as error:
-        print(error, file=sys.stderr)
-        return 1
-    print(json.dumps(summary(records), indent=2, default=str))
+    check_config(config)  # the config alone first: its mistakes need no manifest
+    records = validate_manifest(args.manifest, dataset["splits"], dataset["folder_fps"])
+    counts = summary(records)
+    check_config(config, {split: n["clips"] for split, n in counts["per_split"].items()})
+    print(json.dumps(counts, indent=2, default=str))
     return 0
 
 
 def cmd_demo_data(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.config import merge, validate_config
     from nvos.pipeline import run_demo_data
 
-    print(run_demo_data(args.out, {"clips": args.clips, "seed": args.seed}))
+    demo = {"clips": args.clips, "seed": args.seed}
+    validate_config(merge(config, {"dataset": {"demo": demo}}))  # the schema's limits
+    print(run_demo_data(args.out, demo))
     return 0
 
 
@@ -199,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("validate", help="check a manifest; report every bad line")
+    p = sub.add_parser(
+        "validate", help="check a manifest (every bad line) and the config against it"
+    )
     p.add_argument("manifest")
     p.set_defaults(handler=cmd_validate)
 
@@ -281,19 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``nvos`` console command."""
-    from nvos.config import ConfigError
+    """Entry point of the ``nvos`` console command.
+
+    An expected error (:class:`~nvos.errors.NvosError`, or a path that does not exist) prints
+    its one message and returns 1; any other exception is a bug and keeps its traceback.
+    """
+    from nvos.errors import NvosError
     from nvos.logs import setup_logging
 
     args = build_parser().parse_args(argv)
     setup_logging()
-    try:
-        config = _config(args)
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        return 2
     handler: Handler = args.handler
-    return handler(args, config)
+    try:
+        return handler(args, _config(args))
+    except (NvosError, FileNotFoundError) as error:  # expected: bad input, config or path
+        print(f"nvos {args.command}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,12 +15,14 @@ from typing import Any
 import jsonschema
 import yaml
 
+from nvos.errors import NvosError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
 SCHEMA = REPO_ROOT / "config" / "schema.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(NvosError, ValueError):
     """A configuration that does not validate; the message names the key's path."""
 
 
@@ -35,20 +37,33 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
-def schema_errors(config: Mapping[str, Any], schema: str | os.PathLike[str] = SCHEMA) -> list[str]:
-    """Every violation of the schema, one line each, as ``dotted.key.path: reason``."""
+def load_schema(schema: str | os.PathLike[str] = SCHEMA) -> dict[str, Any]:
+    """The JSON schema of the configuration (``config/schema.yaml``) as a mapping."""
     with open(schema) as handle:
-        validator = jsonschema.Draft202012Validator(yaml.safe_load(handle))
+        return yaml.safe_load(handle)
+
+
+def instance_errors(
+    instance: Any, schema: Mapping[str, Any], prefix: Sequence[str] = ()
+) -> list[str]:
+    """Every violation of ``schema`` by ``instance``, one line each, as ``dotted.key.path: reason``
+    (the path starts with ``prefix``, e.g. ``("rosa", "variants", "rosa_noctx")``)."""
+    validator = jsonschema.Draft202012Validator(schema)
     lines = []
-    for error in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.path]):
-        path = ".".join(str(part) for part in error.absolute_path)
+    for error in sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path]):
+        parts = [*prefix, *(str(part) for part in error.absolute_path)]
         if error.validator == "additionalProperties":
             allowed = set(error.schema.get("properties", {}))
             for key in sorted(set(error.instance) - allowed):
-                lines.append(f"{path + '.' if path else ''}{key}: unknown key")
+                lines.append(f"{'.'.join([*parts, key])}: unknown key")
         else:
-            lines.append(f"{path or '<top level>'}: {error.message}")
+            lines.append(f"{'.'.join(parts) or '<top level>'}: {error.message}")
     return lines
+
+
+def schema_errors(config: Mapping[str, Any], schema: str | os.PathLike[str] = SCHEMA) -> list[str]:
+    """Every violation of the schema, one line each, as ``dotted.key.path: reason``."""
+    return instance_errors(config, load_schema(schema))
 
 
 def validate_config(config: dict[str, Any], schema: str | os.PathLike[str] = SCHEMA) -> None:
@@ -69,16 +84,28 @@ def validate_config(config: dict[str, Any], schema: str | os.PathLike[str] = SCH
         raise ConfigError(str(error)) from error
 
 
+def read_layer(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """One config file: a YAML mapping; a missing, unreadable, empty or non-mapping file is a
+    :class:`ConfigError` naming it."""
+    try:
+        with open(path) as handle:
+            layer = yaml.safe_load(handle)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config file ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(layer, Mapping):
+        found = "nothing (the file is empty)" if layer is None else type(layer).__name__
+        raise ConfigError(f"{path}: a config file must hold a mapping of keys, found {found}")
+    return dict(layer)
+
+
 def load_config(
     files: Sequence[str | os.PathLike[str]] = (), defaults: str | os.PathLike[str] = DEFAULT_CONFIG
 ) -> dict[str, Any]:
     """The defaults with each of ``files`` layered on top, in order, then validated."""
     config: dict[str, Any] = {}
     for path in (defaults, *files):
-        with open(path) as handle:
-            layer = yaml.safe_load(handle) or {}
-        if not isinstance(layer, Mapping):
-            raise ConfigError(f"{path}: a config file must hold a mapping at the top level")
-        config = merge(config, layer)
+        config = merge(config, read_layer(path))
     validate_config(config)
     return config

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from nvos import storage
+from nvos.errors import NvosError
 from nvos.evaluation.masks import decode_to_gt_size
 from nvos.evaluation.truth import (
     ClipTruth,
@@ -61,7 +62,7 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _RESERVED_NAMES = frozenset({"Annotations", "ImageSets", "JPEGImages", "object_ids.json"})
 
 
-class ExportError(ValueError):
+class ExportError(NvosError, ValueError):
     """Input that cannot be exported; the message names the file or clip and the reason."""
 
 

@@ -1,4 +1,4 @@
-"""Logging for stage runs: one log file per job, progress lines, and the traceback on failure."""
+"""Logging for stage runs: one log file per job, progress lines, and why a job failed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+
+from nvos.errors import NvosError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -25,13 +27,21 @@ def setup_logging(
 
 @contextlib.contextmanager
 def stage_log(log_path: str | os.PathLike[str] | None, stage: str) -> Iterator[logging.Logger]:
-    """Log a stage's start, end and duration to ``log_path``; log the traceback if it fails."""
+    """Log a workflow script's start, end and duration to ``log_path`` (and stderr).
+
+    An expected error (:class:`~nvos.errors.NvosError`: bad input, bad config) is logged as its
+    one message, without a traceback, and the script exits with status 1; any other exception is
+    a bug: its traceback is logged and it propagates.
+    """
     setup_logging(log_path)
     logger = logging.getLogger(f"nvos.{stage}")
     start = time.perf_counter()
     logger.info("start %s", stage)
     try:
         yield logger
+    except NvosError as error:
+        logger.error("%s failed: %s", stage, error)
+        raise SystemExit(1) from None
     except BaseException:
         logger.exception("%s failed after %.1f s", stage, time.perf_counter() - start)
         raise

@@ -7,7 +7,8 @@ A manifest is JSON Lines, one clip per non-empty line; paths are relative to the
      "narration": "The person uses a [wooden spoon]<5> to stir [pasta]<2> in a [pan]<3>.",
      "annotations": [{"frame_index": 731, "objects": {"5": {"size": [480, 854], "counts": "..."}}}]}
 
-Keys (any other key is an error): ``clip_id`` (str, unique), ``video`` (a video file or a folder
+Keys (any other key is an error): ``clip_id`` (str, unique, a safe file name: letters, digits,
+``_``, ``-`` and ``.``, not first), ``video`` (a video file or a folder
 of frame images), ``narration`` (str; tagged ``[phrase]<object_id>`` on evaluation clips), ``split``
 (one of the configured splits), and optionally ``start_sec`` / ``end_sec`` (numbers, default: the
 whole video), ``fps`` (frame folders only; default ``folder_fps``), ``annotations`` (a list of
@@ -26,14 +27,23 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nvos import rle
+from nvos.errors import NvosError
 from nvos.tags import TagError, parse_tags
-from nvos.video import DEFAULT_FOLDER_FPS, VideoError, VideoInfo, frame_window, probe
+from nvos.video import (
+    DEFAULT_FOLDER_FPS,
+    VideoError,
+    VideoInfo,
+    check_decodes_at,
+    frame_window,
+    probe,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +51,12 @@ REQUIRED_KEYS: tuple[str, ...] = ("clip_id", "video", "narration", "split")
 OPTIONAL_KEYS: tuple[str, ...] = ("start_sec", "end_sec", "fps", "annotations", "exhaustive")
 ALLOWED_KEYS = frozenset(REQUIRED_KEYS + OPTIONAL_KEYS)
 ANNOTATION_KEYS = frozenset({"frame_index", "objects"})
+
+CLIP_ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
+"""A clip id names files and folders (exports, overlays): letters, digits, '_', '-' and '.', not
+first, at most 200 characters (so no '/', space, '..' or hidden name)."""
+
+CLIP_ID_RULE = "letters, digits, '_', '-' and '.' (not first), at most 200 characters"
 
 END_TOLERANCE_FRAMES = 1.0
 """``end_sec`` may exceed the video's duration by at most this many frame periods (container
@@ -53,7 +69,7 @@ are in its ``problems`` attribute; the message says how many more there are)."""
 PROGRESS_EVERY = 100_000
 
 
-class ManifestError(ValueError):
+class ManifestError(NvosError, ValueError):
     """A manifest that failed validation.
 
     ``problems`` is the list of every (line, reason) found (line 0: the file as a whole);
@@ -247,6 +263,26 @@ class _LineChecker:
         self.folder_fps = folder_fps
         self.first_line: dict[str, int] = {}
         self.sources: dict[tuple[str, float | None], _Source] = {}
+        # video file -> (its info, line, clip_id, last frame of its furthest clip window)
+        self.furthest: dict[str, tuple[VideoInfo, int, str | None, int]] = {}
+
+    def decode_problems(self) -> list[tuple[int, str | None, str]]:
+        """Each video file decoded at the last frame of its furthest clip window: a file cut
+        short after its index probes fine but fails there (frames of a folder are files)."""
+        problems = []
+        for info, line, clip_id, frame in self.furthest.values():
+            try:
+                check_decodes_at(info, frame)
+            except VideoError as error:
+                problems.append(
+                    (
+                        line,
+                        clip_id,
+                        f"the video does not decode to the end of the clip window "
+                        f"(truncated?): {error}",
+                    )
+                )
+        return problems
 
     def source(self, video: str, fps: float | None) -> _Source:
         """Probe a video once per (path as written, fps); failures are remembered too."""
@@ -288,6 +324,8 @@ class _LineChecker:
         _check_keys(obj, problems)
 
         clip_id = obj.get("clip_id") if isinstance(obj.get("clip_id"), str) else None
+        if clip_id and not CLIP_ID_PATTERN.fullmatch(clip_id):
+            problems.append(f"clip_id {clip_id!r} is not a safe file name ({CLIP_ID_RULE})")
         if clip_id is not None:
             first = self.first_line.setdefault(clip_id, line)
             if first != line:
@@ -355,6 +393,10 @@ class _LineChecker:
 
         if problems or info is None or window is None:
             return None, clip_id, problems
+        if not info.is_folder:
+            furthest = self.furthest.get(path)
+            if furthest is None or window.stop > furthest[3] + 1:
+                self.furthest[path] = (info, line, clip_id, window.stop - 1)
         annotations.sort(key=lambda a: (a.frame_index, a.object_id, a.instance))
         record = ClipRecord(
             line=line,
@@ -469,11 +511,12 @@ def validate_manifest(
 ) -> list[ClipRecord]:
     """Validate a JSON Lines manifest; return one :class:`ClipRecord` per non-empty line.
 
-    Every line is checked (JSON, keys and types, unique clip_id, split, tags, video readable,
-    clip window inside the video, annotation frames inside the window, RLE well-formed and of the
-    video's frame size, every tag has a mask and every mask a tag). All problems of all lines are
-    collected and raised together as one :class:`ManifestError`; nothing is returned then.
-    Videos are probed once per distinct path (``nvos.video.probe``).
+    Every line is checked (JSON, keys and types, unique and file-safe clip_id, split, tags, video
+    readable, clip window inside the video and decodable to its end, annotation frames inside the
+    window, RLE well-formed and of the video's frame size, every tag has a mask and every mask a
+    tag). All problems of all lines are collected and raised together as one
+    :class:`ManifestError`; nothing is returned then. Videos are probed once per distinct path
+    (``nvos.video.probe``).
     """
     manifest = Path(path)
     name = str(path)
@@ -496,6 +539,7 @@ def validate_manifest(
                 logger.info("%s: checked %d clips (%d problems)", name, index, len(problems))
     if index == 0:
         problems.append((0, None, "manifest is empty (no non-empty line)"))
+    problems.extend(checker.decode_problems())
     if problems:
         raise ManifestError(name, problems)
     logger.info("%s: %d clips valid (%d videos)", name, len(records), len(checker.sources))

@@ -320,10 +320,10 @@ def run_export_davis(
     splits: list[str] | None = None,
 ) -> Any:
     """A method's predictions as indexed PNGs in the DAVIS / VOST folder layout."""
-    from nvos.export import export_davis
+    from nvos.export import ExportError, export_davis
 
     paths = sorted((Path(predictions_dir) / method).glob("*.parquet"))
     if not paths:
-        raise FileNotFoundError(f"{predictions_dir}/{method}: no prediction shards")
+        raise ExportError(f"{predictions_dir}/{method}: no prediction shards")
     frames = sorted(Path(frames_dir).glob("*.parquet")) if frames_dir else ()
     return export_davis(paths, clips, annotations, out_dir, layout, with_gt, frames, splits)

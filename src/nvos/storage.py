@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nvos import __version__
+from nvos.errors import NvosError
 
 PROVENANCE_KEY = b"nvos"
 
@@ -132,7 +133,7 @@ def text_schema(dim: int) -> pa.Schema:
     )
 
 
-class SchemaError(ValueError):
+class SchemaError(NvosError, ValueError):
     """A table whose columns do not match the declared schema."""
 
 

@@ -14,11 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from nvos.errors import NvosError
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 DEFAULT_FOLDER_FPS = 30.0
 
 
-class VideoError(RuntimeError):
+class VideoError(NvosError, RuntimeError):
     """A video that cannot be opened or decoded; the message names the path and the reason."""
 
 
@@ -119,6 +121,22 @@ def read_frames(info: VideoInfo, indices: Iterable[int]) -> Iterator[tuple[int, 
             yield index, image
     finally:
         capture.release()
+
+
+def check_decodes_at(info: VideoInfo, index: int) -> None:
+    """Seek a video file to frame ``index`` and decode one frame there; raise
+    :class:`VideoError` if that fails (a file cut short after its index probes fine but fails
+    here). One seek, never a decode from the start: cheap on long videos. Folders always pass."""
+    if info.is_folder:
+        return
+    capture = cv2.VideoCapture(info.path)
+    try:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, image = capture.read()
+    finally:
+        capture.release()
+    if not ok or image is None:
+        raise VideoError(f"{info.path}: cannot decode frame {index} of {info.frame_count}")
 
 
 def frame_window(

@@ -1,16 +1,22 @@
-"""What the Snakefile needs at DAG-build time: the run folder, the manifest and the shard ids.
+"""What the Snakefile needs at DAG-build time: the config checked, the run folder, the manifest
+and the shard ids.
 
-These run on every ``snakemake`` invocation, so they only count manifest lines: nothing is parsed
-or probed here (validation is the ``dataset`` rule's job).
+These run on every ``snakemake`` invocation, so they only scan the manifest's lines for their
+split (:func:`nvos.shards.scan_manifest`): nothing is parsed or probed here (validation is the
+``dataset`` rule's job).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nvos.shards import count_manifest_lines, shard_ids
+from nvos.checks import check_config
+from nvos.config import ConfigError, validate_config
+from nvos.errors import NvosError
+from nvos.shards import scan_manifest, shard_ids
 
 DEMO_MANIFEST_NAME = "manifest.jsonl"
 
@@ -38,12 +44,38 @@ def resolve_manifest(path: str | Path) -> Path:
     return path / DEMO_MANIFEST_NAME if path.is_dir() else path
 
 
+def _manifest_file(config: Mapping[str, Any]) -> Path:
+    manifest = Path(config["dataset"]["manifest"])
+    if not manifest.is_file():
+        raise ConfigError(f"dataset.manifest: {manifest}: file not found")
+    return manifest
+
+
+def split_counts(config: Mapping[str, Any]) -> dict[str, int]:
+    """Clips per split of the run: the manifest's (a scan), or the demo generator's."""
+    if is_demo(config):
+        from nvos.demo.generate import split_counts as demo_split_counts
+
+        return demo_split_counts(int(config["dataset"]["demo"]["clips"]))
+    return scan_manifest(_manifest_file(config))[1]
+
+
 def shard_list(config: Mapping[str, Any]) -> list[str]:
     """Shard ids of the run, from the number of clips (manifest lines, or demo clips)."""
     per_shard = int(config["shards"]["clips_per_shard"])
     if is_demo(config):
         return shard_ids(int(config["dataset"]["demo"]["clips"]), per_shard)
-    manifest = Path(config["dataset"]["manifest"])
-    if not manifest.is_file():
-        raise FileNotFoundError(f"dataset.manifest: {manifest} does not exist or is not a file")
-    return shard_ids(count_manifest_lines(manifest), per_shard)
+    return shard_ids(scan_manifest(_manifest_file(config))[0], per_shard)
+
+
+def start_workflow(config: dict[str, Any], schema: str | Path) -> None:
+    """The Snakefile's first step: validate ``config`` against ``schema`` (filling defaults in
+    place) and cross-check it (:func:`nvos.checks.check_config`) with the clips per split.
+
+    An expected error ends Snakemake with its message alone (exit status 1) before any job runs.
+    """
+    try:
+        validate_config(config, schema)
+        check_config(config, split_counts(config))
+    except NvosError as error:
+        sys.exit(f"nvos: {error}")

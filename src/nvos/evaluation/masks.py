@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 
 from nvos import rle
+from nvos.errors import NvosError
 
 
-class ResolutionError(ValueError):
+class ResolutionError(NvosError, ValueError):
     """A predicted mask whose aspect ratio does not match the ground truth's frame."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nvos import storage
+from nvos.errors import NvosError
 
 PathLike = str | os.PathLike[str]
 
@@ -49,7 +50,7 @@ ClipPredictions = dict[tuple[int, int], PredictedMask]
 """(phrase_id, frame_index) -> the predicted mask, for one clip."""
 
 
-class DuplicatePredictionError(ValueError):
+class DuplicatePredictionError(NvosError, ValueError):
     """Several prediction rows for the same (clip_id, phrase_id, frame_index)."""
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from nvos.features.clip_names import SHIPPED_CONFIGS_DIR
 from nvos.features.tokens import check_tokenizer
 
 __all__ = [
@@ -37,9 +38,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-SHIPPED_CONFIGS_DIR = Path(__file__).resolve().parents[3] / "resources" / "clip"
-"""Folder of the extra open_clip model configs shipped with nvos (one JSON per model name)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from nvos import rle
+from nvos.errors import NvosError
 from nvos.storage import atomic_path
 from nvos.tags import parse_tags
 
@@ -34,7 +35,7 @@ PROGRESS_EVERY = 100_000
 """Log a progress line every this many imported clips."""
 
 
-class ImportFormatError(ValueError):
+class ImportFormatError(NvosError, ValueError):
     """An input file that is not in the format it claims (names the file, line or item, and why).
 
     Raised for problems that make the whole input unusable (wrong top-level structure, missing

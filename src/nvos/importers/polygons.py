@@ -22,11 +22,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from nvos.errors import NvosError
+
 VISOR_SIZE: tuple[int, int] = (1080, 1920)
 """(height, width) of the pixel space of VISOR sparse polygons (full HD)."""
 
 
-class PolygonError(ValueError):
+class PolygonError(NvosError, ValueError):
     """A ``segments`` value that is not a list of polygons of [x, y] number pairs."""
 
 

@@ -58,6 +58,8 @@ from segment_anything.utils.amg import (
 from segment_anything.utils.transforms import ResizeLongestSide
 from torchvision.ops.boxes import batched_nms, box_area
 
+from nvos.checks import sam_checkpoint_problem
+from nvos.config import ConfigError
 from nvos.oom import AdaptiveBatch
 from nvos.proposals.base import FrameProposals
 from nvos.storage import file_sha256
@@ -321,17 +323,22 @@ class SamBackend:
     def from_config(cls, sam_config: Mapping[str, Any], device: torch.device) -> SamBackend:
         """Build from the ``proposals.sam`` config group.
 
-        Keys: ``model_type`` (vit_h | vit_l | vit_b | tiny), ``checkpoint`` (path or null = random
-        weights), optional ``image_size`` (random init only), and the :class:`SamSettings` fields.
+        Keys: ``model_type`` (vit_h | vit_l | vit_b | tiny), ``checkpoint`` (a file; null only with
+        ``random_weights: true``), optional ``image_size`` (random init only), and the
+        :class:`SamSettings` fields. A missing or contradictory checkpoint is a ConfigError.
         """
         values = dict(sam_config)
         model_type = str(values.pop("model_type", "vit_h"))
         checkpoint = values.pop("checkpoint", None)
         image_size = values.pop("image_size", None)
+        random_weights = bool(values.pop("random_weights", False))
         settings = SamSettings.from_mapping(values)
+        problem = sam_checkpoint_problem(checkpoint, random_weights)
+        if problem is not None:
+            raise ConfigError(problem)
         ckpt = None if checkpoint is None else Path(checkpoint)
         if ckpt is None:
-            logger.warning("SAM %s with RANDOM weights (no checkpoint configured)", model_type)
+            logger.warning("SAM %s with RANDOM weights (proposals.sam.random_weights)", model_type)
         model = build_sam(model_type, ckpt, image_size)
         return cls(model, settings, device, model_type, ckpt)
 

@@ -17,6 +17,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+from nvos.errors import NvosError
+
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
@@ -40,7 +42,7 @@ SPLIT_ORDER = ("val", "test", "train")
 MISSING = "–"
 
 
-class MetricsError(ValueError):
+class MetricsError(NvosError, ValueError):
     """A summary.json that cannot be read; the message names the file and what is wrong."""
 
 

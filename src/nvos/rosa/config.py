@@ -19,13 +19,23 @@ from typing import Any
 
 __all__ = [
     "INPUT_NORMS",
+    "MIN_VAL_CLIPS",
     "RPA_REDUCTIONS",
+    "TRAIN_SPLIT",
+    "VAL_SPLIT",
     "ModelConfig",
     "RosaConfig",
     "TrainConfig",
     "resolve_variant",
     "variant_params",
 ]
+
+#: The split ROSA trains on, and the split whose VNA loss selects its checkpoint.
+TRAIN_SPLIT, VAL_SPLIT = "train", "val"
+
+#: Clips the validation split needs for its VNA loss to compare checkpoints: VNA contrasts each
+#: clip with the others of its batch, so with one clip it is always 0.
+MIN_VAL_CLIPS = 2
 
 #: Normalisations of the frozen input embeddings (see :mod:`nvos.rosa.model`).
 INPUT_NORMS = ("none", "standardize", "whiten")

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from nvos import storage
-from nvos.rosa.config import resolve_variant
+from nvos.rosa.config import TRAIN_SPLIT, VAL_SPLIT, resolve_variant
 from nvos.rosa.distributed import env_from_environ, init_from_env, shutdown
 from nvos.rosa.restarts import train_restarts
 from nvos.rosa.train import TrainSummary
@@ -66,8 +66,8 @@ def run_train(
             seed=config.train.seed,
         )
 
-    train_set = dataset("train")
-    val_set = dataset("val")
+    train_set = dataset(TRAIN_SPLIT)
+    val_set = dataset(VAL_SPLIT)
     if len(val_set) == 0:
         logger.warning("no val clip with phrases and proposals: keeping the final weights")
     return train_restarts(train_set, val_set if len(val_set) else None, out_dir, config, device)
