@@ -1,7 +1,7 @@
 """Straightforward full-frame DAVIS 2017 J and F, the speed and value reference for nvos.metrics.
 
 Written from the description of the official davis2017-evaluation metrics in
-``../shared/REFERENCE.md`` section 1 (no code copied). Everything is computed on the full
+REFERENCE §1 (``docs/reference.md``; no code copied). Everything is computed on the full
 (H, W) frame, exactly in the order the official functions do it: cast to bool, remove void,
 boundary maps by east / south / south-east XOR, ``cv2.dilate`` with ``skimage.morphology.disk``,
 precision / recall with the official empty-map rules. Used by ``benchmarks/metrics.py`` (timing)

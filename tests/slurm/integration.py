@@ -55,7 +55,7 @@ PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 LOCAL_PROFILE = REPO / "profiles" / "local"
 RUN_SUBDIR = Path("results") / "demo"  # results_dir/run of config.yaml (demo.yaml keeps both)
 
-#: The rules that must get a GPU from SLURM (DESIGN: the rules declaring ``resources: gpu``).
+#: The rules that must get a GPU from SLURM (DESIGN §3: the rules declaring ``resources: gpu``).
 GPU_RULES = {"proposals_shard", "features_shard", "sam_clip_shard", "train", "predict_shard"}
 #: Values the test cluster needs instead of the profile's cluster-specific ones (see adapt_profile).
 TEST_PARTITION = "debug"

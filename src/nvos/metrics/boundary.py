@@ -1,6 +1,6 @@
 """Boundary F-measure F with the exact DAVIS 2017 semantics, computed on a tight crop.
 
-Why the crop gives identical values (see ``../shared/REFERENCE.md`` §1.2):
+Why the crop gives identical values (REFERENCE §1.2, ``docs/reference.md``):
 
 - ``seg2bmap`` marks a pixel when its 2x2 block (itself, east, south, south-east) is not
   constant; in the image's last row / column the missing neighbours are ignored. A crop

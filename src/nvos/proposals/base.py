@@ -1,4 +1,4 @@
-"""The interface every mask-proposal backend implements, and the DESIGN ranking of proposals.
+"""The interface every mask-proposal backend implements, and how proposals are ranked (DESIGN §7).
 
 A backend turns RGB frames into class-agnostic mask proposals. Each proposal carries the two
 scores SAM produces (``predicted_iou`` and ``stability_score``); backends that have no such notion
