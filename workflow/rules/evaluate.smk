@@ -1,4 +1,5 @@
 rule oracle_shard:
+    """SAM upper bound for one shard: the best-IoU proposal per tagged object and frame."""
     input:
         clips=rules.dataset.output.clips,
         annotations=rules.dataset.output.annotations,
@@ -15,11 +16,13 @@ rule oracle_shard:
 
 
 rule oracle:
+    """Target: the oracle's predictions for every shard."""
     input:
         expand(f"{RUN}/predictions/oracle/{{shard}}.parquet", shard=SHARDS),
 
 
 rule evaluate_method:
+    """J, F and J&F (DAVIS semantics) of one method on one split."""
     input:
         predictions=lambda wc: expand(
             f"{RUN}/predictions/{wc.method}/{{shard}}.parquet", shard=SHARDS
@@ -43,6 +46,7 @@ rule evaluate_method:
 
 
 rule evaluate:
+    """Target: the metrics of every evaluate.methods on every evaluate.splits."""
     input:
         expand(
             f"{RUN}/metrics/{{method}}/{{split}}/summary.json",

@@ -1,4 +1,5 @@
 rule features_shard:
+    """CLIP embeddings of one shard's region proposals and narration phrases."""
     input:
         frames=rules.frames_shard.output.frames,
         proposals=rules.proposals_shard.output.proposals,
@@ -23,6 +24,7 @@ rule features_shard:
 
 
 rule features:
+    """Target: the region and phrase embeddings of every shard."""
     input:
         expand(
             f"{RUN}/features/{{shard}}.{{table}}.parquet", shard=SHARDS, table=["regions", "text"]
@@ -30,6 +32,7 @@ rule features:
 
 
 rule sam_clip_shard:
+    """SAM + CLIP zero-shot baseline for one shard: the proposal nearest each phrase's prompt."""
     input:
         regions=rules.features_shard.output.regions,
         proposals=rules.proposals_shard.output.proposals,
@@ -55,5 +58,6 @@ rule sam_clip_shard:
 
 
 rule sam_clip:
+    """Target: the SAM + CLIP baseline's predictions for every shard."""
     input:
         expand(f"{RUN}/predictions/sam_clip/{{shard}}.parquet", shard=SHARDS),

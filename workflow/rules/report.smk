@@ -7,6 +7,7 @@ SKIP_METHODS = [
 
 
 rule skips:
+    """Every item a stage skipped, with its reason -> skipped.csv + reconciliation.csv."""
     input:
         expand(f"{RUN}/skipped/frames/{{shard}}.parquet", shard=SHARDS),
         expand(f"{RUN}/skipped/proposals/{{shard}}.parquet", shard=SHARDS),
@@ -29,6 +30,7 @@ rule skips:
 
 
 rule report:
+    """Results table, HTML page and overlays of the run."""
     input:
         metrics=rules.evaluate.input,
         predictions=expand(

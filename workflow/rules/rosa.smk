@@ -9,6 +9,7 @@ wildcard_constraints:
 
 
 rule train:
+    """Train one ROSA variant (VNA + RPA losses); keep the weights with the best validation VNA."""
     input:
         clips=rules.dataset.output.clips,
         phrases=rules.phrases.output.phrases,
@@ -35,6 +36,7 @@ rule train:
 
 
 rule predict_shard:
+    """Masks for one shard's tagged phrases from a trained ROSA variant."""
     input:
         clips=rules.dataset.output.clips,
         phrases=rules.phrases.output.phrases,
@@ -62,5 +64,6 @@ rule predict_shard:
 
 
 rule predict:
+    """Target: the predictions of every ROSA variant for every shard."""
     input:
         expand(f"{RUN}/predictions/{{variant}}/{{shard}}.parquet", variant=ROSA_VARIANTS, shard=SHARDS),
