@@ -16,8 +16,6 @@ from nvos.metrics import (
     bound_pixels,
     boundary_f,
     boundary_f_rle,
-    connected_instances,
-    instance_scores,
     iou_matrix,
     jaccard,
     jaccard_rle,
@@ -332,41 +330,3 @@ def test_rle_entry_points() -> None:
         float(PAIRS["F"][41])
     )
     assert boundary_f_rle(gt_c, pred_c, h, w) == boundary_f(gt, pred)
-
-
-# ------------------------------------------------------------------ J_union / J_ins
-
-
-def test_instance_scores_two_pieces() -> None:
-    left, right = _square(10, 5, 10), _square(10, 30, 10)
-    scores = instance_scores(left, [left, right])
-    assert scores.j_ins == 1.0
-    assert scores.j_union == 0.5
-    both = left | right
-    assert instance_scores(both, [left, right]) == (1.0, 0.5)
-
-
-def test_instance_scores_empty_object() -> None:
-    assert instance_scores(_zeros(), []) == (1.0, 1.0)
-    assert instance_scores(_square(1, 1, 3), []) == (0.0, 0.0)
-
-
-def test_connected_instances_connectivity() -> None:
-    mask = _zeros()
-    mask[5, 5] = mask[6, 6] = True  # diagonal neighbours
-    mask[20:25, 20:25] = True
-    assert len(connected_instances(mask)) == 2
-    pieces = connected_instances(mask, connectivity=4)
-    assert len(pieces) == 3
-    np.testing.assert_array_equal(np.logical_or.reduce(pieces), mask)
-    assert connected_instances(_zeros()) == []
-    with pytest.raises(ValueError, match="connectivity"):
-        connected_instances(mask, connectivity=6)
-
-
-def test_instance_scores_from_union_components() -> None:
-    left, right = _square(10, 5, 10), _square(10, 30, 12)
-    union = left | right
-    j_union, j_ins = instance_scores(right, connected_instances(union))
-    assert j_union == jaccard(union, right)
-    assert j_ins == 1.0
