@@ -10,13 +10,12 @@ import time
 from collections.abc import Iterator
 
 from nvos.errors import NvosError
+from nvos.types import PathLike
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def setup_logging(
-    log_path: str | os.PathLike[str] | None = None, level: int = logging.INFO
-) -> None:
+def setup_logging(log_path: PathLike | None = None, level: int = logging.INFO) -> None:
     """Send the ``nvos`` loggers to ``log_path`` (appending) and to stderr."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path is not None:
@@ -26,7 +25,7 @@ def setup_logging(
 
 
 @contextlib.contextmanager
-def stage_log(log_path: str | os.PathLike[str] | None, stage: str) -> Iterator[logging.Logger]:
+def stage_log(log_path: PathLike | None, stage: str) -> Iterator[logging.Logger]:
     """Log a workflow script's start, end and duration to ``log_path`` (and stderr).
 
     An expected error (:class:`~nvos.errors.NvosError`: bad input, bad config) is logged as its

@@ -7,13 +7,14 @@ Loaded from ``resources/demo_vocabulary.yaml``. Later stages use it to check phr
 from __future__ import annotations
 
 import colorsys
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+
+from nvos.types import PathLike
 
 DEFAULT_VOCABULARY_PATH = Path(__file__).resolve().parents[3] / "resources" / "demo_vocabulary.yaml"
 
@@ -204,7 +205,7 @@ def parse_vocabulary(data: dict[str, Any], source: str = "<vocabulary>") -> Voca
     return Vocabulary(colours, materials, nouns, skin, counters)
 
 
-def load_vocabulary(path: str | os.PathLike[str] | None = None) -> Vocabulary:
+def load_vocabulary(path: PathLike | None = None) -> Vocabulary:
     """Load the demo vocabulary (default: the shipped ``resources/demo_vocabulary.yaml``)."""
     source = Path(path) if path is not None else DEFAULT_VOCABULARY_PATH
     if not source.is_file():

@@ -12,7 +12,6 @@ that frame is absent there (an empty mask).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,8 +25,7 @@ from nvos.metrics import connected_instances
 from nvos.metrics.instances import Components
 from nvos.metrics.masks import Box, bounding_box, count
 from nvos.tags import TagError, parse_tags
-
-PathLike = str | os.PathLike[str]
+from nvos.types import PathLike
 
 
 @dataclass(frozen=True, slots=True)

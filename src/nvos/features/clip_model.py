@@ -20,7 +20,6 @@ pretrained tag or file hash, input size, embedding size).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import torch
 
 from nvos.features.clip_names import SHIPPED_CONFIGS_DIR
 from nvos.features.tokens import check_tokenizer
+from nvos.types import PathLike
 
 __all__ = [
     "SHIPPED_CONFIGS_DIR",
@@ -97,7 +97,7 @@ def register_shipped_configs(directory: Path = SHIPPED_CONFIGS_DIR) -> list[str]
 
 def load_clip(
     model: str,
-    pretrained: str | os.PathLike[str] | None,
+    pretrained: PathLike | None,
     device: torch.device | str = "cpu",
     seed: int = 0,
     image_size: int | None = None,
