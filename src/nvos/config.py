@@ -1,25 +1,28 @@
 """The pipeline's configuration tree: YAML files layered over the defaults, validated by schema.
 
 The Snakefile validates with ``snakemake.utils.validate`` against ``config/schema.yaml``; the
-``nvos`` command line uses :func:`load_config`, which does the same outside Snakemake.
+``nvos`` command line uses :func:`load_config`, which does the same outside Snakemake, with the
+copies of ``config/config.yaml`` and ``config/schema.yaml`` the package ships
+(:mod:`nvos.resources`).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
 from nvos.errors import NvosError
+from nvos.resources import resource_path
 from nvos.types import PathLike
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
-SCHEMA = REPO_ROOT / "config" / "schema.yaml"
+DEFAULT_CONFIG = resource_path("config.yaml")
+"""The default configuration shipped with the package (its source: ``config/config.yaml``)."""
+SCHEMA = resource_path("schema.yaml")
+"""The configuration's JSON schema shipped with the package (its source: ``config/schema.yaml``)."""
 
 
 class ConfigError(NvosError, ValueError):

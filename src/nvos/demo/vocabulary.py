@@ -1,7 +1,7 @@
 """Vocabulary of the demo dataset: nouns (shape, size), colours, materials, skin tones, counters.
 
-Loaded from ``resources/demo_vocabulary.yaml``. Later stages use it to check phrase grounding
-(which noun / colour a phrase names and how that object looks).
+Loaded from ``demo_vocabulary.yaml`` in :mod:`nvos.resources`. Later stages use it to check
+phrase grounding (which noun / colour a phrase names and how that object looks).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from nvos.resources import resource_path
 from nvos.types import PathLike
 
-DEFAULT_VOCABULARY_PATH = Path(__file__).resolve().parents[3] / "resources" / "demo_vocabulary.yaml"
+DEFAULT_VOCABULARY_PATH = resource_path("demo_vocabulary.yaml")
 
 SHAPES = frozenset(
     {
@@ -206,7 +207,7 @@ def parse_vocabulary(data: dict[str, Any], source: str = "<vocabulary>") -> Voca
 
 
 def load_vocabulary(path: PathLike | None = None) -> Vocabulary:
-    """Load the demo vocabulary (default: the shipped ``resources/demo_vocabulary.yaml``)."""
+    """Load the demo vocabulary (default: the shipped ``nvos/resources/demo_vocabulary.yaml``)."""
     source = Path(path) if path is not None else DEFAULT_VOCABULARY_PATH
     if not source.is_file():
         raise VocabularyError(f"{source}: demo vocabulary file not found")

@@ -9,9 +9,9 @@
 - ``None``: the model is randomly initialised from a fixed seed. This is the demo's setting (no
   weights are ever downloaded by the demo or the tests); the log says so with a WARNING.
 
-Besides open_clip's own configs, the configs shipped in ``resources/clip/`` are registered, e.g.
-``nvos-tiny-vit`` (an 8-layer ViT at 96 px with a small text tower), small enough for the demo to
-encode a few thousand regions in about a minute on 2 CPU cores.
+Besides open_clip's own configs, the configs shipped in ``nvos/resources/clip/`` are registered,
+e.g. ``nvos-tiny-vit`` (an 8-layer ViT at 96 px with a small text tower), small enough for the demo
+to encode a few thousand regions in about a minute on 2 CPU cores.
 
 :meth:`ClipEncoder.describe` is what the feature tables record in their metadata (model,
 pretrained tag or file hash, input size, embedding size).
