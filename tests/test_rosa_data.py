@@ -13,8 +13,8 @@ import torch
 
 from nvos import storage
 from nvos.rosa.batch import collate
-from nvos.rosa.cache_fixture import SyntheticClip, write_synthetic_cache
 from nvos.rosa.data import FRAME_COLUMNS, FeatureDataset, ShardPaths, make_loader
+from nvos.testing.cache_fixture import SyntheticClip, write_synthetic_cache
 
 DIM = 8
 

@@ -14,9 +14,9 @@ import torch
 
 from nvos.devices import claim_device
 from nvos.rosa import stage
-from nvos.rosa.cache_fixture import synthetic_clips, write_synthetic_cache
 from nvos.rosa.model import load_model
 from nvos.rosa.stage import run_torchrun, run_train, torchrun_command
+from nvos.testing.cache_fixture import synthetic_clips, write_synthetic_cache
 
 ROSA = {
     "dim": 16,

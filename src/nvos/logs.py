@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 from nvos.errors import NvosError
+from nvos.types import PathLike
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -24,9 +25,7 @@ class ProjectOrWarning(logging.Filter):
         return project or record.levelno >= logging.WARNING
 
 
-def setup_logging(
-    log_path: str | os.PathLike[str] | None = None, level: int = logging.INFO
-) -> None:
+def setup_logging(log_path: PathLike | None = None, level: int = logging.INFO) -> None:
     """Send the ``nvos`` loggers to ``log_path`` (appending) and to stderr, with other
     libraries' records below WARNING left out (:class:`ProjectOrWarning`)."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -39,7 +38,7 @@ def setup_logging(
 
 
 @contextlib.contextmanager
-def stage_log(log_path: str | os.PathLike[str] | None, stage: str) -> Iterator[logging.Logger]:
+def stage_log(log_path: PathLike | None, stage: str) -> Iterator[logging.Logger]:
     """Log a workflow script's start, end and duration to ``log_path`` (and stderr).
 
     An expected error (:class:`~nvos.errors.NvosError`: bad input, bad config) is logged as its

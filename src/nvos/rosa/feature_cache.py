@@ -16,7 +16,6 @@ import contextlib
 import fcntl
 import json
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from nvos import storage
+from nvos.types import PathLike
 
 __all__ = [
     "CACHE_VERSION",
@@ -43,7 +43,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 CACHE_VERSION = 1
 CACHE_KEY = b"nvos_cache"

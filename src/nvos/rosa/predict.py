@@ -12,7 +12,6 @@ scored. Frames without any proposal get no row and are counted.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,12 +28,12 @@ from nvos.rosa.batch import ClipBatch
 from nvos.rosa.data import FeatureDataset, ShardPaths, make_loader
 from nvos.rosa.model import Alignment
 from nvos.skips import Ledger, Skip
+from nvos.types import PathLike
 
 __all__ = ["AlignmentModel", "PredictSummary", "predict_rosa", "run_predict", "select_proposals"]
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 RLE_COLUMNS = ["clip_id", "frame_index", "proposal_id", "height", "width", "rle_counts"]
 
 

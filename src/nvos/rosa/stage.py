@@ -26,12 +26,11 @@ from nvos.rosa.config import TRAIN_SPLIT, VAL_SPLIT, resolve_variant
 from nvos.rosa.distributed import env_from_environ, init_from_env, shutdown
 from nvos.rosa.restarts import train_restarts
 from nvos.rosa.train import TrainSummary
+from nvos.types import PathLike
 
 __all__ = ["launch_training", "main", "run_torchrun", "run_train", "torchrun_command"]
 
 logger = logging.getLogger(__name__)
-
-PathLike = str | os.PathLike[str]
 
 
 def run_train(
