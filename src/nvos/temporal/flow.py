@@ -29,7 +29,7 @@ class FlowSettings:
     """DIS ``preset`` (ultrafast | fast | medium) and the long side of the frames it runs on."""
 
     preset: str = "ultrafast"
-    max_side: int = 480
+    max_side: int = 640
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:

@@ -1,0 +1,82 @@
+"""Tests of DIS flow, mask warping and the link term (nvos.temporal.flow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from temporal_scenes import HEIGHT, WIDTH, iou, scene_frame, square_mask
+
+from nvos import rle
+from nvos.temporal.flow import FlowEstimator, FlowSettings, iou_matrix, link_matrix
+
+
+def test_warp_follows_a_given_flow_exactly() -> None:
+    """An integer flow pulls each pixel from a fixed offset: an exact shift, 0 from outside."""
+    estimator = FlowEstimator(20, 30)
+    masks = np.zeros((5, 20, 30), np.float32)  # 5 masks: remap's 4-channel chunks are crossed
+    masks[:, 5:10, 2:8] = 1.0
+    masks[4, 0:3, 0:3] = 0.5
+    flow = np.zeros((20, 30, 2), np.float32)
+    flow[..., 0] = -4.0  # pixel x takes the value at x - 4: everything moves 4 to the right
+    flow[..., 1] = 1.0  # pixel y takes the value at y + 1: everything moves 1 up
+    warped = estimator.warp(masks, flow)
+    expected = np.zeros_like(masks)
+    expected[:, 4:9, 6:12] = 1.0
+    expected[4, 0:2, 4:7] = 0.5
+    np.testing.assert_array_equal(warped, expected)
+
+
+def test_warp_scales_a_flow_computed_at_lower_resolution() -> None:
+    estimator = FlowEstimator(40, 60)
+    masks = np.zeros((1, 40, 60), np.float32)
+    masks[0, 10:20, 10:20] = 1.0
+    flow = np.full((20, 30, 2), [-2.0, 0.0], np.float32)  # half resolution: 4 px at full size
+    warped = estimator.warp(masks, flow)
+    expected = np.zeros_like(masks)
+    expected[0, 10:20, 14:24] = 1.0
+    np.testing.assert_allclose(warped, expected, atol=1e-6)
+
+
+def test_flow_resolution_follows_max_side() -> None:
+    assert FlowEstimator(480, 854, FlowSettings(max_side=427)).flow_size == (427, 240)
+    assert FlowEstimator(240, 320, FlowSettings(max_side=640)).flow_size == (320, 240)
+    with pytest.raises(ValueError, match="preset"):
+        FlowSettings(preset="slowest")
+    with pytest.raises(ValueError, match="does not match"):
+        FlowEstimator(240, 320).prepare(np.zeros((10, 10, 3), np.uint8))
+
+
+def test_iou_matrix_matches_numpy() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.uniform(size=(4, 17, 23)) < 0.4
+    b = rng.uniform(size=(3, 17, 23)) < 0.3
+    b[2] = False  # an empty mask: IoU 0 with everything
+    got = iou_matrix(rle.encode_many(a), rle.encode_many(b), 17, 23)
+    expected = np.array([[iou(x, y) if y.any() else 0.0 for y in b] for x in a])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    assert iou_matrix([], rle.encode_many(b), 17, 23).shape == (0, 3)
+
+
+def test_link_matrix_compensates_motion() -> None:
+    """The square moved 18 px between the two keyframes: warped by the flow, its mask overlaps
+    its new mask far more than without motion compensation; a distractor far away gets 0."""
+    estimator = FlowEstimator(HEIGHT, WIDTH, FlowSettings(preset="medium", max_side=320))
+    distractor = np.zeros((HEIGHT, WIDTH), bool)
+    distractor[170:230, 230:300] = True
+    links = link_matrix(
+        estimator,
+        scene_frame(0),
+        scene_frame(6),
+        rle.encode_many(np.stack([square_mask(0)])),
+        rle.encode_many(np.stack([square_mask(6), distractor])),
+    )
+    assert links.shape == (1, 2)
+    static = iou(square_mask(0), square_mask(6))  # 42/78 = 0.54
+    assert links[0, 0] > static + 0.2
+    assert links[0, 1] == 0.0
+
+
+def test_link_matrix_without_proposals_is_empty() -> None:
+    estimator = FlowEstimator(HEIGHT, WIDTH)
+    counts = rle.encode_many(np.stack([square_mask(0)]))
+    assert link_matrix(estimator, scene_frame(0), scene_frame(1), [], counts).shape == (0, 1)
