@@ -95,7 +95,10 @@ def _run(n_frames: int, args: argparse.Namespace) -> dict[str, Any]:
 
     cv2.setNumThreads(args.threads)
     clip = SyntheticVideo()
-    keys = [Keyframe(t, clip.masks(t), np.full(3, 0.5)) for t in range(0, n_frames, args.key_every)]
+    keys = [
+        Keyframe.from_masks(t, clip.masks(t), np.full(3, 0.5))
+        for t in range(0, n_frames, args.key_every)
+    ]
     propagator = FlowPropagator(FlowSettings(args.preset, args.flow_max_side))
     tracemalloc.start()
     encoded_bytes, ious, frames = 0, [], 0

@@ -44,7 +44,7 @@ class SceneSource:
 
 def keyframe(t: int, score: float, mask: np.ndarray | None = None) -> Keyframe:
     masks = np.stack([square_mask(t) if mask is None else mask, EMPTY])  # phrase 1 absent
-    return Keyframe(t, masks, np.array([score, 0.1]))
+    return Keyframe.from_masks(t, masks, np.array([score, 0.1]))
 
 
 def test_flow_propagates_between_and_beyond_keyframes() -> None:
@@ -59,7 +59,7 @@ def test_flow_propagates_between_and_beyond_keyframes() -> None:
         i for i in range(20) if i not in (4, 14)
     ]
     by_frame = {f.frame_index: f for f in dense}
-    np.testing.assert_array_equal(by_frame[4].masks, keys[0].masks)
+    np.testing.assert_array_equal(by_frame[4].masks, keys[0].masks())
     # Scores blend by temporal distance; outside the keyframes they are the nearest one's.
     assert by_frame[9].scores[0] == pytest.approx(0.6)
     assert by_frame[6].scores[0] == pytest.approx(0.8 * 0.8 + 0.4 * 0.2)
@@ -115,9 +115,11 @@ def test_bad_keyframes_and_sources_are_named() -> None:
         list(propagator.propagate([], range(3), SceneSource()))
     with pytest.raises(ValueError, match="duplicate keyframes"):
         list(propagator.propagate([keyframe(1, 0.5), keyframe(1, 0.5)], range(3), SceneSource()))
-    bad = Keyframe(3, np.zeros((2, 10, 10), bool), np.zeros(2))
-    with pytest.raises(ValueError, match="keyframe 3: masks must be bool"):
+    bad = Keyframe.from_masks(3, np.zeros((2, 10, 10), bool), np.zeros(2))
+    with pytest.raises(ValueError, match="keyframe 3: 2 masks of 10x10, unlike keyframe 1's"):
         list(propagator.propagate([keyframe(1, 0.5), bad], range(3), SceneSource()))
+    with pytest.raises(ValueError, match="keyframe 4: masks must be bool"):
+        Keyframe.from_masks(4, np.zeros((2, 10, 10), np.uint8), np.zeros(2))
 
     def short_source(indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
         yield indices[0], scene_frame(indices[0])

@@ -1,8 +1,9 @@
 """Dense propagation of keyframe masks to every frame of a clip, behind one interface.
 
 A clip's **keyframes** are the frames where the method chose its masks (the proposal frames); a
-keyframe holds one mask per phrase, (P, H, W) bool, an empty mask meaning "absent", and one score
-per phrase. A backend turns them into :class:`DenseFrame` s on the requested frames:
+keyframe holds one mask per phrase as RLE (so that a long clip's keyframes stay small in memory),
+an empty mask meaning "absent", and one score per phrase. A backend turns them into
+:class:`DenseFrame` s on the requested frames:
 
 - ``none``: the keyframes only (no propagation; today's behaviour).
 - ``flow``: no weights. Each keyframe's masks are carried frame by frame with DIS optical flow
@@ -42,11 +43,31 @@ order, at the masks' size (H, W)."""
 
 @dataclass(frozen=True)
 class Keyframe:
-    """The chosen masks (P, H, W) bool of one frame (an empty mask = absent), scores (P,)."""
+    """The chosen masks of one frame: P RLE ``counts`` of size (height, width) (an empty mask =
+    absent) and their ``scores`` (P,)."""
 
     frame_index: int
-    masks: np.ndarray
+    counts: tuple[bytes, ...]
+    height: int
+    width: int
     scores: np.ndarray
+
+    @classmethod
+    def from_masks(cls, frame_index: int, masks: np.ndarray, scores: np.ndarray) -> Keyframe:
+        """A keyframe from masks (P, H, W) bool and scores (P,)."""
+        if masks.ndim != 3 or masks.dtype != np.bool_:
+            raise ValueError(
+                f"keyframe {frame_index}: masks must be bool (P, H, W), got "
+                f"{masks.dtype} {masks.shape}"
+            )
+        counts = tuple(rle.encode_many(masks))
+        return cls(int(frame_index), counts, masks.shape[1], masks.shape[2], np.asarray(scores))
+
+    def masks(self) -> np.ndarray:
+        """The decoded masks (P, H, W) bool."""
+        if not self.counts:
+            return np.zeros((0, self.height, self.width), bool)
+        return np.stack([rle.decode(c, self.height, self.width) for c in self.counts])
 
 
 @dataclass(frozen=True)
@@ -78,12 +99,13 @@ def check_keyframes(keyframes: Sequence[Keyframe]) -> list[Keyframe]:
     if not keyframes:
         raise ValueError("no keyframes to propagate from")
     ordered = sorted(keyframes, key=lambda k: k.frame_index)
-    shape = ordered[0].masks.shape
+    first = ordered[0]
+    shape = (len(first.counts), first.height, first.width)
     for key in ordered:
-        if key.masks.ndim != 3 or key.masks.shape != shape or key.masks.dtype != np.bool_:
+        if (len(key.counts), key.height, key.width) != shape:
             raise ValueError(
-                f"keyframe {key.frame_index}: masks must be bool {shape}, got "
-                f"{key.masks.dtype} {key.masks.shape}"
+                f"keyframe {key.frame_index}: {len(key.counts)} masks of {key.height}x{key.width},"
+                f" unlike keyframe {first.frame_index}'s {shape[0]} of {shape[1]}x{shape[2]}"
             )
         if np.shape(key.scores) != (shape[0],):
             raise ValueError(f"keyframe {key.frame_index}: scores must have shape ({shape[0]},)")
@@ -94,7 +116,7 @@ def check_keyframes(keyframes: Sequence[Keyframe]) -> list[Keyframe]:
 
 
 def _keyframe_output(key: Keyframe) -> DenseFrame:
-    return DenseFrame(key.frame_index, SOURCE_KEYFRAME, key.masks, key.scores.astype(np.float32))
+    return DenseFrame(key.frame_index, SOURCE_KEYFRAME, key.masks(), key.scores.astype(np.float32))
 
 
 class NonePropagator:
@@ -123,8 +145,7 @@ class FlowPropagator:
         ordered = check_keyframes(keyframes)
         by_index = {k.frame_index: k for k in ordered}
         order = sorted(set(int(t) for t in targets) | set(by_index))
-        _, height, width = ordered[0].masks.shape
-        estimator = FlowEstimator(height, width, self.settings)
+        estimator = FlowEstimator(ordered[0].height, ordered[0].width, self.settings)
         previous: tuple[Keyframe, np.ndarray] | None = None  # last keyframe and its grey frame
         soft: np.ndarray | None = None  # forward-carried soft masks after the last keyframe
         last_grey: np.ndarray | None = None
@@ -147,7 +168,7 @@ class FlowPropagator:
             yield from self._segment(estimator, previous, pending, key, grey)
             yield _keyframe_output(key)
             previous, pending = (key, grey), []
-            soft, last_grey = key.masks.astype(np.float32), grey
+            soft, last_grey = key.masks().astype(np.float32), grey
         if received != len(order):
             raise ValueError(f"frame source ended before frame {order[received]}")
 
@@ -161,7 +182,7 @@ class FlowPropagator:
     ) -> Iterator[DenseFrame]:
         """The frames before ``key`` and after ``previous`` (None: the head of the clip)."""
         backward: list[np.ndarray] = []
-        soft, last = key.masks.astype(np.float32), key_grey
+        soft, last = key.masks().astype(np.float32), key_grey
         for _, grey in reversed(pending):
             soft = estimator.warp(soft, estimator.pull(grey, last))
             backward.append(np.rint(soft * 255).astype(np.uint8))
@@ -172,7 +193,7 @@ class FlowPropagator:
                 yield _blend(index, None, back, 0.0, None, key.scores)
             return
         start, start_grey = previous
-        soft, last = start.masks.astype(np.float32), start_grey
+        soft, last = start.masks().astype(np.float32), start_grey
         gap = key.frame_index - start.frame_index
         for (index, grey), back in zip(pending, backward, strict=True):
             soft = estimator.warp(soft, estimator.pull(grey, last))
