@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from nvos.temporal.decode import ABSENT, DecodeSettings, path_value, viterbi
+from nvos.temporal.decode import ABSENT, DecodeSettings, decode_phrases, path_value, viterbi
 
 
 def brute_force(scores, links, settings):
@@ -117,3 +117,18 @@ def test_bad_inputs_are_named() -> None:
         viterbi([np.ones(2), np.array([np.nan])], [np.ones((2, 1))], DecodeSettings())
     with pytest.raises(ValueError, match="link_weight"):
         DecodeSettings(link_weight=-1.0)
+
+
+def test_decode_phrases_decodes_each_phrase_with_shared_links() -> None:
+    rng = np.random.default_rng(5)
+    sizes = [2, 3, 0, 2]
+    scores = [rng.integers(-4, 5, size=(3, k)) / 4.0 for k in sizes]
+    links = [rng.integers(0, 5, size=(a, b)) / 4.0 for a, b in itertools.pairwise(sizes)]
+    settings = DecodeSettings(link_weight=1.0, absent_score=0.25)
+    choices = decode_phrases(scores, links, settings)
+    assert choices.shape == (3, 4)
+    for phrase in range(3):
+        path = viterbi([s[phrase] for s in scores], links, settings)
+        assert choices[phrase].tolist() == path.choice.tolist()
+    with pytest.raises(ValueError, match="one N on every frame"):
+        decode_phrases([np.zeros((2, 1)), np.zeros((3, 1))], [np.zeros((1, 1))], settings)

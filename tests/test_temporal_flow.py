@@ -7,7 +7,7 @@ import pytest
 from temporal_scenes import HEIGHT, WIDTH, iou, scene_frame, square_mask
 
 from nvos import rle
-from nvos.temporal.flow import FlowEstimator, FlowSettings, iou_matrix, link_matrix
+from nvos.temporal.flow import FlowEstimator, FlowSettings, clip_links, iou_matrix, link_matrix
 
 
 def test_warp_follows_a_given_flow_exactly() -> None:
@@ -80,3 +80,19 @@ def test_link_matrix_without_proposals_is_empty() -> None:
     estimator = FlowEstimator(HEIGHT, WIDTH)
     counts = rle.encode_many(np.stack([square_mask(0)]))
     assert link_matrix(estimator, scene_frame(0), scene_frame(1), [], counts).shape == (0, 1)
+
+
+def test_clip_links_equal_pairwise_link_matrices() -> None:
+    estimator = FlowEstimator(HEIGHT, WIDTH, FlowSettings(preset="medium", max_side=320))
+    frames = [scene_frame(t) for t in (0, 3, 6)]
+    counts = [
+        rle.encode_many(np.stack([square_mask(t), square_mask(t, col0=150)])) for t in (0, 3, 6)
+    ]
+    counts[1] = []  # no proposal on the middle keyframe
+    links = clip_links(estimator, frames, counts)
+    assert [link.shape for link in links] == [(2, 0), (0, 2)]
+    two = clip_links(estimator, [frames[0], frames[2]], [counts[0], counts[2]])
+    single = link_matrix(estimator, frames[0], frames[2], counts[0], counts[2])
+    np.testing.assert_array_equal(two[0], single)
+    with pytest.raises(ValueError, match="3 frames but proposals for 2"):
+        clip_links(estimator, frames, counts[:2])

@@ -132,3 +132,22 @@ def path_value(
         if a != ABSENT and b != ABSENT:
             total += settings.link_weight * float(links[t][a, b])
     return total
+
+
+def decode_phrases(
+    scores: Sequence[np.ndarray], links: Sequence[np.ndarray], settings: DecodeSettings
+) -> np.ndarray:
+    """Decode every phrase of a clip: ``scores[t]`` is (N, K_t) (N phrases, region–phrase scores
+    of frame t's proposals), ``links[t]`` is (K_t, K_{t+1}) and shared by the phrases (it depends
+    on the proposals only). Returns the choices (N, T) int64, ABSENT = -1."""
+    if len(scores) == 0:
+        raise ValueError("no frames to decode")
+    shapes = [np.shape(s) for s in scores]
+    if any(len(shape) != 2 for shape in shapes) or len({shape[0] for shape in shapes}) != 1:
+        raise ValueError(f"scores must be (N phrases, K_t) with one N on every frame, got {shapes}")
+    n_phrases = shapes[0][0]
+    choices = np.empty((n_phrases, len(scores)), np.int64)
+    for phrase in range(n_phrases):
+        path = viterbi([np.asarray(s)[phrase] for s in scores], links, settings)
+        choices[phrase] = path.choice
+    return choices

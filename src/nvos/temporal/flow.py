@@ -9,6 +9,7 @@ frame get 0 (the object left the view).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -117,10 +118,36 @@ def link_matrix(
 
     Images are RGB uint8 (H, W, 3) at the masks' size; masks are RLE counts of that size.
     """
+    return _links(
+        estimator, estimator.prepare(image_a), estimator.prepare(image_b), counts_a, counts_b
+    )
+
+
+def _links(
+    estimator: FlowEstimator,
+    grey_a: np.ndarray,
+    grey_b: np.ndarray,
+    counts_a: list[bytes],
+    counts_b: list[bytes],
+) -> np.ndarray:
     if not counts_a or not counts_b:
         return np.zeros((len(counts_a), len(counts_b)), np.float64)
     height, width = estimator.height, estimator.width
     masks_a = np.stack([rle.decode(c, height, width) for c in counts_a])
-    flow = estimator.pull(estimator.prepare(image_b), estimator.prepare(image_a))
-    warped = estimator.warp(masks_a.astype(np.float32), flow) >= 0.5
+    warped = estimator.warp(masks_a.astype(np.float32), estimator.pull(grey_b, grey_a)) >= 0.5
     return iou_matrix(rle.encode_many(warped), counts_b, height, width)
+
+
+def clip_links(
+    estimator: FlowEstimator, images: Sequence[np.ndarray], counts: Sequence[list[bytes]]
+) -> list[np.ndarray]:
+    """The link matrices of a clip's T keyframes: ``images`` (T) RGB uint8 (H, W, 3) in frame
+    order, ``counts[t]`` the RLE counts of frame t's proposals. Returns T - 1 matrices
+    (K_t, K_{t+1}) (:func:`link_matrix`); each frame is converted for the flow once."""
+    if len(images) != len(counts):
+        raise ValueError(f"{len(images)} frames but proposals for {len(counts)}")
+    greys = [estimator.prepare(image) for image in images]
+    links = []
+    for t in range(len(images) - 1):
+        links.append(_links(estimator, greys[t], greys[t + 1], counts[t], counts[t + 1]))
+    return links
