@@ -9,6 +9,7 @@ Python/numpy heap peak (tracemalloc) is printed too. Memory must not grow with t
 
     python benchmarks/propagate.py                       # 20 s and 80 s of video at 30 fps
     python benchmarks/propagate.py --seconds 600         # a 10-minute video (minutes of CPU)
+    python benchmarks/propagate.py --video-file          # frames decoded from an mp4 (timed)
 
 Prints one line per length: frames/s, peak RSS, peak heap, mean IoU of the propagated masks
 with the true ones (a sanity check, not a quality measure), then the growth of peak memory.
@@ -20,6 +21,7 @@ import argparse
 import multiprocessing as mp
 import os
 import resource
+import tempfile
 import time
 import tracemalloc
 from typing import Any
@@ -95,6 +97,17 @@ def _run(n_frames: int, args: argparse.Namespace) -> dict[str, Any]:
 
     cv2.setNumThreads(args.threads)
     clip = SyntheticVideo()
+    source = clip.source
+    if args.video_file:  # encode the clip to mp4 first (not timed), then decode it while timing
+        from nvos import video
+        from nvos.temporal.propagate import video_frame_source
+
+        path = os.path.join(args.tmp, f"synthetic_{n_frames}.mp4")
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
+        for t in range(n_frames):
+            writer.write(cv2.cvtColor(clip.frame(t), cv2.COLOR_RGB2BGR))
+        writer.release()
+        source = video_frame_source(video.probe(path), HEIGHT, WIDTH)
     keys = [
         Keyframe.from_masks(t, clip.masks(t), np.full(3, 0.5))
         for t in range(0, n_frames, args.key_every)
@@ -103,7 +116,7 @@ def _run(n_frames: int, args: argparse.Namespace) -> dict[str, Any]:
     tracemalloc.start()
     encoded_bytes, ious, frames = 0, [], 0
     started = time.perf_counter()
-    for dense in propagator.propagate(keys, range(n_frames), clip.source):
+    for dense in propagator.propagate(keys, range(n_frames), source):
         encoded_bytes += sum(len(c) for c in rle.encode_many(dense.masks))
         frames += 1
         if dense.frame_index % 97 == 0 and dense.source == "propagated":
@@ -130,18 +143,21 @@ def main() -> None:
     parser.add_argument("--preset", default="ultrafast")
     parser.add_argument("--flow-max-side", type=int, default=640)
     parser.add_argument("--threads", type=int, default=2, help="OpenCV threads")
+    parser.add_argument("--video-file", action="store_true", help="decode frames from an mp4")
     args = parser.parse_args()
     load = os.getloadavg()
     print(
         f"flow propagation, {WIDTH}x{HEIGHT}, 3 phrases, keyframe every {args.key_every} frames, "
         f"DIS {args.preset} at long side {args.flow_max_side}, {args.threads} OpenCV threads, "
+        f"frames {'decoded from mp4' if args.video_file else 'generated in memory'}, "
         f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     context = mp.get_context("spawn")
     results = []
     for seconds in args.seconds:
         n_frames = int(round(seconds * FPS))
-        with context.Pool(1) as pool:
+        with tempfile.TemporaryDirectory() as tmp, context.Pool(1) as pool:
+            args.tmp = tmp
             result = pool.apply(_run, (n_frames, args))
         results.append(result)
         print(
