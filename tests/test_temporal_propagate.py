@@ -20,6 +20,7 @@ from nvos.temporal.propagate import (
     Keyframe,
     NonePropagator,
     dense_table,
+    dense_targets,
     make_propagator,
     video_frame_source,
 )
@@ -166,3 +167,20 @@ def test_video_frame_source_decodes_resizes_and_converts(tmp_path: Path) -> None
     assert [i for i, _ in frames] == [1, 3]
     expected = cv2.resize(scene_frame(3), (WIDTH // 2, HEIGHT // 2), interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(frames[1][1], expected)
+
+
+def test_dense_targets_sample_the_window_at_fps() -> None:
+    window = range(100, 130)  # one second at 30 fps
+    assert dense_targets(window, 30.0) == list(window)
+    assert dense_targets(window, 30.0, fps=60.0) == list(window)
+    assert dense_targets(window, 30.0, fps=10.0) == list(range(100, 130, 3))
+    assert dense_targets(window, 30.0, fps=4.0) == [100, 108, 115, 123]  # 0, 7.5, 15, 22.5 half up
+    assert dense_targets(range(5, 5), 30.0, fps=4.0) == []
+    with pytest.raises(ValueError, match="fps must be > 0"):
+        dense_targets(window, 30.0, fps=0.0)
+
+
+def test_provenance_names_backend_and_settings() -> None:
+    assert NonePropagator().provenance() == {"backend": "none"}
+    flow = FlowPropagator(FlowSettings("fast", 320)).provenance()
+    assert flow == {"backend": "flow", "preset": "fast", "max_side": 320}

@@ -21,6 +21,7 @@ keyframes, i.e. memory grows with the largest keyframe gap, not with the clip le
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -93,6 +94,10 @@ class Propagator(Protocol):
         only), in ascending frame order."""
         ...
 
+    def provenance(self) -> dict[str, Any]:
+        """The backend and its settings, to record with the dense masks."""
+        ...
+
 
 def check_keyframes(keyframes: Sequence[Keyframe]) -> list[Keyframe]:
     """The keyframes sorted by frame; ValueError on duplicates or inconsistent shapes."""
@@ -124,6 +129,9 @@ class NonePropagator:
 
     name = "none"
 
+    def provenance(self) -> dict[str, Any]:
+        return {"backend": self.name}
+
     def propagate(
         self, keyframes: Sequence[Keyframe], targets: Sequence[int], frames: FrameSource
     ) -> Iterator[DenseFrame]:
@@ -138,6 +146,9 @@ class FlowPropagator:
 
     settings: FlowSettings = field(default_factory=FlowSettings)
     name: str = "flow"
+
+    def provenance(self) -> dict[str, Any]:
+        return {"backend": self.name, **dataclasses.asdict(self.settings)}
 
     def propagate(
         self, keyframes: Sequence[Keyframe], targets: Sequence[int], frames: FrameSource
@@ -220,6 +231,19 @@ def _blend(
         soft += (1.0 - weight) * (backward.astype(np.float32) / 255.0)
         scores += (1.0 - weight) * np.asarray(backward_scores, np.float64)
     return DenseFrame(index, SOURCE_PROPAGATED, soft >= 0.5, scores.astype(np.float32))
+
+
+def dense_targets(window: range, video_fps: float, fps: float | None = None) -> list[int]:
+    """The frames of a clip ``window`` to propagate to: all of them (``fps`` None), or those
+    nearest to a regular grid of ``fps`` per second from the window's first frame (never more
+    than every frame)."""
+    if fps is None or fps >= video_fps:
+        return list(window)
+    if fps <= 0 or video_fps <= 0:
+        raise ValueError(f"fps must be > 0, got fps={fps}, video fps={video_fps}")
+    step = video_fps / fps
+    count = int(np.floor((len(window) - 1) / step + 1e-9)) + 1 if len(window) else 0
+    return sorted({window[int(np.floor(i * step + 0.5))] for i in range(count)})  # half up
 
 
 def video_frame_source(info: video.VideoInfo, height: int, width: int) -> FrameSource:
