@@ -9,7 +9,7 @@ frame get 0 (the object left the view).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -150,4 +150,54 @@ def clip_links(
     links = []
     for t in range(len(images) - 1):
         links.append(_links(estimator, greys[t], greys[t + 1], counts[t], counts[t + 1]))
+    return links
+
+
+def chained_links(
+    estimator: FlowEstimator,
+    frames: Callable[[Sequence[int]], Iterator[tuple[int, np.ndarray]]],
+    keyframes: Sequence[int],
+    counts: Sequence[list[bytes]],
+    step: int = 1,
+) -> list[np.ndarray]:
+    """Link matrices of a clip's keyframes with the flow chained through the frames between them.
+
+    Consecutive keyframes are often far apart (a second or more), beyond what DIS follows in one
+    step; here each keyframe's proposals are warped frame by frame (every ``step``-th frame and
+    the keyframes) up to the next keyframe. ``frames`` is a frame source (ascending indices ->
+    (frame_index, RGB (H, W, 3))), read in one pass; ``keyframes`` are ascending frame indices
+    and ``counts[t]`` the RLE of keyframe t's proposals. Returns T - 1 matrices (K_t, K_{t+1}).
+    """
+    if len(keyframes) != len(counts):
+        raise ValueError(f"{len(keyframes)} keyframes but proposals for {len(counts)}")
+    if list(keyframes) != sorted(set(keyframes)):
+        raise ValueError(f"keyframes must be distinct and ascending, got {list(keyframes)}")
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    if len(keyframes) < 2:
+        return []
+    first, last = keyframes[0], keyframes[-1]
+    order = sorted(set(range(first, last + 1, step)) | set(keyframes))
+    position = {index: t for t, index in enumerate(keyframes)}
+    height, width = estimator.height, estimator.width
+    links: list[np.ndarray] = []
+    soft: np.ndarray | None = None
+    last_grey: np.ndarray | None = None
+    for index, image in frames(order):
+        grey = estimator.prepare(image)
+        if soft is not None and soft.shape[0]:
+            soft = estimator.warp(soft, estimator.pull(grey, last_grey))
+        t = position.get(index)
+        if t is not None:
+            if t > 0:
+                if soft.shape[0] == 0 or not counts[t]:
+                    links.append(np.zeros((soft.shape[0], len(counts[t])), np.float64))
+                else:
+                    warped = rle.encode_many(soft >= 0.5)
+                    links.append(iou_matrix(warped, counts[t], height, width))
+            masks = [rle.decode(c, height, width) for c in counts[t]]
+            soft = np.stack(masks).astype(np.float32) if masks else np.zeros((0, height, width))
+        last_grey = grey
+    if len(links) != len(keyframes) - 1:
+        raise ValueError(f"frame source ended before keyframe {keyframes[len(links) + 1]}")
     return links
