@@ -3,6 +3,7 @@ the dense_masks rows."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -184,3 +185,11 @@ def test_provenance_names_backend_and_settings() -> None:
     assert NonePropagator().provenance() == {"backend": "none"}
     flow = FlowPropagator(FlowSettings("fast", 320)).provenance()
     assert flow == {"backend": "flow", "preset": "fast", "max_side": 320}
+
+
+def test_sam2_backend_without_the_package_names_the_pip_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "sam2", None)  # import sam2 now fails, installed or not
+    with pytest.raises(ImportError, match=r"pip install --no-build-isolation sam2==1\.1\.0"):
+        make_propagator("sam2", {"config": "configs/sam2.1/sam2.1_hiera_t.yaml"})

@@ -207,3 +207,11 @@ def test_lazy_frames_hold_at_most_two_blocks() -> None:
     assert len(frames._blocks) == 2
     with pytest.raises(IndexError):
         frames[5]
+
+
+def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
+    from nvos.temporal.sam2_backend import make_sam2_propagator
+
+    missing = tmp_path / "sam2.1_hiera_tiny.pt"
+    with pytest.raises(FileNotFoundError, match="sam2.1_hiera_tiny.pt: file not found"):
+        make_sam2_propagator("configs/sam2.1/sam2.1_hiera_t.yaml", str(missing))
