@@ -128,6 +128,13 @@ def test_bad_keyframes_and_sources_are_named() -> None:
 
     with pytest.raises(ValueError, match="ended before frame 1"):
         list(propagator.propagate([keyframe(0, 0.5)], range(3), short_source))
+
+    def skipping_source(indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
+        for index in indices[::2]:
+            yield index, scene_frame(index)
+
+    with pytest.raises(ValueError, match="gave frame 2, expected 1"):
+        list(propagator.propagate([keyframe(0, 0.5)], range(3), skipping_source))
     with pytest.raises(ValueError, match="unknown propagation backend 'optical'"):
         make_propagator("optical")
 

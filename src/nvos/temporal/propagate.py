@@ -164,7 +164,8 @@ class FlowPropagator:
         received = 0
         for index, image in frames(order):
             if received >= len(order) or index != order[received]:
-                raise ValueError(f"frame source gave frame {index}, not the requested {order}")
+                expected = order[received] if received < len(order) else "no more frames"
+                raise ValueError(f"frame source gave frame {index}, expected {expected}")
             received += 1
             grey = estimator.prepare(image)
             key = by_index.get(index)
