@@ -13,6 +13,7 @@ import pytest
 from temporal_scenes import HEIGHT, WIDTH, iou, scene_frame, square_mask
 
 from nvos import rle, storage, video
+from nvos.temporal.backends import make_propagator
 from nvos.temporal.flow import FlowSettings
 from nvos.temporal.propagate import (
     SOURCE_KEYFRAME,
@@ -22,7 +23,6 @@ from nvos.temporal.propagate import (
     NonePropagator,
     dense_table,
     dense_targets,
-    make_propagator,
     video_frame_source,
 )
 
@@ -143,6 +143,8 @@ def test_make_propagator() -> None:
     assert isinstance(make_propagator("none"), NonePropagator)
     flow = make_propagator("flow", {"preset": "fast", "max_side": 200})
     assert isinstance(flow, FlowPropagator) and flow.settings == FlowSettings("fast", 200)
+    with pytest.raises(ValueError, match=r"backend 'flow': unknown settings \['presets'\]"):
+        make_propagator("flow", {"presets": "fast"})
 
 
 def test_dense_table_rows_round_trip(tmp_path: Path) -> None:
@@ -200,3 +202,10 @@ def test_sam2_backend_without_the_package_names_the_pip_line(
     monkeypatch.setitem(sys.modules, "sam2", None)  # import sam2 now fails, installed or not
     with pytest.raises(ImportError, match=r"pip install --no-build-isolation sam2==1\.1\.0"):
         make_propagator("sam2", {"config": "configs/sam2.1/sam2.1_hiera_t.yaml"})
+
+
+def test_flow_with_no_phrase_gives_empty_masks() -> None:
+    keys = [Keyframe.from_masks(2, np.zeros((0, HEIGHT, WIDTH), bool), np.zeros(0))]
+    dense = list(FlowPropagator(SETTINGS).propagate(keys, range(5), SceneSource()))
+    assert [f.masks.shape for f in dense] == [(0, HEIGHT, WIDTH)] * 5
+    assert dense_table("clip_a", [], [], dense).num_rows == 0

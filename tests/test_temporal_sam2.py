@@ -215,3 +215,13 @@ def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "sam2.1_hiera_tiny.pt"
     with pytest.raises(FileNotFoundError, match="sam2.1_hiera_tiny.pt: file not found"):
         make_sam2_propagator("configs/sam2.1/sam2.1_hiera_t.yaml", str(missing))
+
+
+def test_no_phrase_gives_empty_frames_without_running_the_model() -> None:
+    keys = [Keyframe.from_masks(3, np.zeros((0, H, W), bool), np.zeros(0))]
+    dense = list(Sam2Propagator(predictor=None).propagate(keys, [1, 3, 5], None))
+    assert [(f.frame_index, f.source, f.masks.shape) for f in dense] == [
+        (1, "propagated", (0, H, W)),
+        (3, "keyframe", (0, H, W)),
+        (5, "propagated", (0, H, W)),
+    ]

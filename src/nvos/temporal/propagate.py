@@ -22,7 +22,7 @@ keyframes, i.e. memory grows with the largest keyframe gap, not with the clip le
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,7 +35,6 @@ from nvos.temporal.flow import FlowEstimator, FlowSettings
 
 SOURCE_KEYFRAME = "keyframe"
 SOURCE_PROPAGATED = "propagated"
-BACKENDS = ("none", "flow", "sam2")
 
 FrameSource = Callable[[Sequence[int]], Iterator[tuple[int, np.ndarray]]]
 """Given ascending frame indices, yields (frame_index, RGB uint8 image (H, W, 3)) for each, in that
@@ -260,21 +259,6 @@ def video_frame_source(info: video.VideoInfo, height: int, width: int) -> FrameS
             yield index, rgb
 
     return source
-
-
-def make_propagator(backend: str, settings: Mapping[str, Any] | None = None) -> Propagator:
-    """The backend named ``backend`` (none | flow | sam2) with its settings (flow: preset,
-    max_side; sam2: see :func:`nvos.temporal.sam2_backend.make_sam2_propagator`)."""
-    settings = dict(settings or {})
-    if backend == "none":
-        return NonePropagator()
-    if backend == "flow":
-        return FlowPropagator(FlowSettings(**settings))
-    if backend == "sam2":
-        from nvos.temporal.sam2_backend import make_sam2_propagator
-
-        return make_sam2_propagator(**settings)
-    raise ValueError(f"unknown propagation backend {backend!r} (known: {list(BACKENDS)})")
 
 
 def dense_table(

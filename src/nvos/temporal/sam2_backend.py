@@ -184,6 +184,13 @@ class Sam2Propagator:
         order = sorted(set(int(t) for t in targets) | {k.frame_index for k in ordered})
         position = {index: p for p, index in enumerate(order)}
         height, width, n_phrases = ordered[0].height, ordered[0].width, len(ordered[0].counts)
+        if n_phrases == 0:  # nothing to track (SAM 2 refuses to propagate without a prompt)
+            key_indices = {k.frame_index for k in ordered}
+            for index in order:
+                source = SOURCE_KEYFRAME if index in key_indices else SOURCE_PROPAGATED
+                empty = np.zeros((0, height, width), bool)
+                yield DenseFrame(index, source, empty, np.zeros(0, np.float32))
+            return
         images = LazyFrames(frames, order, self.predictor.image_size, self.block)
         device_type = torch.device(self.predictor.device).type
         # sam2 keeps its memory features in bfloat16 and runs under autocast (its documented use)
