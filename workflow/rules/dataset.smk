@@ -1,12 +1,12 @@
 rule demo_data:
     output:
-        directory(f"{RUN}/demo_data"),
+        directory(LAYOUT.demo_data),
     params:
         demo=config["dataset"]["demo"],
     log:
-        f"{RUN}/logs/demo_data.log",
+        LAYOUT.log("demo_data"),
     benchmark:
-        f"{RUN}/benchmarks/demo_data.tsv"
+        LAYOUT.benchmark("demo_data")
     script:
         "../scripts/demo_data.py"
 
@@ -15,14 +15,14 @@ rule dataset:
     input:
         manifest=MANIFEST,
     output:
-        clips=f"{RUN}/clips.parquet",
-        annotations=f"{RUN}/annotations.parquet",
+        clips=LAYOUT.clips,
+        annotations=LAYOUT.annotations,
     params:
         dataset=config["dataset"],
         shards=config["shards"],
     log:
-        f"{RUN}/logs/dataset.log",
+        LAYOUT.log("dataset"),
     benchmark:
-        f"{RUN}/benchmarks/dataset.tsv"
+        LAYOUT.benchmark("dataset")
     script:
         "../scripts/dataset.py"
