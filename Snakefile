@@ -35,6 +35,7 @@ include: "workflow/rules/report.smk"
 # With evaluation splits: everything up to the report. Without (a training-only manifest, e.g.
 # Ego4D or EPIC narrations): everything up to the trained checkpoints, and the skip accounting.
 rule all:
+    """Default target: the report (no evaluation splits: the checkpoints and skip accounting)."""
     default_target: True
     input:
         (

@@ -1,7 +1,7 @@
 """Benchmark: recall and speed of phrase extraction on EPIC-KITCHENS-100 narrations.
 
 Recall = share of the annotated ``all_nouns`` whose head word (``'pan:frying'`` -> ``pan``) is
-the text or lemma of a token inside an extracted phrase (:mod:`nvos.phrases.recall`).
+the text or lemma of a token inside an extracted phrase (``benchmarks/epic_recall.py``).
 Compares, in the same run and on the same spaCy model:
 
 - ``reference``: plain spaCy noun chunks of the narration as written (full pipeline, NER on);
@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import spacy
+from epic_recall import EpicNarration, RecallReport, epic_head, phrase_recall, read_epic
 
 from nvos.phrases import Narration, Phrase, PhraseParser, load_spacy
 from nvos.phrases.parse import IMPERATIVE_STRATEGIES
-from nvos.phrases.recall import EpicNarration, RecallReport, epic_head, phrase_recall, read_epic
 
 
 class NounChunkReference(PhraseParser):

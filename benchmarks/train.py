@@ -1,6 +1,6 @@
 """Throughput of ROSA training: (a) the data loader, (b) the train step, (c) the full loop.
 
-Inputs of realistic size: a synthetic feature cache (``nvos.rosa.cache_fixture``) with the real
+Inputs of realistic size: a synthetic feature cache (``nvos.testing.cache_fixture``) with the real
 file layout, ``--clips`` clips of 12 stored frames × ``--regions`` proposals × ``--dim``-d float16
 region embeddings and ``--phrases`` phrases; items of ``--frames`` sampled frames, batches of
 ``--batch`` clips. The step is the real one: :class:`~nvos.rosa.model.RosaModel` (the ``rosa``
@@ -28,11 +28,11 @@ import pyarrow.parquet as pq
 import torch
 
 from nvos.layout import RunLayout
-from nvos.rosa.cache_fixture import synthetic_clips, write_synthetic_cache
 from nvos.rosa.config import RosaConfig
 from nvos.rosa.data import FeatureDataset, make_loader
 from nvos.rosa.losses import rosa_loss
 from nvos.rosa.model import RosaModel
+from nvos.testing.cache_fixture import synthetic_clips, write_synthetic_cache
 
 
 def parse_args() -> argparse.Namespace:

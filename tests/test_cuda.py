@@ -29,13 +29,13 @@ import torch  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
 from nvos.devices import claim_device  # noqa: E402
-from nvos.rosa.cache_fixture import synthetic_clips, write_synthetic_cache  # noqa: E402
 from nvos.rosa.checkpoint import rng_state, set_rng_state  # noqa: E402
 from nvos.rosa.config import RosaConfig  # noqa: E402
 from nvos.rosa.model import load_model  # noqa: E402
 from nvos.rosa.stage import run_torchrun, torchrun_command  # noqa: E402
-from nvos.rosa.synthetic import SyntheticSpec, make_synthetic_clips  # noqa: E402
 from nvos.rosa.train import train_rosa  # noqa: E402
+from nvos.testing.cache_fixture import synthetic_clips, write_synthetic_cache  # noqa: E402
+from nvos.testing.synthetic import SyntheticSpec, make_synthetic_clips  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 

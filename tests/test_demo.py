@@ -24,6 +24,7 @@ from nvos.demo.narration import PHRASE_FORMS, object_phrase
 from nvos.demo.plan import HEIGHT, WIDTH, plan_clip
 from nvos.demo.vocabulary import ObjectSpec, parse_vocabulary
 from nvos.frames import sample_frame_indices
+from nvos.manifest import validate_manifest
 from nvos.tags import has_reserved, parse_tags
 from nvos.video import frame_window, probe
 
@@ -201,8 +202,7 @@ def test_masks_match_rendered_and_decoded_frames(demo: Path, records: list[dict]
 
 
 def test_demo_validates(demo: Path) -> None:
-    manifest = pytest.importorskip("nvos.manifest")
-    records = manifest.validate_manifest(demo, splits=["train", "val", "test"])
+    records = validate_manifest(demo, splits=["train", "val", "test"])
     assert len(records) == N_CLIPS
 
 

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
 import pytest
 
+from benchmarks.reference_davis import reference_boundary_f, reference_jaccard, reference_seg2bmap
 from nvos import rle
 from nvos.metrics import (
     bound_pixels,
     boundary_f,
     boundary_f_rle,
-    connected_instances,
-    instance_scores,
     iou_matrix,
     jaccard,
     jaccard_rle,
@@ -33,19 +30,8 @@ from nvos.metrics.bitpack import (
 )
 
 DATA = Path(__file__).resolve().parent / "data"
-REPO = Path(__file__).resolve().parents[1]
 
 
-def _load_reference() -> ModuleType:
-    path = REPO / "benchmarks" / "reference_davis.py"
-    spec = importlib.util.spec_from_file_location("reference_davis", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-REF = _load_reference()
 PAIRS = np.load(DATA / "davis_pairs.npz")
 N_PAIRS = int(PAIRS["n"])
 
@@ -81,8 +67,8 @@ def test_golden_j_and_f(i: int) -> None:
 @pytest.mark.parametrize("i", range(N_PAIRS))
 def test_reference_implementation_golden(i: int) -> None:
     gt, pred, void = _pair(i)
-    assert REF.reference_jaccard(gt, pred, void) == pytest.approx(float(PAIRS["J"][i]), abs=1e-6)
-    assert REF.reference_boundary_f(gt, pred, void) == pytest.approx(float(PAIRS["F"][i]), abs=1e-6)
+    assert reference_jaccard(gt, pred, void) == pytest.approx(float(PAIRS["J"][i]), abs=1e-6)
+    assert reference_boundary_f(gt, pred, void) == pytest.approx(float(PAIRS["F"][i]), abs=1e-6)
 
 
 # ------------------------------------------------------------------ edge cases (REFERENCE §1)
@@ -131,7 +117,7 @@ def test_seg2bmap_half_pixel_ring() -> None:
     expected[1:4, 1:4] = True
     expected[2, 2] = False
     np.testing.assert_array_equal(seg2bmap(mask), expected)
-    np.testing.assert_array_equal(REF.reference_seg2bmap(mask), expected)
+    np.testing.assert_array_equal(reference_seg2bmap(mask), expected)
 
 
 def test_seg2bmap_last_row_and_column_rules() -> None:
@@ -139,7 +125,7 @@ def test_seg2bmap_last_row_and_column_rules() -> None:
     mask[4, 2] = True  # last row: only the east comparison counts
     mask[1, 5] = True  # last column: only the south comparison counts
     boundary = seg2bmap(mask)
-    np.testing.assert_array_equal(boundary, REF.reference_seg2bmap(mask))
+    np.testing.assert_array_equal(boundary, reference_seg2bmap(mask))
     assert boundary[4, 1] and boundary[4, 2] and not boundary[4, 3]
     assert boundary[0, 5] and boundary[1, 5] and not boundary[2, 5]
     assert not boundary[4, 5]
@@ -155,7 +141,7 @@ def test_single_pixels_within_tolerance() -> None:
     # each pixel's boundary is its 2x2 block reaching up/left: columns 19-20 vs 24-25
     assert boundary_f(a, b, bound_th=3) == 0.0  # 4 px apart at the closest, beyond 3 px
     assert boundary_f(a, b, bound_th=4) == 0.5  # the nearer half of each ring matches
-    assert boundary_f(a, b, bound_th=4) == REF.reference_boundary_f(a, b, bound_th=4)
+    assert boundary_f(a, b, bound_th=4) == reference_boundary_f(a, b, bound_th=4)
     assert boundary_f(a, a) == 1.0
 
 
@@ -197,8 +183,8 @@ def test_bad_input_is_rejected() -> None:
 def test_non_bool_input_is_cast() -> None:
     gt = _square(5, 5, 10).astype(np.uint8) * 255
     pred = _square(7, 6, 10).astype(np.float32)
-    assert jaccard(gt, pred) == REF.reference_jaccard(gt, pred)
-    assert boundary_f(gt, pred) == REF.reference_boundary_f(gt, pred)
+    assert jaccard(gt, pred) == reference_jaccard(gt, pred)
+    assert boundary_f(gt, pred) == reference_boundary_f(gt, pred)
 
 
 # ------------------------------------------------------------------ crop equivalence (random masks
@@ -253,10 +239,10 @@ def test_crop_equivalence_random_masks() -> None:
         void = _random_blobs(rng, height, width) if rng.random() < 0.25 else None
         bound_th = [0.008, 0.008, 0.03, 2, 5, 2.5, 1][round_ % 7]
         label = f"round {round_}: {height}x{width} bound_th={bound_th} void={void is not None}"
-        assert jaccard(gt, pred, void) == REF.reference_jaccard(gt, pred, void), label
+        assert jaccard(gt, pred, void) == reference_jaccard(gt, pred, void), label
         ours = boundary_f(gt, pred, void, bound_th)
-        assert ours == REF.reference_boundary_f(gt, pred, void, bound_th), label
-        np.testing.assert_array_equal(seg2bmap(gt), REF.reference_seg2bmap(gt), err_msg=label)
+        assert ours == reference_boundary_f(gt, pred, void, bound_th), label
+        np.testing.assert_array_equal(seg2bmap(gt), reference_seg2bmap(gt), err_msg=label)
         checked += 1
     assert checked == 360
 
@@ -286,15 +272,13 @@ def test_packed_boundary_maps_match_seg2bmap(width: int) -> None:
         for k, mask in enumerate(masks):
             bits = np.unpackbits(boundaries[k].view(np.uint8), axis=1, bitorder="little")
             assert not bits[:, width:].any()  # padding stays clear
-            np.testing.assert_array_equal(
-                bits[:, :width].astype(bool), REF.reference_seg2bmap(mask)
-            )
+            np.testing.assert_array_equal(bits[:, :width].astype(bool), reference_seg2bmap(mask))
 
 
 def test_non_integer_radius_falls_back_to_cv2() -> None:
     assert disk_half_widths(2.5) is None
     gt, pred = _square(10, 10, 12), _square(12, 11, 12)
-    assert boundary_f(gt, pred, bound_th=2.5) == REF.reference_boundary_f(gt, pred, bound_th=2.5)
+    assert boundary_f(gt, pred, bound_th=2.5) == reference_boundary_f(gt, pred, bound_th=2.5)
 
 
 def test_bound_th_uses_full_frame_diagonal() -> None:
@@ -302,7 +286,7 @@ def test_bound_th_uses_full_frame_diagonal() -> None:
     gt = np.zeros((1080, 1920), dtype=bool)
     gt[500:540, 900:960] = True
     pred = np.roll(gt, 15, axis=1)
-    assert boundary_f(gt, pred) == REF.reference_boundary_f(gt, pred)
+    assert boundary_f(gt, pred) == reference_boundary_f(gt, pred)
     assert math.isclose(boundary_f(gt, pred), 1.0)  # a 15 px shift is inside 18 px
 
 
@@ -332,41 +316,3 @@ def test_rle_entry_points() -> None:
         float(PAIRS["F"][41])
     )
     assert boundary_f_rle(gt_c, pred_c, h, w) == boundary_f(gt, pred)
-
-
-# ------------------------------------------------------------------ J_union / J_ins
-
-
-def test_instance_scores_two_pieces() -> None:
-    left, right = _square(10, 5, 10), _square(10, 30, 10)
-    scores = instance_scores(left, [left, right])
-    assert scores.j_ins == 1.0
-    assert scores.j_union == 0.5
-    both = left | right
-    assert instance_scores(both, [left, right]) == (1.0, 0.5)
-
-
-def test_instance_scores_empty_object() -> None:
-    assert instance_scores(_zeros(), []) == (1.0, 1.0)
-    assert instance_scores(_square(1, 1, 3), []) == (0.0, 0.0)
-
-
-def test_connected_instances_connectivity() -> None:
-    mask = _zeros()
-    mask[5, 5] = mask[6, 6] = True  # diagonal neighbours
-    mask[20:25, 20:25] = True
-    assert len(connected_instances(mask)) == 2
-    pieces = connected_instances(mask, connectivity=4)
-    assert len(pieces) == 3
-    np.testing.assert_array_equal(np.logical_or.reduce(pieces), mask)
-    assert connected_instances(_zeros()) == []
-    with pytest.raises(ValueError, match="connectivity"):
-        connected_instances(mask, connectivity=6)
-
-
-def test_instance_scores_from_union_components() -> None:
-    left, right = _square(10, 5, 10), _square(10, 30, 12)
-    union = left | right
-    j_union, j_ins = instance_scores(right, connected_instances(union))
-    assert j_union == jaccard(union, right)
-    assert j_ins == 1.0

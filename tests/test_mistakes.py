@@ -270,10 +270,11 @@ def test_nvos_commands_print_one_message(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def run_snakemake(
-    workdir: Path, layer: dict[str, Any], *targets: str
+    workdir: Path, layer: dict[str, Any] | str, *targets: str
 ) -> subprocess.CompletedProcess:
+    """The Snakefile in ``workdir`` with the defaults and ``layer`` (a mapping or a file's text)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "layer.yaml").write_text(yaml.safe_dump(layer))
+    (workdir / "layer.yaml").write_text(layer if isinstance(layer, str) else yaml.safe_dump(layer))
     command = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
         "--cores", "1", *targets, "--configfile", str(REPO / "config/config.yaml"), "layer.yaml",
@@ -297,6 +298,29 @@ def test_workflow_stops_at_start_with_the_config_message(tmp_path: Path) -> None
     assert "  proposals.sam.checkpoint: SAM needs a checkpoint file" in result.stderr
     assert "Traceback" not in result.stderr and "File " not in result.stderr
     assert not (tmp_path / "results").exists()  # no job ran, not even the demo generator
+
+
+@pytest.mark.parametrize("text", ["", "[1, 2]\n"])
+def test_empty_or_non_mapping_configfile(
+    tmp_path: Path, text: str, capsys: pytest.CaptureFixture
+) -> None:
+    """Snakemake reads --configfile before the Snakefile: its own message (without the file's
+    name, docs/errors.md), nothing run; ``nvos --config FILE validate`` names the file."""
+    workdir = tmp_path / "work"
+    result = run_snakemake(workdir, text, "-n")
+    assert result.returncode == 1
+    output = result.stdout + result.stderr  # Snakemake prints this error on stdout
+    assert "Config file must be given as JSON or YAML with keys at top level." in output
+    assert "Traceback" not in output
+    assert not (workdir / "results").exists()
+    make_video(tmp_path / "videos/v.mp4")
+    manifest = write_manifest(tmp_path, [clip("a")])
+    assert main(["--config", str(workdir / "layer.yaml"), "validate", str(manifest)]) == 1
+    found = "nothing (the file is empty)" if not text else "list"
+    assert capsys.readouterr().err == (
+        f"nvos validate: {workdir / 'layer.yaml'}: a config file must hold a mapping of keys, "
+        f"found {found}\n"
+    )
 
 
 def test_bad_manifest_is_one_message_from_the_dataset_rule(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from benchmarks.epic_recall import epic_head, phrase_recall, read_epic
 from nvos import storage
 from nvos.phrases import Phrase, PhraseParser, clean_narration, load_spacy, normalise_narration
-from nvos.phrases.recall import epic_head, phrase_recall, read_epic
 from nvos.phrases.stage import extract_phrases
 from nvos.tags import TagError
 

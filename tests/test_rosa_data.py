@@ -14,8 +14,8 @@ import torch
 from nvos import storage
 from nvos.layout import RunLayout, ShardPaths
 from nvos.rosa.batch import collate
-from nvos.rosa.cache_fixture import SyntheticClip, write_synthetic_cache
 from nvos.rosa.data import FRAME_COLUMNS, FeatureDataset, make_loader
+from nvos.testing.cache_fixture import SyntheticClip, write_synthetic_cache
 
 DIM = 8
 

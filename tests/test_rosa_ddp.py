@@ -18,8 +18,8 @@ import torch.multiprocessing as mp
 
 from nvos.rosa.config import RosaConfig
 from nvos.rosa.distributed import DistEnv
-from nvos.rosa.synthetic import SyntheticSpec, make_synthetic_clips
 from nvos.rosa.train import rank_seed, train_rosa
+from nvos.testing.synthetic import SyntheticSpec, make_synthetic_clips
 
 CPU = torch.device("cpu")
 SPEC = SyntheticSpec(n_clips=32, frames=(2, 3), regions=(4, 6), phrases=(1, 3), dim=16)

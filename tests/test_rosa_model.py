@@ -13,7 +13,7 @@ from nvos.rosa.batch import ClipBatch
 from nvos.rosa.config import ModelConfig
 from nvos.rosa.losses import rosa_loss
 from nvos.rosa.model import InputNorm, RosaModel, load_model, model_state
-from nvos.rosa.synthetic import SyntheticSpec, make_synthetic_clips
+from nvos.testing.synthetic import SyntheticSpec, make_synthetic_clips
 
 SPEC = SyntheticSpec(n_clips=6, frames=(2, 4), regions=(4, 7), phrases=(1, 3), dim=16)
 

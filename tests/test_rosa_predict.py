@@ -13,11 +13,11 @@ import torch
 from nvos import storage
 from nvos.layout import RunLayout
 from nvos.rosa.batch import ClipBatch
-from nvos.rosa.cache_fixture import SyntheticClip, write_synthetic_cache
 from nvos.rosa.config import ModelConfig
 from nvos.rosa.data import FeatureDataset
 from nvos.rosa.model import Alignment, RosaModel
 from nvos.rosa.predict import predict_rosa
+from nvos.testing.cache_fixture import SyntheticClip, write_synthetic_cache
 
 DIM = 8
 MAX_REGIONS = 5

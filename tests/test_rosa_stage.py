@@ -15,10 +15,10 @@ import torch
 from nvos.devices import claim_device
 from nvos.layout import RunLayout
 from nvos.rosa import stage
-from nvos.rosa.cache_fixture import synthetic_clips, write_synthetic_cache
 from nvos.rosa.config import resolve_variant
 from nvos.rosa.model import load_model
 from nvos.rosa.stage import run_torchrun, torchrun_command, train_on_device
+from nvos.testing.cache_fixture import synthetic_clips, write_synthetic_cache
 
 ROSA = {
     "dim": 16,

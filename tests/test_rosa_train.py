@@ -22,8 +22,8 @@ from nvos.rosa.losses import rosa_loss
 from nvos.rosa.model import RosaModel, load_model
 from nvos.rosa.restarts import train_restarts
 from nvos.rosa.sources import input_statistics
-from nvos.rosa.synthetic import SyntheticSpec, alignment_accuracy, make_synthetic_clips
 from nvos.rosa.train import LOG_COLUMNS, lr_factor, train_rosa
+from nvos.testing.synthetic import SyntheticSpec, alignment_accuracy, make_synthetic_clips
 
 #: Exactness tests pin the CPU: on a machine with CUDA, train_rosa's default is the GPU (with
 #: bf16), whose numbers differ (tests/test_cuda.py has the CUDA tests).

@@ -9,7 +9,7 @@ import pytest
 from nvos import storage
 from nvos.baselines import check_same_model, sam_clip_predictions, select_region
 from nvos.proposals.stage import read_proposals
-from nvos.rosa.cache_fixture import SyntheticClip, write_synthetic_cache
+from nvos.testing.cache_fixture import SyntheticClip, write_synthetic_cache
 
 DIM = 8
 

@@ -6,28 +6,18 @@ Uses the functions of ``benchmarks/dag.py`` (the same manifest and dry run it ti
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from benchmarks import dag
+
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 CLIPS_PER_SHARD = 1000
 
 
-def load_benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dag_benchmark", REPO / "benchmarks/dag.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_million_clip_dry_run_is_fast_and_jobs_grow_with_shards(tmp_path: Path) -> None:
-    dag = load_benchmark()
     small, big = tmp_path / "small.jsonl", tmp_path / "big.jsonl"
     dag.write_manifest(small, 2 * CLIPS_PER_SHARD)
     dag.write_manifest(big, 1_000_000)

@@ -22,7 +22,6 @@ embedded by the same model.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from nvos.frames import ROLE_ANNOTATED
 from nvos.methods.rows import PredictionRows
 from nvos.proposals.stage import read_proposals
 from nvos.skips import Ledger, Skip
+from nvos.types import PathLike
 
 __all__ = [
     "PromptEncoder",
@@ -55,7 +55,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 PromptEncoder = Callable[[Sequence[str]], np.ndarray]
 """Maps P prompts to (P, D) L2-normalised embeddings."""
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nvos.config import ConfigError, instance_errors, load_schema, merge
-from nvos.features.clip_names import REMOTE_PREFIXES, known_clip_models
+from nvos.features.clip_names import REMOTE_PREFIXES, SHIPPED_CONFIGS_DIR, known_clip_models
 from nvos.methods import method_names
 from nvos.rosa.config import MIN_VAL_CLIPS, TRAIN_SPLIT, VAL_SPLIT, resolve_variant
 
@@ -183,7 +183,7 @@ def _clip_problems(config: Mapping[str, Any]) -> list[str]:
         hint = f"did you mean {_listed(close)}? " if close else ""
         problems.append(
             f"features.clip.model: unknown CLIP model {model!r} ({hint}see "
-            "open_clip.list_models() and resources/clip/)"
+            f"open_clip.list_models() and {SHIPPED_CONFIGS_DIR})"
         )
     if isinstance(pretrained, str) and not os.path.isfile(pretrained):
         if os.sep in pretrained or pretrained.endswith(CHECKPOINT_SUFFIXES):

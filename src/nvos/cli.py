@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nvos import __version__
-from nvos.importers.cli import add_import_parser
+from nvos.importers.cli import add_import_parser, plain_text
 
 Handler = Callable[[argparse.Namespace, dict[str, Any]], int]
+SHARD_HELP = "the shard id, e.g. s00000 (a run's shards: the files under <run>/frames/)"
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
@@ -195,7 +196,7 @@ def cmd_export_davis(args: argparse.Namespace, config: dict[str, Any]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="nvos", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="nvos", description=plain_text(__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"nvos {__version__}")
     parser.add_argument(
         "--config", action="append", metavar="FILE", help="config file layered on the defaults"
@@ -205,30 +206,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "validate", help="check a manifest (every bad line) and the config against it"
     )
-    p.add_argument("manifest")
+    p.add_argument("manifest", help="the manifest to check (JSON Lines, one clip per line)")
     p.set_defaults(handler=cmd_validate)
 
     p = sub.add_parser("demo-data", help="generate the embedded demo dataset")
-    p.add_argument("out")
-    p.add_argument("--clips", type=int, default=24)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("out", help="folder to write (manifest.jsonl and the clips' videos)")
+    p.add_argument("--clips", type=int, default=24, help="number of clips (default %(default)s)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed of the generator (default %(default)s)"
+    )
     p.set_defaults(handler=cmd_demo_data)
 
     p = sub.add_parser("dataset", help="manifest -> clips.parquet + annotations.parquet")
-    p.add_argument("manifest")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("manifest", help="the manifest (JSON Lines), or a demo-data folder")
+    p.add_argument(
+        "--out", required=True, help="output folder (clips.parquet, annotations.parquet)"
+    )
     p.set_defaults(handler=cmd_dataset)
 
     p = sub.add_parser("frames", help="decode and sample the frames of one shard")
-    p.add_argument("clips")
-    p.add_argument("annotations")
-    p.add_argument("--shard", required=True)
+    p.add_argument("clips", help="clips.parquet (from nvos dataset)")
+    p.add_argument("annotations", help="annotations.parquet (from nvos dataset)")
+    p.add_argument("--shard", required=True, help=SHARD_HELP)
     p.add_argument("--out", required=True, help="frames/<shard>.parquet")
     p.set_defaults(handler=cmd_frames)
 
     p = sub.add_parser("proposals", help="mask proposals for one shard's frames")
-    p.add_argument("frames")
-    p.add_argument("--shard", required=True)
+    p.add_argument("frames", help="frames/<shard>.parquet (from nvos frames)")
+    p.add_argument("--shard", required=True, help=SHARD_HELP)
     p.add_argument("--out", required=True, help="proposals/<shard>.parquet")
     p.add_argument(
         "--lock-dir", default=None, help="the machine's per-GPU lock files (docs/devices.md)"
@@ -236,48 +241,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_proposals)
 
     p = sub.add_parser("phrases", help="object phrases of every narration -> phrases.parquet")
-    p.add_argument("clips")
+    p.add_argument("clips", help="clips.parquet (from nvos dataset)")
     p.add_argument("--out", required=True, help="phrases.parquet")
     p.set_defaults(handler=cmd_phrases)
 
     p = sub.add_parser("features", help="CLIP embeddings of one shard's regions and phrases")
     p.add_argument("run", help="results/<run> (reads frames, proposals, phrases, clips there)")
-    p.add_argument("--shard", required=True)
+    p.add_argument("--shard", required=True, help=SHARD_HELP)
     p.set_defaults(handler=cmd_features)
 
     p = sub.add_parser("sam-clip", help="SAM + CLIP zero-shot baseline for one shard")
     p.add_argument("run", help="results/<run> (reads its features; writes predictions/sam_clip/)")
-    p.add_argument("--shard", required=True)
+    p.add_argument("--shard", required=True, help=SHARD_HELP)
     p.set_defaults(handler=cmd_sam_clip)
 
     p = sub.add_parser("oracle", help="SAM upper bound: best-IoU proposal per object and frame")
-    p.add_argument("clips")
-    p.add_argument("annotations")
-    p.add_argument("proposals")
-    p.add_argument("--shard", required=True)
+    p.add_argument("clips", help="clips.parquet (from nvos dataset)")
+    p.add_argument("annotations", help="annotations.parquet (from nvos dataset)")
+    p.add_argument("proposals", help="proposals/<shard>.parquet (from nvos proposals)")
+    p.add_argument("--shard", required=True, help=SHARD_HELP)
     p.add_argument("--out", required=True, help="predictions/oracle/<shard>.parquet")
     p.set_defaults(handler=cmd_oracle)
 
     p = sub.add_parser("evaluate", help="score one method on one split")
     p.add_argument("predictions", nargs="+", help="predictions/<method>/<shard>.parquet files")
-    p.add_argument("--method", required=True)
-    p.add_argument("--split", required=True)
-    p.add_argument("--clips", required=True)
-    p.add_argument("--annotations", required=True)
+    p.add_argument("--method", required=True, help="the method's name, as in the results table")
+    p.add_argument("--split", required=True, help="the split to score (e.g. val, test)")
+    p.add_argument("--clips", required=True, help="clips.parquet (from nvos dataset)")
+    p.add_argument("--annotations", required=True, help="annotations.parquet (from nvos dataset)")
     p.add_argument("--out", required=True, help="folder for per_object.csv and summary.json")
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument(
+        "--workers", type=int, default=None, help="processes (default: evaluate.workers)"
+    )
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("report", help="results table, HTML page and overlays of a run folder")
-    p.add_argument("run", help="results/<run>")
-    p.add_argument("--out", default=None, help="default: <run>/report")
+    p.add_argument("run", help="the run folder, results/<run>")
+    p.add_argument("--out", default=None, help="output folder (default: <run>/report)")
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("export-davis", help="predictions as indexed PNGs (DAVIS/VOST layout)")
-    p.add_argument("run", help="results/<run>")
-    p.add_argument("--method", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--layout", choices=["davis", "vost"], default="davis")
+    p.add_argument("run", help="the run folder, results/<run>")
+    p.add_argument(
+        "--method", required=True, help="the method to export (a folder under predictions/)"
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--layout",
+        choices=["davis", "vost"],
+        default="davis",
+        help="folder layout of the PNGs (default %(default)s)",
+    )
     p.add_argument("--with-gt", action="store_true", help="also write GT, JPEGs and ImageSets")
     p.add_argument("--split", action="append", help="only these splits (repeatable)")
     p.set_defaults(handler=cmd_export_davis)

@@ -1,25 +1,28 @@
 """The pipeline's configuration tree: YAML files layered over the defaults, validated by schema.
 
 The Snakefile validates with ``snakemake.utils.validate`` against ``config/schema.yaml``; the
-``nvos`` command line uses :func:`load_config`, which does the same outside Snakemake.
+``nvos`` command line uses :func:`load_config`, which does the same outside Snakemake, with the
+copies of ``config/config.yaml`` and ``config/schema.yaml`` the package ships
+(:mod:`nvos.resources`).
 """
 
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
 from nvos.errors import NvosError
+from nvos.resources import resource_path
+from nvos.types import PathLike
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
-SCHEMA = REPO_ROOT / "config" / "schema.yaml"
+DEFAULT_CONFIG = resource_path("config.yaml")
+"""The default configuration shipped with the package (its source: ``config/config.yaml``)."""
+SCHEMA = resource_path("schema.yaml")
+"""The configuration's JSON schema shipped with the package (its source: ``config/schema.yaml``)."""
 
 
 class ConfigError(NvosError, ValueError):
@@ -37,7 +40,7 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
-def load_schema(schema: str | os.PathLike[str] = SCHEMA) -> dict[str, Any]:
+def load_schema(schema: PathLike = SCHEMA) -> dict[str, Any]:
     """The JSON schema of the configuration (``config/schema.yaml``) as a mapping."""
     with open(schema) as handle:
         return yaml.safe_load(handle)
@@ -61,12 +64,12 @@ def instance_errors(
     return lines
 
 
-def schema_errors(config: Mapping[str, Any], schema: str | os.PathLike[str] = SCHEMA) -> list[str]:
+def schema_errors(config: Mapping[str, Any], schema: PathLike = SCHEMA) -> list[str]:
     """Every violation of the schema, one line each, as ``dotted.key.path: reason``."""
     return instance_errors(config, load_schema(schema))
 
 
-def validate_config(config: dict[str, Any], schema: str | os.PathLike[str] = SCHEMA) -> None:
+def validate_config(config: dict[str, Any], schema: PathLike = SCHEMA) -> None:
     """Validate (and fill defaults into) ``config`` in place; raise :class:`ConfigError`.
 
     The message lists every problem with its key's dotted path (``frames.per_clip: ...``).
@@ -84,7 +87,7 @@ def validate_config(config: dict[str, Any], schema: str | os.PathLike[str] = SCH
         raise ConfigError(str(error)) from error
 
 
-def read_layer(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_layer(path: PathLike) -> dict[str, Any]:
     """One config file: a YAML mapping; a missing, unreadable, empty or non-mapping file is a
     :class:`ConfigError` naming it."""
     try:
@@ -101,7 +104,7 @@ def read_layer(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_config(
-    files: Sequence[str | os.PathLike[str]] = (), defaults: str | os.PathLike[str] = DEFAULT_CONFIG
+    files: Sequence[PathLike] = (), defaults: PathLike = DEFAULT_CONFIG
 ) -> dict[str, Any]:
     """The defaults with each of ``files`` layered on top, in order, then validated."""
     config: dict[str, Any] = {}

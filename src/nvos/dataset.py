@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 from nvos import storage
 from nvos.manifest import ClipRecord, summary, validate_manifest
 from nvos.shards import shard_ids, shard_of
+from nvos.types import PathLike
 from nvos.video import DEFAULT_FOLDER_FPS
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 EXHAUSTIVE = pa.field("exhaustive", pa.bool_())
 """Optional ``annotations`` column: the row's object flag from the manifest (null: not given)."""

@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 from nvos.oom import run_with_oom_retry
+from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ __all__ = [
 LOCK_VISIBLE_ENV = "NVOS_LOCK_VISIBLE_DEVICES"
 #: Environment variable naming the machine's lock folder (when no lock_dir is given).
 LOCK_DIR_ENV = "NVOS_GPU_LOCK_DIR"
-
-PathLike = str | os.PathLike[str]
 
 
 def resolve_lock_dir(lock_dir: PathLike | None, environ: Mapping[str, str] | None = None) -> Path:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -50,10 +49,10 @@ from nvos.evaluation.truth import (
 )
 from nvos.frames import ROLE_ANNOTATED, decode_jpeg
 from nvos.logs import Progress
+from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 LAYOUTS = ("davis", "vost")
 FRAME_DIGITS = 5

@@ -13,7 +13,6 @@ Downstream stages read them back with :func:`iter_frames` (RGB arrays grouped pe
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,14 +26,13 @@ import pyarrow.parquet as pq
 from nvos import storage, video
 from nvos.dataset import read_shard_clips
 from nvos.skips import Ledger, Skip
+from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
 
 ROLE_ANNOTATED = "annotated"
 ROLE_SAMPLED = "sampled"
 ROLES = (ROLE_ANNOTATED, ROLE_SAMPLED)
-
-PathLike = str | os.PathLike[str]
 
 
 class ClipFramesError(video.VideoError):

@@ -20,15 +20,15 @@ This module imports nothing heavy: the Snakefile loads it to build the DAG.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from nvos.types import PathLike
+
 __all__ = ["DEMO_MANIFEST_NAME", "RunLayout", "ShardPaths"]
 
-PathLike = str | os.PathLike[str]
 CacheKind = Literal["regions", "text"]
 
 DEMO_MANIFEST_NAME = "manifest.jsonl"

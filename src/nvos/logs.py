@@ -10,23 +10,35 @@ import time
 from collections.abc import Iterator
 
 from nvos.errors import NvosError
+from nvos.types import PathLike
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def setup_logging(
-    log_path: str | os.PathLike[str] | None = None, level: int = logging.INFO
-) -> None:
-    """Send the ``nvos`` loggers to ``log_path`` (appending) and to stderr."""
+class ProjectOrWarning(logging.Filter):
+    """Pass the project's records (loggers ``nvos`` and ``nvos.*``) at any level and everyone
+    else's from WARNING up: third-party progress chatter stays out of job logs (open_clip logs
+    about ten ``INFO root:`` lines per model it builds), their warnings and errors do not."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        project = record.name == "nvos" or record.name.startswith("nvos.")
+        return project or record.levelno >= logging.WARNING
+
+
+def setup_logging(log_path: PathLike | None = None, level: int = logging.INFO) -> None:
+    """Send the ``nvos`` loggers to ``log_path`` (appending) and to stderr, with other
+    libraries' records below WARNING left out (:class:`ProjectOrWarning`)."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="a"))
+    for handler in handlers:
+        handler.addFilter(ProjectOrWarning())
     logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=True)
 
 
 @contextlib.contextmanager
-def stage_log(log_path: str | os.PathLike[str] | None, stage: str) -> Iterator[logging.Logger]:
+def stage_log(log_path: PathLike | None, stage: str) -> Iterator[logging.Logger]:
     """Log a workflow script's start, end and duration to ``log_path`` (and stderr).
 
     An expected error (:class:`~nvos.errors.NvosError`: bad input, bad config) is logged as its

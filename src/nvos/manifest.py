@@ -36,6 +36,7 @@ from typing import Any
 from nvos import rle
 from nvos.errors import NvosError
 from nvos.tags import TagError, parse_tags
+from nvos.types import PathLike
 from nvos.video import (
     DEFAULT_FOLDER_FPS,
     VideoError,
@@ -505,7 +506,7 @@ class _LineChecker:
 
 
 def validate_manifest(
-    path: str | os.PathLike[str],
+    path: PathLike,
     splits: Sequence[str],
     folder_fps: float = DEFAULT_FOLDER_FPS,
 ) -> list[ClipRecord]:

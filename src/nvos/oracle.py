@@ -20,7 +20,6 @@ row: the evaluation scores them as missing), and clips without tags (training cl
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,10 +37,10 @@ from nvos.methods.rows import PredictionRows
 from nvos.metrics import iou_matrix
 from nvos.proposals.stage import StoredProposals, read_proposals
 from nvos.skips import Ledger, Skip
+from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 METHOD = "oracle"
 
 

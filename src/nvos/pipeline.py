@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from nvos.layout import RunLayout
+from nvos.types import PathLike
 from nvos.workflow import resolve_manifest
 
 logger = logging.getLogger(__name__)
-
-PathLike = str | Path
 
 
 def _with_skips(skipped_out: PathLike | None, summary: Any) -> Any:

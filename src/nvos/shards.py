@@ -13,6 +13,8 @@ import os
 import re
 from collections import Counter
 
+from nvos.types import PathLike
+
 
 def shard_name(index: int) -> str:
     """The id of shard number ``index`` (``s00000``, ``s00001``, ...)."""
@@ -54,7 +56,7 @@ def _scan(path: str, size: int, mtime_ns: int) -> tuple[int, tuple[tuple[str, in
     return lines, tuple(sorted(splits.items()))
 
 
-def scan_manifest(path: str | os.PathLike[str]) -> tuple[int, dict[str, int]]:
+def scan_manifest(path: PathLike) -> tuple[int, dict[str, int]]:
     """(non-empty lines, clips per ``split`` value) of a manifest, in one streamed pass.
 
     A scan, not a validation (that is :func:`nvos.manifest.validate_manifest`): lines without a
@@ -65,6 +67,6 @@ def scan_manifest(path: str | os.PathLike[str]) -> tuple[int, dict[str, int]]:
     return lines, dict(splits)
 
 
-def count_manifest_lines(path: str | os.PathLike[str]) -> int:
+def count_manifest_lines(path: PathLike) -> int:
     """Number of non-empty lines of a manifest (streamed: fast on millions of lines)."""
     return scan_manifest(path)[0]

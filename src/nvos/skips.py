@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from nvos import storage
+from nvos.types import PathLike
 
 __all__ = [
     "RECONCILIATION_COLUMNS",
@@ -47,7 +47,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 SCHEMA = pa.schema(
     [

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from nvos import __version__
 from nvos.errors import NvosError
+from nvos.types import PathLike
 
 PROVENANCE_KEY = b"nvos"
 
@@ -138,7 +139,7 @@ class SchemaError(NvosError, ValueError):
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
     The temporary file starts with ``.`` and ends with ``.tmp`` so that nothing globbing for the
@@ -160,7 +161,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
-def file_sha256(path: str | os.PathLike[str], chunk_bytes: int = 1 << 22) -> str:
+def file_sha256(path: PathLike, chunk_bytes: int = 1 << 22) -> str:
     """Hex SHA-256 of a file (manifests, checkpoints), read in chunks of ``chunk_bytes``."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -175,15 +176,13 @@ def _umask() -> int:
     return mask
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> None:
+def write_text(path: PathLike, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
-def write_csv(
-    path: str | os.PathLike[str], columns: Sequence[str], rows: Iterable[Mapping[str, Any]]
-) -> None:
+def write_csv(path: PathLike, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
     """Write a CSV file atomically: a header of ``columns``, then one line per row (missing keys
     and None as empty fields; a key outside ``columns`` is an error)."""
     buffer = io.StringIO()
@@ -211,7 +210,7 @@ def provenance(stage: str, config: Mapping[str, Any] | None = None, **extra: Any
 
 def write_table(
     table: pa.Table,
-    path: str | os.PathLike[str],
+    path: PathLike,
     schema: pa.Schema | str,
     meta: Mapping[str, Any] | None = None,
     row_group_size: int | None = None,
@@ -230,7 +229,7 @@ def write_table(
 
 
 def read_table(
-    path: str | os.PathLike[str],
+    path: PathLike,
     schema: pa.Schema | str | None = None,
     columns: list[str] | None = None,
     memory_map: bool = True,
@@ -245,7 +244,7 @@ def read_table(
     return table
 
 
-def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_provenance(path: PathLike) -> dict[str, Any]:
     """The provenance record written with a table (empty if none)."""
     metadata = pq.read_schema(path).metadata or {}
     raw = metadata.get(PROVENANCE_KEY)

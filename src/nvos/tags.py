@@ -138,5 +138,10 @@ def _read_id(narration: str, at: int, open_col: int) -> tuple[str, int]:
 
 
 def strip_tags(narration: str) -> str:
-    """The narration with its tags removed (raises :class:`TagError` when malformed)."""
+    """The narration with its tags removed (raises :class:`TagError` when malformed).
+
+    Not used by the pipeline yet: it is the free-text input of the end-to-end evaluation planned in
+    issue 19 (strip the tags, parse the phrases, segment), kept next to :func:`parse_tags`, whose
+    ``text`` it is.
+    """
     return parse_tags(narration).text

@@ -1,4 +1,5 @@
 rule demo_data:
+    """Generate the embedded demo (videos + manifest), used when dataset.manifest is null."""
     output:
         directory(LAYOUT.demo_data),
     params:
@@ -12,6 +13,7 @@ rule demo_data:
 
 
 rule dataset:
+    """Validate the manifest (every bad line at once) -> clips.parquet + annotations.parquet."""
     input:
         manifest=MANIFEST,
     output:

@@ -1,4 +1,5 @@
 rule evaluate_method:
+    """J, F and J&F (DAVIS semantics) of one method on one split."""
     input:
         predictions=lambda wc: LAYOUT.method_predictions(wc.method, SHARDS),
         clips=rules.dataset.output.clips,
@@ -20,6 +21,7 @@ rule evaluate_method:
 
 
 rule evaluate:
+    """Target: the metrics of every evaluate.methods on every evaluate.splits."""
     input:
         expand(
             LAYOUT.summary("{method}", "{split}"),

@@ -1,4 +1,5 @@
 rule features_shard:
+    """CLIP embeddings of one shard's region proposals and narration phrases."""
     input:
         frames=rules.frames_shard.output.frames,
         proposals=rules.proposals_shard.output.proposals,
@@ -26,6 +27,7 @@ rule features_shard:
 
 
 rule features:
+    """Target: the region and phrase embeddings of every shard."""
     input:
         expand(LAYOUT.regions("{shard}"), shard=SHARDS),
         expand(LAYOUT.text("{shard}"), shard=SHARDS),

@@ -1,4 +1,5 @@
 rule frames_shard:
+    """Decode and sample one shard's frames -> frames/<shard>.parquet."""
     input:
         clips=rules.dataset.output.clips,
         annotations=rules.dataset.output.annotations,
@@ -17,5 +18,6 @@ rule frames_shard:
 
 
 rule frames:
+    """Target: the frames of every shard."""
     input:
         expand(LAYOUT.frames("{shard}"), shard=SHARDS),

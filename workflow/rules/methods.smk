@@ -5,6 +5,7 @@ for _member in FAMILY:
     _names = method_names(config)[_member.name]
 
     rule:
+        f"""{_member.doc}"""
         name:
             _member.rule
         input:
@@ -28,6 +29,7 @@ for _member in FAMILY:
             "../scripts/predict.py"
 
     rule:
+        f"""{_member.target_doc}"""
         name:
             _member.target
         input:

@@ -1,4 +1,5 @@
 rule phrases:
+    """Object phrases of every narration (tags or a parser) -> phrases.parquet."""
     input:
         rules.dataset.output.clips,
     output:

@@ -1,4 +1,5 @@
 rule proposals_shard:
+    """Class-agnostic mask proposals (SAM or classical) of one shard's frames."""
     input:
         rules.frames_shard.output.frames,
     output:
@@ -18,5 +19,6 @@ rule proposals_shard:
 
 
 rule proposals:
+    """Target: the mask proposals of every shard."""
     input:
         expand(LAYOUT.proposals("{shard}"), shard=SHARDS),

@@ -1,4 +1,5 @@
 rule skips:
+    """Every item a stage skipped, with its reason -> skipped.csv + reconciliation.csv."""
     input:
         expand(LAYOUT.skipped("frames", "{shard}"), shard=SHARDS),
         expand(LAYOUT.skipped("proposals", "{shard}"), shard=SHARDS),
@@ -21,6 +22,7 @@ rule skips:
 
 
 rule report:
+    """Results table, HTML page and overlays of the run."""
     input:
         metrics=rules.evaluate.input,
         predictions=expand(

@@ -6,6 +6,7 @@ wildcard_constraints:
 
 
 rule train:
+    """Train one ROSA variant (VNA + RPA losses); keep the weights with the best validation VNA."""
     input:
         clips=rules.dataset.output.clips,
         phrases=rules.phrases.output.phrases,

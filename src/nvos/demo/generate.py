@@ -26,6 +26,7 @@ from nvos.demo.plan import FPS, HEIGHT, WIDTH, ClipPlan, plan_clip
 from nvos.demo.render import RenderedClip, render_clip
 from nvos.demo.vocabulary import Vocabulary, load_vocabulary
 from nvos.storage import write_text
+from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def write_video(path: Path, frames: np.ndarray) -> None:
 
 
 def generate_demo(
-    out_dir: Path, n_clips: int, seed: int, vocabulary: str | os.PathLike[str] | None = None
+    out_dir: Path, n_clips: int, seed: int, vocabulary: PathLike | None = None
 ) -> Path:
     """Generate the demo dataset into ``out_dir``; return the path of its ``manifest.jsonl``.
 

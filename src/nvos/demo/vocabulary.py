@@ -1,13 +1,12 @@
 """Vocabulary of the demo dataset: nouns (shape, size), colours, materials, skin tones, counters.
 
-Loaded from ``resources/demo_vocabulary.yaml``. Later stages use it to check phrase grounding
-(which noun / colour a phrase names and how that object looks).
+Loaded from ``demo_vocabulary.yaml`` in :mod:`nvos.resources`. Later stages use it to check
+phrase grounding (which noun / colour a phrase names and how that object looks).
 """
 
 from __future__ import annotations
 
 import colorsys
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-DEFAULT_VOCABULARY_PATH = Path(__file__).resolve().parents[3] / "resources" / "demo_vocabulary.yaml"
+from nvos.resources import resource_path
+from nvos.types import PathLike
+
+DEFAULT_VOCABULARY_PATH = resource_path("demo_vocabulary.yaml")
 
 SHAPES = frozenset(
     {
@@ -204,8 +206,8 @@ def parse_vocabulary(data: dict[str, Any], source: str = "<vocabulary>") -> Voca
     return Vocabulary(colours, materials, nouns, skin, counters)
 
 
-def load_vocabulary(path: str | os.PathLike[str] | None = None) -> Vocabulary:
-    """Load the demo vocabulary (default: the shipped ``resources/demo_vocabulary.yaml``)."""
+def load_vocabulary(path: PathLike | None = None) -> Vocabulary:
+    """Load the demo vocabulary (default: the shipped ``nvos/resources/demo_vocabulary.yaml``)."""
     source = Path(path) if path is not None else DEFAULT_VOCABULARY_PATH
     if not source.is_file():
         raise VocabularyError(f"{source}: demo vocabulary file not found")

@@ -8,15 +8,13 @@ by reason and keeps a few examples for the summary.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from nvos import storage
 from nvos.errors import NvosError
-
-PathLike = str | os.PathLike[str]
+from nvos.types import PathLike
 
 MAX_EXAMPLES = 5
 MAX_LISTED_DUPLICATES = 10

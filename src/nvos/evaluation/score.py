@@ -26,6 +26,7 @@ from nvos.evaluation.masks import decode_to_gt_size
 from nvos.evaluation.predictions import PredictedMask
 from nvos.evaluation.truth import ClipTruth, ObjectFrameTruth, TaggedObject
 from nvos.metrics import DEFAULT_BOUND_TH, InstanceScores, boundary_f
+from nvos.metrics.instances import Components, best_jaccard
 from nvos.metrics.masks import count
 from nvos.metrics.region import jaccard_from_counts
 
@@ -78,7 +79,9 @@ def region_scores(gt: ObjectFrameTruth, pred: np.ndarray) -> InstanceScores:
     The same numbers as :func:`nvos.metrics.instance_scores` (``pred``, the instance masks), from
     pixel counts inside the ground truth's box: an instance's intersection with the prediction
     lies in that box, and its union is |instance| + |pred| - intersection (J = 1 when both are
-    empty, DAVIS's rule, via :func:`nvos.metrics.region.jaccard_from_counts`).
+    empty, DAVIS's rule, via :func:`nvos.metrics.region.jaccard_from_counts` and
+    :func:`nvos.metrics.instances.best_jaccard`). Connected components are counted on their label
+    image in one pass, however many there are.
     """
     n_pred = count(pred)
     if gt.box is None:
@@ -90,11 +93,13 @@ def region_scores(gt: ObjectFrameTruth, pred: np.ndarray) -> InstanceScores:
     j_union = jaccard_from_counts(inter, gt.union_area + n_pred - inter)
     if len(gt.instances) == 1:
         return InstanceScores(j_union, j_union)
-    j_ins = 0.0
-    for instance, area in zip(gt.instances, gt.instance_areas, strict=True):
-        inter = count(instance & crop) if n_pred else 0
-        j_ins = max(j_ins, jaccard_from_counts(inter, area + n_pred - inter))
-    return InstanceScores(j_union, j_ins)
+    if not n_pred:
+        hits = np.zeros(len(gt.instance_areas), dtype=np.int64)
+    elif isinstance(gt.instances, Components):
+        hits = gt.instances.intersections(crop)  # one pass over the label image
+    else:
+        hits = np.array([count(instance & crop) for instance in gt.instances])
+    return InstanceScores(j_union, best_jaccard(hits, np.array(gt.instance_areas), n_pred))
 
 
 def score_frames(

@@ -23,7 +23,6 @@ import io
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
@@ -52,10 +51,10 @@ from nvos.evaluation.truth import (
 )
 from nvos.logs import Progress
 from nvos.metrics import DEFAULT_BOUND_TH
+from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 CSV_COLUMNS = (
     "clip_id",

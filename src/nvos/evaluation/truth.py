@@ -12,7 +12,6 @@ that frame is absent there (an empty mask).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,10 +22,10 @@ import pyarrow.parquet as pq
 
 from nvos import rle, storage
 from nvos.metrics import connected_instances
+from nvos.metrics.instances import Components
 from nvos.metrics.masks import Box, bounding_box, count
 from nvos.tags import TagError, parse_tags
-
-PathLike = str | os.PathLike[str]
+from nvos.types import PathLike
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,17 +92,18 @@ class ObjectFrameTruth:
         union: The object mask (H, W) bool, C-contiguous (empty when the object is absent).
         box: Tight box (y0, y1, x0, x1) of ``union``; None when it is empty.
         union_crop: ``union`` inside ``box`` (h, w) bool (0 x 0 when empty).
-        instances: The instance masks inside ``box``, each (h, w) bool: the listed instances when
-            the data gives several, otherwise the 8-connected components of the union (found on
-            the crop, which holds every foreground pixel, so they are the full frame's components).
-            None when the object is absent.
+        instances: The instances inside ``box``: the listed instance masks, each (h, w) bool,
+            when the data gives several, otherwise the 8-connected components of the union
+            (:class:`~nvos.metrics.instances.Components` of the crop, which holds every foreground
+            pixel, so they are the full frame's components; a label image, not a mask each).
+            Empty when the object is absent.
         union_area, instance_areas: Their pixel counts.
     """
 
     union: np.ndarray
     box: Box | None
     union_crop: np.ndarray
-    instances: tuple[np.ndarray, ...]
+    instances: tuple[np.ndarray, ...] | Components
     union_area: int
     instance_areas: tuple[int, ...]
 
@@ -123,17 +123,11 @@ class ObjectFrameTruth:
         y0, y1, x0, x1 = box
         crop = np.ascontiguousarray(union[y0:y1, x0:x1])
         if len(masks) > 1:
-            instances = [np.ascontiguousarray(m[y0:y1, x0:x1]) for m in masks]
-        else:
-            instances = connected_instances(crop)
-        return cls(
-            union,
-            box,
-            crop,
-            tuple(instances),
-            count(crop),
-            tuple(count(m) for m in instances),
-        )
+            listed = tuple(np.ascontiguousarray(m[y0:y1, x0:x1]) for m in masks)
+            return cls(union, box, crop, listed, count(crop), tuple(count(m) for m in listed))
+        components = connected_instances(crop)
+        areas = tuple(int(a) for a in components.areas)
+        return cls(union, box, crop, components, count(crop), areas)
 
 
 def read_annotations(annotations_path: PathLike, clip_ids: Iterable[str] | None = None) -> pa.Table:

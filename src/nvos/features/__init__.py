@@ -1,7 +1,7 @@
 """The ``features`` stage: frozen CLIP embeddings of proposals (regions) and phrases (DESIGN §7).
 
 - :mod:`nvos.features.clip_model`: :func:`load_clip` (open_clip model + tokenizer, pretrained tag,
-  local file or seeded random weights; shipped tiny configs in ``resources/clip/``);
+  local file or seeded random weights; shipped tiny configs in ``nvos/resources/clip/``);
 - :mod:`nvos.features.tokens`: :func:`align_tokens`, character spans of CLIP BPE tokens;
 - :mod:`nvos.features.regions`: :func:`masked_crops`, batched masked crops on the device;
 - :mod:`nvos.features.text`: narration, context and plain phrase embeddings;

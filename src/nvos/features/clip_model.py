@@ -9,9 +9,9 @@
 - ``None``: the model is randomly initialised from a fixed seed. This is the demo's setting (no
   weights are ever downloaded by the demo or the tests); the log says so with a WARNING.
 
-Besides open_clip's own configs, the configs shipped in ``resources/clip/`` are registered, e.g.
-``nvos-tiny-vit`` (an 8-layer ViT at 96 px with a small text tower), small enough for the demo to
-encode a few thousand regions in about a minute on 2 CPU cores.
+Besides open_clip's own configs, the configs shipped in ``nvos/resources/clip/`` are registered,
+e.g. ``nvos-tiny-vit`` (an 8-layer ViT at 96 px with a small text tower), small enough for the demo
+to encode a few thousand regions in about a minute on 2 CPU cores.
 
 :meth:`ClipEncoder.describe` is what the feature tables record in their metadata (model,
 pretrained tag or file hash, input size, embedding size).
@@ -20,7 +20,6 @@ pretrained tag or file hash, input size, embedding size).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import torch
 
 from nvos.features.clip_names import SHIPPED_CONFIGS_DIR
 from nvos.features.tokens import check_tokenizer
+from nvos.types import PathLike
 
 __all__ = [
     "SHIPPED_CONFIGS_DIR",
@@ -97,7 +97,7 @@ def register_shipped_configs(directory: Path = SHIPPED_CONFIGS_DIR) -> list[str]
 
 def load_clip(
     model: str,
-    pretrained: str | os.PathLike[str] | None,
+    pretrained: PathLike | None,
     device: torch.device | str = "cpu",
     seed: int = 0,
     image_size: int | None = None,

@@ -1,7 +1,7 @@
 """The CLIP model names the features stage can build, known without importing open_clip or torch.
 
 open_clip registers one JSON config per model name in its ``model_configs`` folder; nvos ships
-more in ``resources/clip/`` (:data:`SHIPPED_CONFIGS_DIR`). Names with a :data:`REMOTE_PREFIXES`
+more in ``nvos/resources/clip/`` (:data:`SHIPPED_CONFIGS_DIR`). Names with a :data:`REMOTE_PREFIXES`
 prefix are resolved by open_clip itself (a Hugging Face hub id or a local folder).
 """
 
@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-SHIPPED_CONFIGS_DIR = Path(__file__).resolve().parents[3] / "resources" / "clip"
+from nvos.resources import resource_path
+
+SHIPPED_CONFIGS_DIR = resource_path("clip")
 """Folder of the extra open_clip model configs shipped with nvos (one JSON per model name)."""
 
 REMOTE_PREFIXES = ("hf-hub:", "local-dir:")

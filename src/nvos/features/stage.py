@@ -21,7 +21,6 @@ input size), the crop policy, and the counts.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from nvos.logs import Progress
 from nvos.phrases import clean_narration
 from nvos.proposals.stage import read_proposals
 from nvos.skips import Ledger, Skip
+from nvos.types import PathLike
 
 __all__ = [
     "FeaturesSummary",
@@ -54,8 +54,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)

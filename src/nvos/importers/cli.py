@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from typing import Any
 
@@ -17,6 +18,25 @@ FORMATS: dict[str, str] = {
 }
 
 
+# Docstring markup -> plain text: :role:`~a.b.C` -> C, :role:`a.b` -> a.b, ``x`` -> x, **x** -> x,
+# and "REFERENCE §3" -> "docs/reference.md §3" (the documents the citations name).
+MARKUP = [
+    (re.compile(r"\b(DESIGN|REFERENCE) §"), lambda m: f"docs/{m.group(1).lower()}.md §"),
+    (re.compile(r":[a-z]+:`~(?:[\w.]+\.)?(\w+)`"), r"\1"),
+    (re.compile(r":[a-z]+:`([^`]+)`"), r"\1"),
+    (re.compile(r"``(.+?)``", re.DOTALL), r"\1"),
+    (re.compile(r"\*\*(.+?)\*\*", re.DOTALL), r"\1"),
+]
+
+
+def plain_text(docstring: str) -> str:
+    """A module docstring as ``--help`` shows it: its reStructuredText roles, literals and bold
+    markers removed, its citations as file names (the text and its line breaks kept)."""
+    for pattern, replacement in MARKUP:
+        docstring = pattern.sub(replacement, docstring)
+    return docstring
+
+
 def add_import_parser(sub: Any) -> None:
     """Add ``import`` with one sub-subcommand per format to the ``nvos`` subparsers ``sub``."""
     parser = sub.add_parser("import", help="convert a real dataset's files into a manifest")
@@ -26,7 +46,7 @@ def add_import_parser(sub: Any) -> None:
         p = formats.add_parser(
             name,
             help=help_text,
-            description=module.__doc__,
+            description=plain_text(module.__doc__ or ""),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(p)

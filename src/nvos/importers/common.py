@@ -28,6 +28,7 @@ from nvos import rle
 from nvos.errors import NvosError
 from nvos.storage import atomic_path
 from nvos.tags import parse_tags
+from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class ClipSkip(Exception):
 
 
 def read_rows(
-    path: str | os.PathLike[str], required: Sequence[str], what: str, hint: str = ""
+    path: PathLike, required: Sequence[str], what: str, hint: str = ""
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Stream a CSV table's rows as (line number, {column: stripped text}).
 
@@ -159,7 +160,7 @@ def tag_ids(narration: str) -> list[str]:
     return list(dict.fromkeys(p.object_id for p in parse_tags(narration).phrases))
 
 
-def relative_path(path: str | os.PathLike[str], manifest: str | os.PathLike[str]) -> str:
+def relative_path(path: PathLike, manifest: PathLike) -> str:
     """``path`` relative to the manifest's folder (manifest paths are relative to the file)."""
     return os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(manifest)))
 
@@ -178,7 +179,7 @@ class ManifestWriter:
         self._seen: set[str] = set()
         self.summary = ImportSummary(source)
 
-    def video_path(self, path: str | os.PathLike[str]) -> str:
+    def video_path(self, path: PathLike) -> str:
         """A video or frame-folder path as the manifest stores it (relative to the manifest)."""
         return relative_path(path, self.out)
 
@@ -220,7 +221,7 @@ def summary_path(out: Path) -> Path:
 
 
 @contextmanager
-def open_manifest(out: str | os.PathLike[str], source: str) -> Iterator[ManifestWriter]:
+def open_manifest(out: PathLike, source: str) -> Iterator[ManifestWriter]:
     """Open ``out`` for an import; on success write it, its skip list and summary atomically.
 
     If the block raises (or the process is killed), none of the three files is created.

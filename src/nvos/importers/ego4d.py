@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import logging
 import math
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from nvos.importers.common import (
 from nvos.importers.jsonstream import JsonStream, open_json
 from nvos.phrases.normalise import NarrationError, normalise_narration
 from nvos.tags import TagError
+from nvos.types import PathLike
 from nvos.video import VideoError, VideoInfo, frame_window, probe
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ _PASS_KEY = re.compile(r"narration_pass_(\d+)")
 # Video timing: ego4d.json metadata or a probe
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, VideoInfo]:
+def read_metadata(path: PathLike) -> dict[str, VideoInfo]:
     """Frame rate and frame count per ``video_uid`` from ``ego4d.json`` (streamed).
 
     Reads ``videos[].video_uid`` and ``videos[].video_metadata`` (``fps`` and ``num_frames``, or
@@ -321,11 +321,11 @@ class _Importer:
 
 
 def import_ego4d(
-    narration_json: str | os.PathLike[str],
-    videos: str | os.PathLike[str],
+    narration_json: PathLike,
+    videos: PathLike,
     writer: ManifestWriter,
     *,
-    metadata: str | os.PathLike[str] | None = None,
+    metadata: PathLike | None = None,
     window: ClipWindow | None = None,
     passes: Sequence[int] = PASSES,
     split: str = "train",

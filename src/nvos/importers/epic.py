@@ -32,7 +32,6 @@ import ast
 import csv
 import logging
 import math
-import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -47,6 +46,7 @@ from nvos.importers.common import (
 )
 from nvos.phrases.normalise import NarrationError, normalise_narration
 from nvos.tags import TagError
+from nvos.types import PathLike
 from nvos.video import VideoError, VideoInfo, folder_images, frame_window, probe
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def default_fps(video_id: str) -> float:
     return EXTENSION_FPS if _EXTENSION_VIDEO.fullmatch(video_id) else EPIC55_FPS
 
 
-def read_video_info(path: str | os.PathLike[str]) -> dict[str, float]:
+def read_video_info(path: PathLike) -> dict[str, float]:
     """``video_id -> fps`` from ``EPIC_100_video_info.csv`` (video_id, duration, fps, resolution).
 
     Raises :class:`ImportFormatError` naming the file and line for a missing column or a frame
@@ -259,12 +259,12 @@ def _row_problem(row: dict[str | None, str | None]) -> tuple[str, tuple[str, ...
 
 
 def import_epic(
-    csv_path: str | os.PathLike[str],
+    csv_path: PathLike,
     writer: ManifestWriter,
     *,
-    videos: str | os.PathLike[str] | None = None,
-    frames: str | os.PathLike[str] | None = None,
-    video_info: str | os.PathLike[str] | None = None,
+    videos: PathLike | None = None,
+    frames: PathLike | None = None,
+    video_info: PathLike | None = None,
     fps: float | None = None,
     split: str | None = None,
 ) -> None:

@@ -102,10 +102,10 @@ from nvos.importers.visor_records import (
     read_narrations,
     slug,
 )
+from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 FOLDER_FPS = 1.0
 """Frame rate written for the per-video folders of sparse frames (an ordinal time axis)."""

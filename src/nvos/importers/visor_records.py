@@ -9,7 +9,6 @@ streams the narration table's rows as :class:`NarrationRow`; :func:`read_data_ma
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,8 +20,7 @@ import numpy as np
 from nvos.importers.common import ImportFormatError, ManifestWriter, read_rows, tag_ids
 from nvos.importers.polygons import PolygonError, entity_polygons
 from nvos.tags import TagError
-
-PathLike = str | os.PathLike[str]
+from nvos.types import PathLike
 
 NARRATION_COLUMNS: tuple[str, ...] = (
     "clip_id",

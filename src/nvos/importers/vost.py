@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -58,11 +57,11 @@ from nvos.importers.common import (
     tag_ids,
 )
 from nvos.tags import TagError
+from nvos.types import PathLike
 from nvos.video import folder_images
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 NARRATION_COLUMNS: tuple[str, ...] = ("sequence", "narration")
 """Required columns of the VOST narration table (``clip_id``, ``split``, ``instances`` optional)."""

@@ -14,6 +14,7 @@ from typing import Any
 from nvos.layout import RunLayout
 from nvos.methods.base import Method, ShardJob, ShardResult
 from nvos.methods.registry import FAMILY, evaluated_methods, member, method_names
+from nvos.types import PathLike
 
 __all__ = [
     "FAMILY",
@@ -32,7 +33,7 @@ def predict_method_shard(
     method: str,
     shard: str,
     params: Mapping[str, Any] | None = None,
-    lock_dir: str | os.PathLike[str] | None = None,
+    lock_dir: PathLike | None = None,
 ) -> ShardResult:
     """Predict ``method`` on ``shard``: ``predictions/<method>/<shard>.parquet`` and its skip
     ledger ``skipped/predictions/<method>/<shard>.parquet``. ``params`` default to the member's

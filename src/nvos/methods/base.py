@@ -13,17 +13,15 @@ library code inside :meth:`Method.predict`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from nvos.layout import RunLayout
 from nvos.skips import Ledger
+from nvos.types import PathLike
 
 __all__ = ["Method", "ShardJob", "ShardResult"]
-
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -62,12 +60,15 @@ class Method(Protocol):
         rule: the Snakemake rule of its per-shard jobs (``sam_clip_shard``).
         target: the Snakemake rule collecting all its predictions (``sam_clip``).
         gpu: GPUs one shard job claims (0: CPU only; the rule's ``gpu`` resource).
+        doc, target_doc: one line describing each rule (``snakemake -l``).
     """
 
     name: str
     rule: str
     target: str
     gpu: int
+    doc: str
+    target_doc: str
 
     def names(self, config: Mapping[str, Any]) -> list[str]:
         """The method names (report rows) this member provides under ``config``."""

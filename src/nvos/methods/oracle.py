@@ -16,6 +16,8 @@ class Oracle:
     rule = "oracle_shard"
     target = "oracle"
     gpu = 0
+    doc = "SAM upper bound for one shard: the best-IoU proposal per tagged object and frame."
+    target_doc = "Target: the oracle's predictions for every shard."
 
     def names(self, config: Mapping[str, Any]) -> list[str]:
         return [self.name]

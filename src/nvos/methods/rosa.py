@@ -18,6 +18,8 @@ class Rosa:
     rule = "predict_shard"
     target = "predict"
     gpu = 1
+    doc = "Masks for one shard's tagged phrases from a trained ROSA variant."
+    target_doc = "Target: the predictions of every ROSA variant for every shard."
 
     def names(self, config: Mapping[str, Any]) -> list[str]:
         return list(config["rosa"]["variants"])

@@ -6,17 +6,15 @@ Every method fills a :class:`PredictionRows` row by row and writes it with
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
 
 from nvos import storage
+from nvos.types import PathLike
 
 __all__ = ["PredictionRows"]
-
-PathLike = str | os.PathLike[str]
 
 
 class PredictionRows:

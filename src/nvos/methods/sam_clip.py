@@ -25,6 +25,8 @@ class SamClip:
     rule = "sam_clip_shard"
     target = "sam_clip"
     gpu = 1
+    doc = "SAM + CLIP zero-shot baseline for one shard: the proposal nearest each phrase's prompt."
+    target_doc = "Target: the SAM + CLIP baseline's predictions for every shard."
 
     def names(self, config: Mapping[str, Any]) -> list[str]:
         return [self.name]

@@ -5,11 +5,12 @@ Masks are boolean numpy arrays (H, W); the ground truth always comes first, as i
 
 from nvos.metrics.boundary import DEFAULT_BOUND_TH, bound_pixels, boundary_f, seg2bmap
 from nvos.metrics.coco import boundary_f_rle, iou_matrix, jaccard_rle
-from nvos.metrics.instances import InstanceScores, connected_instances, instance_scores
+from nvos.metrics.instances import Components, InstanceScores, connected_instances, instance_scores
 from nvos.metrics.region import jaccard
 
 __all__ = [
     "DEFAULT_BOUND_TH",
+    "Components",
     "InstanceScores",
     "bound_pixels",
     "boundary_f",

@@ -2,7 +2,6 @@
 
 - :mod:`nvos.phrases.normalise`: :func:`clean_narration`, the text every span indexes;
 - :mod:`nvos.phrases.parse`: :class:`PhraseParser` (tags, or spaCy noun chunks);
-- :mod:`nvos.phrases.recall`: coverage of EPIC-100's annotated nouns;
 - :mod:`nvos.phrases.stage`: :func:`extract_phrases` writes ``phrases.parquet``.
 """
 

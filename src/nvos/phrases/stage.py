@@ -11,7 +11,6 @@ are counted, logged and listed in the provenance metadata (``summary_clips``,
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,12 +24,11 @@ from nvos.phrases.normalise import Narration, NarrationError, normalise_narratio
 from nvos.phrases.parse import PhraseParser, load_spacy
 from nvos.skips import Ledger, Skip
 from nvos.tags import TagError
+from nvos.types import PathLike
 
 __all__ = ["PhrasesSummary", "build_parser", "extract_phrases"]
 
 logger = logging.getLogger(__name__)
-
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)

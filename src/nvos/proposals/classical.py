@@ -74,10 +74,10 @@ class ClassicalConfig:
         max_proposals: At most this many proposals per frame leave the backend (best first).
     """
 
-    scales: tuple[float, ...] = (60.0, 200.0, 600.0)
-    sigma: float = 0.8
+    scales: tuple[float, ...] = (300.0,)
+    sigma: float = 0.5
     min_segment_px: int = 30
-    merge_thresholds: tuple[float, ...] = (6.0, 12.0, 20.0)
+    merge_thresholds: tuple[float, ...] = (5.0, 10.0, 15.0, 22.0)
     min_area_frac: float = 0.001
     max_area_frac: float = 0.5
     dedup_iou: float = 0.7
@@ -123,20 +123,61 @@ class ClassicalConfig:
 
 
 @dataclass
-class _Level:
-    """One partition of the working-resolution frame.
+class _Base:
+    """A Felzenszwalb partition and the per-region sums every partition merged from it needs.
 
     Attributes:
-        labels: (h, w) int64, region index per pixel, 0..n-1.
+        labels: (h, w) int64, base region per pixel, 0..n-1.
+        count: (n,) float64 pixels per region.
+        sums: (n, 3) float64 sum of the CIELAB colours of its pixels.
+        squares: (n, 3) float64 sum of their squares.
+        pairs: (E, 2) int64 4-adjacent region pairs (a < b), each once.
+        length: (E,) float64 adjacent pixel pairs across each region pair's boundary.
+    """
+
+    labels: np.ndarray
+    count: np.ndarray
+    sums: np.ndarray
+    squares: np.ndarray
+    pairs: np.ndarray
+    length: np.ndarray
+
+    @staticmethod
+    def of(labels: np.ndarray, pixels: np.ndarray) -> _Base:
+        """Statistics of ``labels`` (h, w) given the (h*w, 3) float64 pixel colours."""
+        flat = labels.ravel()
+        n = int(flat.max()) + 1
+        count = np.bincount(flat, minlength=n).astype(np.float64)
+        sums = np.stack([np.bincount(flat, pixels[:, c], minlength=n) for c in range(3)], 1)
+        squares = np.stack([np.bincount(flat, pixels[:, c] ** 2, minlength=n) for c in range(3)], 1)
+        pixel_pairs = _adjacent_pairs(labels)
+        codes, length = np.unique(pixel_pairs[:, 0] * n + pixel_pairs[:, 1], return_counts=True)
+        pairs = np.stack([codes // n, codes % n], axis=1)
+        return _Base(labels, count, sums, squares, pairs, length.astype(np.float64))
+
+
+@dataclass
+class _Level:
+    """One partition of the working-resolution frame: a union of the regions of its base.
+
+    Attributes:
+        base: The Felzenszwalb partition it was merged from.
+        component: (n_base,) int64, the level's region of each base region, 0..n-1.
         area: (n,) int64 pixels per region.
         candidate: (n,) bool, region area within the allowed range.
         confidence: (n,) float32 boundary-contrast / homogeneity score in [0, 1].
     """
 
-    labels: np.ndarray
+    base: _Base
+    component: np.ndarray
     area: np.ndarray
     candidate: np.ndarray
     confidence: np.ndarray
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(h, w) int64 region index per pixel."""
+        return self.component[self.base.labels]
 
 
 class ClassicalBackend:
@@ -203,13 +244,12 @@ class ClassicalBackend:
         for scale in cfg.scales:
             # felzenszwalb labels are already consecutive 0..n-1
             base = felzenszwalb(work, scale=scale, sigma=cfg.sigma, min_size=cfg.min_segment_px)
-            base = base.astype(np.int64, copy=False)
-            row = [_level(base, pixels, min_area, max_area, cfg.contrast_tau)]
-            pairs = _adjacent_pairs(base)
-            means = _region_means(base, pixels)
+            stats = _Base.of(base.astype(np.int64, copy=False), pixels)
+            identity = np.arange(len(stats.count), dtype=np.int64)
+            row = [_level(stats, identity, min_area, max_area, cfg.contrast_tau)]
             for threshold in cfg.merge_thresholds:
-                merged = _merge(base, means, pairs, threshold)
-                row.append(_level(merged, pixels, min_area, max_area, cfg.contrast_tau))
+                merged = _merge(stats, threshold)
+                row.append(_level(stats, merged, min_area, max_area, cfg.contrast_tau))
             grid.append(row)
         return grid
 
@@ -243,81 +283,85 @@ def _adjacent_pairs(labels: np.ndarray) -> np.ndarray:
     return np.sort(pairs, axis=1)
 
 
-def _region_means(labels: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """(n, 3) mean colour per region of ``labels`` (h, w) given (h*w, 3) pixel colours."""
-    flat = labels.ravel()
-    n = int(flat.max()) + 1
-    count = np.bincount(flat, minlength=n).astype(np.float64)
-    sums = np.stack([np.bincount(flat, pixels[:, c], minlength=n) for c in range(3)], axis=1)
-    return sums / np.maximum(count, 1.0)[:, None]
-
-
-def _merge(base: np.ndarray, means: np.ndarray, pairs: np.ndarray, threshold: float) -> np.ndarray:
-    """Join adjacent base regions whose mean colours differ by less than ``threshold``.
-
-    Args:
-        base: (h, w) int64 labels 0..n-1.
-        means: (n, 3) mean CIELAB colour per base region.
-        pairs: (E, 2) adjacent base-region pairs.
-
-    Returns:
-        (h, w) int64 labels of the merged partition, 0..m-1.
-    """
-    n = means.shape[0]
-    codes = np.unique(pairs[:, 0] * n + pairs[:, 1])
-    unique_pairs = np.stack([codes // n, codes % n], axis=1)
-    distance = np.linalg.norm(means[unique_pairs[:, 0]] - means[unique_pairs[:, 1]], axis=1)
-    joined = unique_pairs[distance < threshold]
+def _merge(base: _Base, threshold: float) -> np.ndarray:
+    """(n_base,) int64 merged region 0..m-1 of each base region: adjacent base regions whose mean
+    colours differ by less than ``threshold`` are joined (single linkage)."""
+    n = len(base.count)
+    means = base.sums / np.maximum(base.count, 1.0)[:, None]
+    distance = np.linalg.norm(means[base.pairs[:, 0]] - means[base.pairs[:, 1]], axis=1)
+    joined = base.pairs[distance < threshold]
     graph = coo_matrix(
         (np.ones(len(joined), dtype=np.int8), (joined[:, 0], joined[:, 1])), shape=(n, n)
     )
     _, component = connected_components(graph, directed=False)
-    return component.astype(np.int64)[base]
+    return component.astype(np.int64)
 
 
-def _level(
-    labels: np.ndarray, pixels: np.ndarray, min_area: int, max_area: int, tau: float
-) -> _Level:
-    """Region statistics of one partition: area, candidate flag, confidence (see module doc)."""
-    flat = labels.ravel()
-    n = int(flat.max()) + 1
-    area = np.bincount(flat, minlength=n)
-    means = _region_means(labels, pixels)
+def _level(base: _Base, component: np.ndarray, min_area: int, max_area: int, tau: float) -> _Level:
+    """Region statistics of one partition (see module doc), from its base's region sums.
+
+    Args:
+        base: The base partition's statistics.
+        component: (n_base,) region 0..n-1 of the partition that each base region belongs to.
+    """
+    n = int(component.max()) + 1
+    count = np.bincount(component, base.count, minlength=n)
+    sums = np.stack([np.bincount(component, base.sums[:, c], minlength=n) for c in range(3)], 1)
     squares = np.stack(
-        [np.bincount(flat, pixels[:, c] ** 2, minlength=n) for c in range(3)], axis=1
+        [np.bincount(component, base.squares[:, c], minlength=n) for c in range(3)], 1
     )
-    variance = squares / np.maximum(area, 1)[:, None] - means**2
+    means = sums / np.maximum(count, 1.0)[:, None]
+    variance = squares / np.maximum(count, 1.0)[:, None] - means**2
     spread = np.sqrt(np.maximum(variance, 0.0).sum(axis=1))
-    pairs = _adjacent_pairs(labels)
+    # boundary contrast: mean colour distance across the boundary, weighted by its length
+    pairs = component[base.pairs]
+    across = pairs[:, 0] != pairs[:, 1]
+    pairs, length = pairs[across], base.length[across]
     contrast = np.zeros(n)
     if len(pairs):
         distance = np.linalg.norm(means[pairs[:, 0]] - means[pairs[:, 1]], axis=1)
-        length = np.bincount(pairs.ravel(), minlength=n).astype(np.float64)
-        total = np.bincount(pairs.ravel(), np.repeat(distance, 2), minlength=n)
-        contrast = total / np.maximum(length, 1.0)
+        ends = pairs.ravel()
+        total = np.bincount(ends, np.repeat(distance * length, 2), minlength=n)
+        contrast = total / np.maximum(np.bincount(ends, np.repeat(length, 2), minlength=n), 1.0)
     # distinctiveness: area-weighted mean colour distance to every other pixel of the frame
-    weights = area.astype(np.float64)
     gaps = np.linalg.norm(means[:, None, :] - means[None, :, :], axis=2)
-    distinct = (gaps @ weights) / np.maximum(weights.sum() - weights, 1.0)
+    distinct = (gaps @ count) / np.maximum(count.sum() - count, 1.0)
     salience = np.sqrt(contrast * distinct)
     confidence = salience / (salience + spread + tau + 1e-9)
+    area = count.astype(np.int64)
     candidate = (area >= min_area) & (area <= max_area)
-    return _Level(labels, area, candidate, confidence.astype(np.float32))
+    return _Level(base, component, area, candidate, confidence.astype(np.float32))
+
+
+def _candidate_index(level: _Level) -> np.ndarray:
+    """(n,) int64: each region's candidate index within the level, or -1 if not a candidate."""
+    index = np.full(level.area.shape[0], -1, dtype=np.int64)
+    index[level.candidate] = np.arange(int(level.candidate.sum()))
+    return index
 
 
 def _candidate_labels(level: _Level) -> np.ndarray:
     """(h*w,) int64: the pixel's candidate index within the level, or -1 if not a candidate."""
-    index = np.full(level.area.shape[0], -1, dtype=np.int64)
-    index[level.candidate] = np.arange(int(level.candidate.sum()))
-    return index[level.labels.ravel()]
+    return _candidate_index(level)[level.labels.ravel()]
 
 
 def _pair_iou(a: _Level, b: _Level) -> np.ndarray:
-    """(na, nb) IoU between the candidate regions of two partitions (contingency table)."""
-    la, lb = _candidate_labels(a), _candidate_labels(b)
+    """(na, nb) IoU between the candidate regions of two partitions (contingency table).
+
+    Partitions merged from one base are unions of its regions: their table is counted over the
+    base's regions, weighted by area, instead of over pixels.
+    """
     na, nb = int(a.candidate.sum()), int(b.candidate.sum())
+    if a.base is b.base:
+        la, lb = _candidate_index(a)[a.component], _candidate_index(b)[b.component]
+        weights = a.base.count
+    else:
+        la, lb = _candidate_labels(a), _candidate_labels(b)
+        weights = None
     both = (la >= 0) & (lb >= 0)
-    inter = np.bincount(la[both] * nb + lb[both], minlength=na * nb).reshape(na, nb)
+    cells = la[both] * nb + lb[both]
+    inter = np.bincount(cells, None if weights is None else weights[both], minlength=na * nb)
+    inter = inter.reshape(na, nb)
     union = a.area[a.candidate][:, None] + b.area[b.candidate][None, :] - inter
     return inter / np.maximum(union, 1)
 
@@ -411,7 +455,8 @@ def _distinct_masks(
         level_index = int(np.searchsorted(offsets, index, side="right") - 1)
         level = levels[level_index]
         label = np.flatnonzero(level.candidate)[index - offsets[level_index]]
-        for mask in _with_filled(level.labels == label, cfg.max_hole_frac, cfg.fill_holes):
+        region = (level.component == label)[level.base.labels]
+        for mask in _with_filled(region, cfg.max_hole_frac, cfg.fill_holes):
             box = _Box.of(_resize_masks(mask[None], height, width)[0])
             if all(box.iou(other) <= cfg.dedup_iou for other in accepted):
                 accepted.append(box)

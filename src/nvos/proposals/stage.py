@@ -14,7 +14,6 @@ and the log, so nothing is lost silently.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from nvos.logs import Progress
 from nvos.oom import AdaptiveBatch
 from nvos.proposals.base import FrameProposals, ProposalBackend, top_k
 from nvos.skips import Ledger, Skip
+from nvos.types import PathLike
 
 __all__ = [
     "BACKENDS",
@@ -45,7 +45,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 BACKENDS = ("classical", "sam")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,10 +39,10 @@ from nvos.report.table import (
     split_tables,
 )
 from nvos.skips import read_reconciliation
+from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 DEFAULTS: dict[str, Any] = {
     "overlay_clips": 4,

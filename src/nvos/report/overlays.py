@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,10 +27,10 @@ from nvos.evaluation.masks import to_gt_size
 from nvos.evaluation.truth import ClipTruth, TaggedObject
 from nvos.frames import ROLE_ANNOTATED, ClipFrames, iter_frames
 from nvos.report.fonts import draw_text, fit_text
+from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 PHRASE_COLOURS: tuple[tuple[int, int, int], ...] = (
     (230, 25, 75),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -18,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from nvos.errors import NvosError
+from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 COLUMNS: tuple[str, ...] = ("J", "F", "J&F", "J_union", "J_ins")
 """The score columns, in the paper's order (keys of summary.json)."""

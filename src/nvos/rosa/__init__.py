@@ -12,5 +12,6 @@ Modules:
 - :mod:`nvos.rosa.restarts`: several initialisations, the lowest validation VNA kept.
 - :mod:`nvos.rosa.stage`: the ``train`` stage (one variant from the run's cache; torchrun entry).
 - :mod:`nvos.rosa.distributed`: torchrun environment and collectives with gradient.
-- :mod:`nvos.rosa.synthetic`: synthetic clips with known alignments (tests and benchmarks).
+
+Synthetic clips and caches for tests and benchmarks are in :mod:`nvos.testing`.
 """

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -25,13 +24,14 @@ import torch
 
 from nvos import storage
 from nvos.rosa.config import RosaConfig
+from nvos.types import PathLike
 
 __all__ = ["fingerprint", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
 
 logger = logging.getLogger(__name__)
 
 
-def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
+def save_checkpoint(obj: Any, path: PathLike) -> None:
     """Save ``obj`` to ``path`` atomically (a temporary file renamed when complete).
 
     Saved through an open file: given a path, :func:`torch.save` names the archive's records
@@ -42,9 +42,7 @@ def save_checkpoint(obj: Any, path: str | os.PathLike[str]) -> None:
         torch.save(obj, handle)
 
 
-def load_checkpoint(
-    path: str | os.PathLike[str], map_location: torch.device | str = "cpu"
-) -> dict[str, Any]:
+def load_checkpoint(path: PathLike, map_location: torch.device | str = "cpu") -> dict[str, Any]:
     """The dict saved at ``path`` by :func:`save_checkpoint`, tensors on ``map_location``."""
     return torch.load(path, map_location=map_location, weights_only=False)
 

@@ -20,7 +20,6 @@ counted (:class:`FeatureSummary`, and the log); frames without proposal are coun
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from nvos.rosa.feature_cache import (
     region_table,
     text_table,
 )
+from nvos.types import PathLike
 
 __all__ = [
     "ClipLoader",
@@ -54,7 +54,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 Mode = Literal["train", "eval"]
 
 FRAME_COLUMNS = ["clip_id", "frame_index", "time_sec", "role"]

@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import json
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import pyarrow.ipc as ipc
 
 from nvos import storage
 from nvos.layout import ShardPaths
+from nvos.types import PathLike
 
 __all__ = [
     "CACHE_VERSION",
@@ -45,7 +45,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 
 CACHE_VERSION = 1
 CACHE_KEY = b"nvos_cache"

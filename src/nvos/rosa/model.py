@@ -25,7 +25,6 @@ architecture is :class:`nvos.rosa.config.ModelConfig`).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +34,7 @@ from torch import Tensor, nn
 
 from nvos.rosa.batch import ClipBatch
 from nvos.rosa.config import INPUT_NORMS, ModelConfig
+from nvos.types import PathLike
 
 __all__ = [
     "INPUT_KINDS",
@@ -281,7 +281,7 @@ def model_state(model: RosaModel, **extra: Any) -> dict[str, Any]:
     return {"model": model.state_dict(), "model_config": asdict(model.config), **extra}
 
 
-def load_model(path: str | os.PathLike[str], map_location: torch.device | str = "cpu") -> RosaModel:
+def load_model(path: PathLike, map_location: torch.device | str = "cpu") -> RosaModel:
     """The :class:`RosaModel` saved in a checkpoint (``checkpoint.pt``, ``best.pt`` or
     ``last.pt`` of :func:`nvos.rosa.train.train_rosa`), in eval mode on ``map_location``."""
     state = torch.load(path, map_location=map_location, weights_only=False)

@@ -12,7 +12,6 @@ scored. Frames without any proposal get no row and are counted.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,12 +30,12 @@ from nvos.rosa.config import RosaConfig
 from nvos.rosa.data import FeatureDataset, make_loader
 from nvos.rosa.model import Alignment
 from nvos.skips import Ledger, Skip
+from nvos.types import PathLike
 
 __all__ = ["AlignmentModel", "PredictSummary", "predict_rosa", "predict_shard", "select_proposals"]
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 RLE_COLUMNS = ["clip_id", "frame_index", "proposal_id", "height", "width", "rle_counts"]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,12 @@ from nvos.rosa.checkpoint import load_checkpoint, save_checkpoint
 from nvos.rosa.config import RosaConfig
 from nvos.rosa.distributed import DistEnv, init_from_env
 from nvos.rosa.train import TrainSummary, train_rosa
+from nvos.types import PathLike
 
 __all__ = ["RESTART_COLUMNS", "train_restarts"]
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 RESTART_COLUMNS = ("restart", "seed", "best_step", "best_val_vna", "chosen", "log")
 
 

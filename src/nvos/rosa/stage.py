@@ -28,12 +28,11 @@ from nvos.rosa.config import TRAIN_SPLIT, VAL_SPLIT, RosaConfig
 from nvos.rosa.distributed import env_from_environ, init_from_env, shutdown
 from nvos.rosa.restarts import train_restarts
 from nvos.rosa.train import TrainSummary
+from nvos.types import PathLike
 
 __all__ = ["main", "run_torchrun", "torchrun_command", "train_on_device", "train_variant"]
 
 logger = logging.getLogger(__name__)
-
-PathLike = str | os.PathLike[str]
 
 
 def train_on_device(

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Iterable
@@ -67,6 +66,7 @@ from nvos.rosa.sources import (
     iter_from,
     validation_share,
 )
+from nvos.types import PathLike
 
 __all__ = [
     "LOG_COLUMNS",
@@ -80,7 +80,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
 LOG_COLUMNS = ("step", "epoch", "loss", "vna", "rpa", "lr", "clips_per_s", "val_vna")
 
 

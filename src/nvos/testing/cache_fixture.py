@@ -10,7 +10,6 @@ a shuffled order, so readers must not rely on it) and ``features/<shard>.text.pa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from nvos import rle, storage
+from nvos.types import PathLike
 
-PathLike = str | os.PathLike[str]
 FPS = 10.0
 
 

@@ -10,6 +10,9 @@ from the narration. A miss is put in one category:
   a spelling correction, a synonym or a class name: narration "tupperware", noun ``container``);
 - ``not_phrase:<POS>``: the word is in the narration but in no phrase; ``<POS>`` is spaCy's tag of
   that token (``VERB`` = an object mis-read as a verb, ``ADJ`` ...).
+
+Benchmark code, not part of the pipeline: used by ``benchmarks/phrase_recall.py`` and by
+``tests/test_phrases.py`` (as ``benchmarks.epic_recall``).
 """
 
 from __future__ import annotations
