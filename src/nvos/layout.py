@@ -172,6 +172,17 @@ class RunLayout:
             return self._join("skipped", f"{stage}.parquet")
         return self._join("skipped", stage, f"{shard}.parquet")
 
+    def skip_ledgers(self, shards: Sequence[str], methods: Sequence[str]) -> list[str]:
+        """Every job's skip ledger of a run with ``shards`` whose ``methods`` are predicted, in
+        stage order (the ``skips`` rule's inputs)."""
+        return [
+            *(self.skipped("frames", s) for s in shards),
+            *(self.skipped("proposals", s) for s in shards),
+            self.skipped("phrases"),
+            *(self.skipped("features", s) for s in shards),
+            *(self.skipped(f"predictions/{m}", s) for m in methods for s in shards),
+        ]
+
     @property
     def skipped_csv(self) -> str:
         return self._join("skipped.csv")

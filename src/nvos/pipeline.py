@@ -210,22 +210,35 @@ def run_report(
     return build_report(inputs, layout.report_dir, dict(config), reconciliation)
 
 
+def run_shards(layout: RunLayout) -> list[str]:
+    """The shard ids of a run folder, from its ``clips.parquet`` (sorted)."""
+    from nvos import storage
+
+    if not Path(layout.clips).is_file():
+        raise FileNotFoundError(f"{layout.clips}: no such file (run the dataset stage first)")
+    clips = storage.read_table(layout.clips, "clips", columns=["shard"])
+    return sorted(set(clips["shard"].to_pylist()))
+
+
 def run_export_davis(
-    predictions_dir: PathLike,
+    layout: RunLayout,
     method: str,
-    clips: PathLike,
-    annotations: PathLike,
     out_dir: PathLike,
-    layout: str = "davis",
+    folders: str = "davis",
     with_gt: bool = False,
-    frames_dir: PathLike | None = None,
     splits: list[str] | None = None,
 ) -> Any:
-    """A method's predictions as indexed PNGs in the DAVIS / VOST folder layout."""
+    """A method's predictions (every shard of the run ``layout``) as indexed PNGs in the DAVIS /
+    VOST folder layout (``folders``); with ``with_gt`` also the truth, frames and ImageSets."""
     from nvos.export import ExportError, export_davis
 
-    paths = sorted((Path(predictions_dir) / method).glob("*.parquet"))
-    if not paths:
-        raise ExportError(f"{predictions_dir}/{method}: no prediction shards")
-    frames = sorted(Path(frames_dir).glob("*.parquet")) if frames_dir else ()
-    return export_davis(paths, clips, annotations, out_dir, layout, with_gt, frames, splits)
+    shards = run_shards(layout)
+    paths = [p for p in layout.method_predictions(method, shards) if Path(p).is_file()]
+    if len(paths) != len(shards):
+        missing = len(shards) - len(paths)
+        raise ExportError(f"{layout.predictions(method, '<shard>')}: {missing} of "
+                          f"{len(shards)} shards have no predictions")  # fmt: skip
+    frames = [layout.frames(s) for s in shards] if with_gt else ()
+    return export_davis(
+        paths, layout.clips, layout.annotations, out_dir, folders, with_gt, frames, splits
+    )

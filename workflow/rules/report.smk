@@ -1,15 +1,7 @@
 rule skips:
     """Every item a stage skipped, with its reason -> skipped.csv + reconciliation.csv."""
     input:
-        expand(LAYOUT.skipped("frames", "{shard}"), shard=SHARDS),
-        expand(LAYOUT.skipped("proposals", "{shard}"), shard=SHARDS),
-        LAYOUT.skipped("phrases"),
-        expand(LAYOUT.skipped("features", "{shard}"), shard=SHARDS),
-        expand(
-            LAYOUT.skipped("predictions/{method}", "{shard}"),
-            method=evaluated_methods(config),
-            shard=SHARDS,
-        ),
+        LAYOUT.skip_ledgers(SHARDS, evaluated_methods(config)),
     output:
         skipped=LAYOUT.skipped_csv,
         reconciliation=LAYOUT.reconciliation,

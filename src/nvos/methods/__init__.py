@@ -7,7 +7,6 @@ one method on one shard (the workflow's prediction rules and ``nvos predict``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
