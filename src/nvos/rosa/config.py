@@ -12,10 +12,11 @@ This module imports neither torch nor any module that does, so the workflow's ru
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from nvos.config import merge
 
 __all__ = [
     "INPUT_NORMS",
@@ -189,16 +190,6 @@ def _check_keys(where: str, values: Mapping[str, Any], kind: type) -> None:
         raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
 
 
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(dict(out[key]), value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def resolve_variant(rosa: Mapping[str, Any], variant: str) -> RosaConfig:
     """The config of ablation ``variant``: ``rosa`` with ``rosa.variants[variant]`` merged in.
 
@@ -210,4 +201,4 @@ def resolve_variant(rosa: Mapping[str, Any], variant: str) -> RosaConfig:
     if variant not in variants:
         raise ValueError(f"rosa.variants has no variant {variant!r} (has {sorted(variants)})")
     base = {k: v for k, v in rosa.items() if k != "variants"}
-    return RosaConfig.from_mapping(_merge(base, variants[variant] or {}))
+    return RosaConfig.from_mapping(merge(base, variants[variant] or {}))
