@@ -27,6 +27,7 @@ include: "workflow/rules/proposals.smk"
 include: "workflow/rules/phrases.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/rosa.smk"
+include: "workflow/rules/methods.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

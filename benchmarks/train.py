@@ -27,8 +27,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 
+from nvos.layout import RunLayout
 from nvos.rosa.config import RosaConfig
-from nvos.rosa.data import FeatureDataset, ShardPaths, make_loader
+from nvos.rosa.data import FeatureDataset, make_loader
 from nvos.rosa.losses import rosa_loss
 from nvos.rosa.model import RosaModel
 from nvos.testing.cache_fixture import synthetic_clips, write_synthetic_cache
@@ -53,7 +54,7 @@ def parse_args() -> argparse.Namespace:
 
 def dataset(root: Path, shards: list[str], args: argparse.Namespace, memory_map: bool = True):
     return FeatureDataset(
-        [ShardPaths.in_run(root, s) for s in shards],
+        [RunLayout.at(root).shard_paths(s) for s in shards],
         root / "clips.parquet",
         splits="train",
         frames_per_clip=args.frames,

@@ -69,3 +69,8 @@ def make_video(
         writer.write(np.full((size[1], size[0], 3), i % 256, np.uint8))
     writer.release()
     return path
+
+
+def summaries_in(metrics: Path) -> dict[tuple[str, str], Path]:
+    """Every ``<metrics>/<method>/<split>/summary.json`` as (method, split) -> path."""
+    return {(p.parent.parent.name, p.parent.name): p for p in metrics.glob("*/*/summary.json")}

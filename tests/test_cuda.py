@@ -204,8 +204,6 @@ def test_nccl_two_processes(tmp_path: Path) -> None:
     args = {
         "run_dir": str(tmp_path),
         "shards": shards,
-        "clips_path": str(tmp_path / "clips.parquet"),
-        "out_dir": str(out),
         "rosa": rosa,
         "variant": "rosa",
         "device": "cuda",

@@ -245,12 +245,15 @@ def test_nvos_commands_print_one_message(tmp_path: Path, capsys: pytest.CaptureF
     make_video(tmp_path / "videos/v.mp4")
     manifest = write_manifest(tmp_path, [clip("a/b")])
     cases = [
-        (["dataset", str(manifest), "--out", str(tmp_path / "out")], f"{manifest}:1: a/b: clip_id"),
+        (
+            ["dataset", str(tmp_path / "out"), "--manifest", str(manifest)],
+            f"{manifest}:1: a/b: clip_id",
+        ),
         (["demo-data", str(tmp_path / "demo"), "--clips", "0"], "dataset.demo.clips: 0 is less"),
-        (["report", str(tmp_path / "run")], f"{tmp_path}/run/metrics: metrics folder does not"),
+        (["report", str(tmp_path / "run")], f"{tmp_path}/run/clips.parquet: no such file"),
         (
             ["export-davis", str(tmp_path / "run"), "--method", "rosa", "--out", str(tmp_path)],
-            f"{tmp_path}/run/predictions/rosa: no prediction shards",
+            f"{tmp_path}/run/clips.parquet: no such file (run the dataset stage first)",
         ),
         (["validate", str(manifest)], "a/b: clip_id 'a/b' is not a safe file name"),
     ]

@@ -16,6 +16,7 @@ import tables
 from test_export import PR_H, PR_W, PREDICTIONS, world  # noqa: F401  (fixture)
 
 from nvos.report import ReportSummary, build_report, format_score, order_methods
+from nvos.report.build import ReportInputs
 from nvos.report.chart import bar_chart_svg
 from nvos.report.overlays import (
     LEGEND_ROW,
@@ -27,7 +28,7 @@ from nvos.report.overlays import (
 from nvos.report.table import (
     COLUMNS,
     MetricsError,
-    load_metrics,
+    load_summaries,
     markdown_report,
     split_tables,
 )
@@ -97,16 +98,15 @@ def build(run: dict[str, Path], run_config: dict | None = None, **report) -> Rep
     ``report`` group ``report``."""
     config = dict(run_config or {"run": "tiny", **DEMO_ENCODERS})
     config["report"] = report
-    return build_report(
-        run["metrics"],
-        run["frames"],
-        run["annotations"],
-        run["predictions_dir"],
-        run["clips"],
-        run["report"],
-        config,
-        now=NOW,
+    predictions_dir = run["predictions_dir"]
+    inputs = ReportInputs(
+        summaries=tables.summaries_in(run["metrics"]),
+        predictions={p.name: sorted(p.glob("*.parquet")) for p in predictions_dir.iterdir()},
+        frames=sorted(run["frames"].glob("*.parquet")),
+        clips=run["clips"],
+        annotations=run["annotations"],
     )
+    return build_report(inputs, run["report"], config, now=NOW)
 
 
 class RefCollector(HTMLParser):
@@ -155,9 +155,10 @@ def table_rows(markdown: str, split: str) -> list[list[str]]:
 
 def test_markdown_table_layout(tmp_path: Path) -> None:
     write_metrics(tmp_path, SCORES)
-    tables = split_tables(load_metrics(tmp_path), labels={"rosa_noctx": "ROSA, no context"})
-    assert [t.split for t in tables] == ["val", "test"]
-    markdown = markdown_report(tables)
+    summaries = load_summaries(tables.summaries_in(tmp_path))
+    split_rows = split_tables(summaries, labels={"rosa_noctx": "ROSA, no context"})
+    assert [t.split for t in split_rows] == ["val", "test"]
+    markdown = markdown_report(split_rows)
     val = table_rows(markdown, "val")
     assert [row[0] for row in val] == [
         "SAM + CLIP (zero-shot)",
@@ -186,10 +187,10 @@ def test_malformed_summary_names_the_file(tmp_path: Path) -> None:
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"J": 0.5, "F": "high"}))
     with pytest.raises(MetricsError, match=r"rosa/val/summary.json.*missing keys"):
-        load_metrics(tmp_path)
+        load_summaries(tables.summaries_in(tmp_path))
     path.write_text(json.dumps({**summary_for(0.5), "F": "high"}))
     with pytest.raises(MetricsError, match="'F' must be a number"):
-        load_metrics(tmp_path)
+        load_summaries(tables.summaries_in(tmp_path))
 
 
 def test_bar_chart_is_valid_svg() -> None:

@@ -23,7 +23,7 @@ from nvos.report.chart import ANGLE, CHAR_WIDTH, bar_chart_svg
 from nvos.report.facts import git_commit, random_weights
 from nvos.report.fonts import _has_glyph, font_chain, font_files, font_runs
 from nvos.report.overlays import LEGEND_ROW, LegendEntry, render_overlay
-from nvos.report.table import counts_line, format_score, load_metrics, plural, split_tables
+from nvos.report.table import counts_line, format_score, load_summaries, plural, split_tables
 
 REAL = {
     "proposals": {"backend": "sam", "sam": {"model_type": "vit_h", "checkpoint": "sam_h.pth"}},
@@ -141,7 +141,7 @@ def test_counts_use_plurals(tmp_path: Path) -> None:
     path = tmp_path / "rosa" / "val" / "summary.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({**summary_for(0.5), "objects": 1, "frames": 1}))
-    (table,) = split_tables(load_metrics(tmp_path))
+    (table,) = split_tables(load_summaries(tables.summaries_in(tmp_path)))
     assert counts_line(table) == "1 object, 1 scored object-frame."
 
 

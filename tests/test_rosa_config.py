@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nvos.rosa.config import RosaConfig, resolve_variant, variant_params
+from nvos.rosa.config import RosaConfig, resolve_variant
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = {"dim": 32, "context_layers": 1, "context_heads": 4, "train": {"batch_size": 8, "steps": 8}}
@@ -83,13 +83,15 @@ def test_variants_merge_overrides_and_reject_unknown_keys() -> None:
         RosaConfig.from_mapping({"train": {"batch_size": 9, "gpus": 2}})
 
 
-def test_variant_params_hold_only_that_variant() -> None:
+def test_resolved_variant_depends_only_on_that_variant() -> None:
+    """The train and predict rules' params: the resolved variant, unchanged when another variant
+    changes, and rebuilt exactly from its dict (the torchrun spec, the scripts)."""
     rosa = {**BASE, "variants": {"rosa": {}, "rosa_noctx": {"use_context": False}}}
-    params_noctx = variant_params(rosa, "rosa_noctx")
-    assert params_noctx["variants"] == {"rosa_noctx": {}}
-    assert resolve_variant(params_noctx, "rosa_noctx") == resolve_variant(rosa, "rosa_noctx")
+    params_noctx = resolve_variant(rosa, "rosa_noctx").to_dict()
+    assert "variants" not in params_noctx and params_noctx["use_context"] is False
+    assert RosaConfig.from_mapping(params_noctx) == resolve_variant(rosa, "rosa_noctx")
     changed = {**rosa, "variants": {"rosa": {"dim": 8}, "rosa_noctx": {"use_context": False}}}
-    assert variant_params(changed, "rosa_noctx") == params_noctx
+    assert resolve_variant(changed, "rosa_noctx").to_dict() == params_noctx
 
 
 def test_model_config_takes_every_model_key_of_the_group() -> None:

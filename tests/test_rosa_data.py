@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from nvos import storage
+from nvos.layout import RunLayout, ShardPaths
 from nvos.rosa.batch import collate
-from nvos.rosa.data import FRAME_COLUMNS, FeatureDataset, ShardPaths, make_loader
+from nvos.rosa.data import FRAME_COLUMNS, FeatureDataset, make_loader
 from nvos.testing.cache_fixture import SyntheticClip, write_synthetic_cache
 
 DIM = 8
@@ -38,7 +39,7 @@ def cache(tmp_path: Path) -> Path:
 
 
 def _shards(root: Path) -> list[ShardPaths]:
-    return [ShardPaths.in_run(root, s) for s in ("s00000", "s00001")]
+    return [RunLayout.at(root).shard_paths(s) for s in ("s00000", "s00001")]
 
 
 def _dataset(root: Path, **kwargs: object) -> FeatureDataset:

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from nvos import storage
+from nvos.layout import RunLayout
 from nvos.rosa.batch import ClipBatch
 from nvos.rosa.config import ModelConfig
-from nvos.rosa.data import FeatureDataset, ShardPaths
+from nvos.rosa.data import FeatureDataset
 from nvos.rosa.model import Alignment, RosaModel
 from nvos.rosa.predict import predict_rosa
 from nvos.testing.cache_fixture import SyntheticClip, write_synthetic_cache
@@ -70,7 +71,7 @@ def cache(tmp_path: Path) -> Path:
 
 def _dataset(root: Path, mode: str = "eval") -> FeatureDataset:
     return FeatureDataset(
-        [ShardPaths.in_run(root, "s00000")],
+        [RunLayout.at(root).shard_paths("s00000")],
         root / "clips.parquet",
         splits=["val", "test"],
         mode=mode,  # type: ignore[arg-type]
@@ -177,9 +178,11 @@ def test_predict_needs_eval_items(cache: Path) -> None:
         )
 
 
-def test_run_predict_stage_loads_the_checkpoint(cache: Path, tmp_path: Path) -> None:
+def test_predict_shard_loads_the_checkpoint(cache: Path, tmp_path: Path) -> None:
+    from nvos.layout import RunLayout
+    from nvos.rosa.config import resolve_variant
     from nvos.rosa.model import model_state
-    from nvos.rosa.predict import run_predict
+    from nvos.rosa.predict import predict_shard
 
     rosa = {
         "dim": 16,
@@ -194,7 +197,8 @@ def test_run_predict_stage_loads_the_checkpoint(cache: Path, tmp_path: Path) -> 
     checkpoint.parent.mkdir(parents=True)
     torch.save(model_state(model), checkpoint)
     out = cache / "predictions" / "rosa" / "s00000.parquet"
-    summary = run_predict(cache, "s00000", checkpoint, out, rosa, "rosa", lock_dir=tmp_path / "l")
+    config = resolve_variant(rosa, "rosa")
+    summary = predict_shard(RunLayout.at(cache), "s00000", "rosa", config, lock_dir=tmp_path / "l")
     direct = cache / "direct.parquet"
     predict_rosa(model, _dataset(cache), cache / "proposals" / "s00000.parquet", direct)
     got = storage.read_table(out, "predictions")

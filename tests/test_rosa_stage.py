@@ -13,9 +13,11 @@ import pytest
 import torch
 
 from nvos.devices import claim_device
+from nvos.layout import RunLayout
 from nvos.rosa import stage
+from nvos.rosa.config import resolve_variant
 from nvos.rosa.model import load_model
-from nvos.rosa.stage import run_torchrun, run_train, torchrun_command
+from nvos.rosa.stage import run_torchrun, torchrun_command, train_on_device
 from nvos.testing.cache_fixture import synthetic_clips, write_synthetic_cache
 
 ROSA = {
@@ -49,11 +51,12 @@ def steps(log: Path) -> list[int]:
         return [int(row["step"]) for row in csv.DictReader(handle)]
 
 
-def test_run_train_trains_one_variant_of_the_cache(tmp_path: Path) -> None:
+def test_train_on_device_trains_one_variant_of_the_cache(tmp_path: Path) -> None:
     shards = feature_cache(tmp_path)
     out = tmp_path / "models/rosa_noctx"
-    summary = run_train(
-        tmp_path, shards, tmp_path / "clips.parquet", out, ROSA, "rosa_noctx", torch.device("cpu")
+    config = resolve_variant(ROSA, "rosa_noctx")
+    summary = train_on_device(
+        RunLayout.at(tmp_path), shards, "rosa_noctx", config, torch.device("cpu")
     )
     assert summary.steps == 3 and summary.best_step == 3  # validated on the val split
     assert steps(out / "train_log.csv") == [1, 2, 3]
@@ -64,7 +67,7 @@ def test_run_train_trains_one_variant_of_the_cache(tmp_path: Path) -> None:
 def test_torchrun_command_trains_in_two_processes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """What launch_training starts for rosa.train.gpus > 1, here with gloo on the CPU (the spec's
+    """What train_variant starts for rosa.train.gpus > 1, here with gloo on the CPU (the spec's
     ``device``), its output in this process's log."""
     shards = feature_cache(tmp_path)
     rosa = {**ROSA, "train": {**ROSA["train"], "gpus": 2}}
@@ -75,8 +78,6 @@ def test_torchrun_command_trains_in_two_processes(
             {
                 "run_dir": str(tmp_path),
                 "shards": shards,
-                "clips_path": str(tmp_path / "clips.parquet"),
-                "out_dir": str(out),
                 "rosa": rosa,
                 "variant": "rosa",
                 "device": "cpu",
@@ -130,13 +131,14 @@ def test_multi_gpu_training_claims_its_devices_through_the_locks(
 
     monkeypatch.setattr(stage, "run_torchrun", fake_torchrun)
     rosa = {**ROSA, "train": {**ROSA["train"], "gpus": 2}}
-    out = tmp_path / "models/rosa"
     with claim_device(locks, n_devices=4) as first:  # another job holds cuda:0 (GPU 4)
         assert str(first) == "cuda:0"
-        result = stage.launch_training(tmp_path, ["s0"], "clips", out, rosa, "rosa", locks, 4)
+        config = resolve_variant(rosa, "rosa")
+        result = stage.train_variant(RunLayout.at(tmp_path), ["s0"], "rosa", config, locks, 4)
     assert result is None
     assert seen["visible"] == "5,6" and "--nproc_per_node=2" in seen["cmd"]
     assert seen["other"] == "cuda:3"  # GPU 7: the one left
-    assert seen["spec"]["device"] == "cuda" and seen["spec"]["out_dir"] == str(out)
+    assert seen["spec"]["device"] == "cuda" and seen["spec"]["run_dir"] == str(tmp_path)
+    assert seen["spec"]["variant"] == "rosa" and seen["spec"]["rosa"]["train"]["gpus"] == 2
     with claim_device(locks, n_devices=4, timeout_s=0.1) as again:  # all released
         assert str(again) == "cuda:0"

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nvos.methods import FAMILY
+
 REPO = Path(__file__).resolve().parents[1]
 RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
 
@@ -29,12 +31,24 @@ JOB = re.compile(r"^    (?:script|shell|run|notebook|wrapper):", re.M)
 
 
 def rule_bodies() -> dict[str, str]:
-    """Rule name -> the text of its body (the indented lines under ``rule <name>:``)."""
+    """Rule name -> the text of its body (the indented lines under ``rule <name>:``). The rules
+    of the prediction methods are made per member of the family in a loop
+    (``workflow/rules/methods.smk``: ``rule:`` with ``name:``): each member's job rule and target
+    rule get the loop's two bodies, dedented."""
     bodies = {}
     for path in RULE_FILES:
         for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), re.M):
             assert match.group(1) not in bodies, f"rule {match.group(1)} defined twice"
             bodies[match.group(1)] = match.group(2)
+    methods = (REPO / "workflow/rules/methods.smk").read_text()
+    job, target = [
+        re.sub(r"^    ", "", body, flags=re.M)
+        for body in re.findall(r"^    rule:\n((?:        .*\n|\n)*)", methods, re.M)
+    ]
+    for member in FAMILY:
+        for name, body in ((member.rule, job), (member.target, target)):
+            assert name not in bodies, f"rule {name} defined twice"
+            bodies[name] = body
     return bodies
 
 

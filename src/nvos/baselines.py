@@ -37,6 +37,7 @@ from nvos.dataset import read_shard_clips
 from nvos.features.clip_model import ClipEncoder
 from nvos.features.stage import read_shard_phrases
 from nvos.frames import ROLE_ANNOTATED
+from nvos.methods.rows import PredictionRows
 from nvos.proposals.stage import read_proposals
 from nvos.skips import Ledger, Skip
 from nvos.types import PathLike
@@ -176,7 +177,7 @@ def sam_clip_predictions(
     embedded = encode_prompts(prompts) if prompts else np.zeros((0, 1), np.float32)
     if len(embedded) != len(prompts):
         raise ValueError(f"prompt encoder returned {len(embedded)} rows for {len(prompts)}")
-    columns: dict[str, list[Any]] = {name: [] for name in storage.SCHEMAS["predictions"].names}
+    rows = PredictionRows()
     missing: list[list[Any]] = []
     for (clip_id, phrase), prompt in zip(flat, embedded, strict=True):
         for frame_index, height, width in frames.get(clip_id, []):
@@ -187,16 +188,8 @@ def sam_clip_predictions(
             proposal_ids, embeddings = regions[key]
             row, score = select_region(embeddings, prompt)
             proposal_id = int(proposal_ids[row])
-            stored = proposals[key]
-            columns["clip_id"].append(clip_id)
-            columns["phrase_id"].append(phrase["phrase_id"])
-            columns["object_id"].append(phrase["object_id"])
-            columns["frame_index"].append(frame_index)
-            columns["proposal_id"].append(proposal_id)
-            columns["score"].append(score)
-            columns["height"].append(height)
-            columns["width"].append(width)
-            columns["rle_counts"].append(stored.rle_counts[proposal_id])
+            rows.add(clip_id, phrase["phrase_id"], phrase["object_id"], frame_index, proposal_id,
+                     score, height, width, proposals[key].rle_counts[proposal_id])  # fmt: skip
     if missing:
         logger.warning(
             "sam_clip: %d (phrase, frame) pairs have no region embedding and no prediction "
@@ -216,9 +209,8 @@ def sam_clip_predictions(
     )
     skips = prediction_skips(clips, splits, phrases, frames, regions)
     ledger = Ledger.of("predictions/sam_clip", shard, clips["clip_id"].to_pylist(),
-                       columns["clip_id"], skips)  # fmt: skip
-    table = pa.table(columns, schema=storage.SCHEMAS["predictions"])
-    storage.write_table(table, out_path, "predictions", meta=record)
+                       rows.clip_ids, skips)  # fmt: skip
+    table = rows.write(out_path, record)
     summary = SamClipSummary(
         clips=len(clip_ids),
         phrases=len(flat),

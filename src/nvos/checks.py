@@ -20,10 +20,8 @@ from typing import Any
 
 from nvos.config import ConfigError, instance_errors, load_schema, merge
 from nvos.features.clip_names import REMOTE_PREFIXES, SHIPPED_CONFIGS_DIR, known_clip_models
+from nvos.methods import method_names
 from nvos.rosa.config import MIN_VAL_CLIPS, TRAIN_SPLIT, VAL_SPLIT, resolve_variant
-
-BASELINES = ("sam_clip", "oracle")
-"""Methods that are not ROSA variants: the zero-shot baseline and the SAM upper bound."""
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 """A ``features.clip.pretrained`` value ending so is a file, not an open_clip tag."""
@@ -59,12 +57,14 @@ def trained_variants(config: Mapping[str, Any]) -> list[str]:
 
 
 def _method_problems(config: Mapping[str, Any]) -> list[str]:
-    variants = list(config["rosa"]["variants"])
-    known = sorted({*BASELINES, *variants})
+    owners = method_names(config)  # the family's members and their methods (nvos.methods)
+    variants = owners["rosa"]
+    baselines = {name for owner, names in owners.items() if owner != "rosa" for name in names}
+    known = sorted({name for names in owners.values() for name in names})
     problems = [
         f"rosa.variants.{name}: a variant cannot be named like the baseline {name!r}"
         for name in variants
-        if name in BASELINES
+        if name in baselines
     ]
     for method in config["evaluate"]["methods"]:
         if method not in known:

@@ -1,7 +1,8 @@
 """The ``nvos`` command: the pipeline's stages outside Snakemake, and dataset tools.
 
 Stage commands read the same configuration as the workflow (``config/config.yaml`` layered with
-``--config FILE ...``) and call the same entry functions (:mod:`nvos.pipeline`).
+``--config FILE ...``), take the run folder (``results/<run>``, its paths from
+:class:`nvos.layout.RunLayout`) and call the same entry functions as the workflow's scripts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nvos import __version__
+from nvos.config import ConfigError
 from nvos.importers.cli import add_import_parser, plain_text
+from nvos.layout import RunLayout
 
 Handler = Callable[[argparse.Namespace, dict[str, Any]], int]
 SHARD_HELP = "the shard id, e.g. s00000 (a run's shards: the files under <run>/frames/)"
@@ -42,37 +45,39 @@ def cmd_demo_data(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.config import merge, validate_config
     from nvos.pipeline import run_demo_data
 
-    demo = {"clips": args.clips, "seed": args.seed}
-    validate_config(merge(config, {"dataset": {"demo": demo}}))  # the schema's limits
-    print(run_demo_data(args.out, demo))
+    given = {k: v for k, v in (("clips", args.clips), ("seed", args.seed)) if v is not None}
+    config = merge(config, {"dataset": {"demo": given}})
+    validate_config(config)  # the schema's limits
+    print(run_demo_data(args.out, config["dataset"]["demo"]))
     return 0
+
+
+def _layout(args: argparse.Namespace) -> RunLayout:
+    return RunLayout.at(args.run)
 
 
 def cmd_dataset(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.pipeline import run_dataset
 
-    out = args.out.rstrip("/")
-    summary = run_dataset(
-        args.manifest,
-        f"{out}/clips.parquet",
-        f"{out}/annotations.parquet",
-        config["dataset"],
-        config["shards"],
-    )
-    print(summary)
+    layout = _layout(args)
+    manifest = args.manifest or config["dataset"]["manifest"] or layout.demo_data
+    print(run_dataset(manifest, layout.clips, layout.annotations, config["dataset"],
+                      config["shards"]))  # fmt: skip
     return 0
 
 
 def cmd_frames(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.pipeline import run_frames
 
+    layout, shard = _layout(args), args.shard
     summary = run_frames(
-        args.clips,
-        args.annotations,
-        args.shard,
-        args.out,
+        layout.clips,
+        layout.annotations,
+        shard,
+        layout.frames(shard),
         config["frames"],
         config["dataset"]["folder_fps"],
+        skipped_out=layout.skipped("frames", shard),
     )
     print(summary)
     return 0
@@ -81,75 +86,78 @@ def cmd_frames(args: argparse.Namespace, config: dict[str, Any]) -> int:
 def cmd_proposals(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.pipeline import run_proposals
 
-    lock_dir = args.lock_dir or config["gpu_lock_dir"]
-    print(run_proposals(args.frames, args.out, config["proposals"], lock_dir, args.shard))
+    layout, shard = _layout(args), args.shard
+    summary = run_proposals(
+        layout.frames(shard),
+        layout.proposals(shard),
+        config["proposals"],
+        config["gpu_lock_dir"],
+        shard,
+        skipped_out=layout.skipped("proposals", shard),
+    )
+    print(summary)
     return 0
 
 
 def cmd_phrases(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.pipeline import run_phrases
 
-    print(run_phrases(args.clips, args.out, config["phrases"]))
+    layout = _layout(args)
+    summary = run_phrases(
+        layout.clips, layout.phrases, config["phrases"], skipped_out=layout.skipped("phrases")
+    )
+    print(summary)
     return 0
 
 
 def cmd_features(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.pipeline import run_features
 
-    run = args.run.rstrip("/")
-    summary = run_features(
-        f"{run}/frames/{args.shard}.parquet",
-        f"{run}/proposals/{args.shard}.parquet",
-        f"{run}/phrases.parquet",
-        f"{run}/clips.parquet",
-        args.shard,
-        f"{run}/features/{args.shard}.regions.parquet",
-        f"{run}/features/{args.shard}.text.parquet",
-        config["features"],
-        config["gpu_lock_dir"],
-    )
-    print(summary)
+    features = {k: v for k, v in config["features"].items() if k != "prompt"}
+    print(run_features(_layout(args), args.shard, features, config["gpu_lock_dir"]))
     return 0
 
 
-def cmd_sam_clip(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    from nvos.pipeline import run_sam_clip
+def cmd_train(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.pipeline import run_shards
+    from nvos.rosa.config import resolve_variant
+    from nvos.rosa.stage import train_variant
 
-    run = args.run.rstrip("/")
-    summary = run_sam_clip(
-        f"{run}/features/{args.shard}.regions.parquet",
-        f"{run}/proposals/{args.shard}.parquet",
-        f"{run}/frames/{args.shard}.parquet",
-        f"{run}/phrases.parquet",
-        f"{run}/clips.parquet",
-        args.shard,
-        f"{run}/predictions/sam_clip/{args.shard}.parquet",
-        config["features"],
-        config["evaluate"]["splits"],
-        config["gpu_lock_dir"],
-    )
-    print(summary)
+    layout = _layout(args)
+    try:
+        variant = resolve_variant(config["rosa"], args.variant)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    shards = run_shards(layout)
+    print(train_variant(layout, shards, args.variant, variant, config["gpu_lock_dir"]))
     return 0
 
 
-def cmd_oracle(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    from nvos.pipeline import run_oracle
+def cmd_predict(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.methods import member, predict_method_shard
 
-    print(run_oracle(args.clips, args.annotations, args.proposals, args.shard, args.out))
+    try:
+        member(config, args.method)
+    except KeyError as error:
+        raise ConfigError(f"--method: {error.args[0]}") from None
+    layout = _layout(args)
+    print(predict_method_shard(config, layout, args.method, args.shard,
+                               lock_dir=config["gpu_lock_dir"]))  # fmt: skip
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    from nvos.pipeline import run_evaluate
+    from nvos.pipeline import run_evaluate, run_shards
 
+    layout, method, split = _layout(args), args.method, args.split
     evaluate = dict(config["evaluate"])
     summary = run_evaluate(
-        args.method,
-        args.predictions,
-        args.clips,
-        args.annotations,
-        args.split,
-        args.out,
+        method,
+        layout.method_predictions(method, run_shards(layout)),
+        layout.clips,
+        layout.annotations,
+        split,
+        layout.metrics_dir(method, split),
         evaluate,
         workers=args.workers or int(evaluate["workers"]),
     )
@@ -157,41 +165,49 @@ def cmd_evaluate(args: argparse.Namespace, config: dict[str, Any]) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    from nvos.pipeline import run_report
+def cmd_skips(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.methods import evaluated_methods
+    from nvos.pipeline import run_shards, run_skips
 
-    run = args.run.rstrip("/")
-    print(
-        run_report(
-            f"{run}/metrics",
-            f"{run}/frames",
-            f"{run}/annotations.parquet",
-            f"{run}/predictions",
-            f"{run}/clips.parquet",
-            args.out or f"{run}/report",
-            config,
-        )
-    )
+    layout = _layout(args)
+    ledgers = layout.skip_ledgers(run_shards(layout), evaluated_methods(config))
+    rows = run_skips(ledgers, layout.skipped_csv, layout.reconciliation)
+    print(f"{len(rows)} stages reconciled -> {layout.reconciliation}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.pipeline import run_report, run_shards
+
+    layout = _layout(args)
+    evaluate = config["evaluate"]
+    print(run_report(layout, evaluate["methods"], evaluate["splits"], run_shards(layout), config))
     return 0
 
 
 def cmd_export_davis(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.pipeline import run_export_davis
 
-    run = args.run.rstrip("/")
     summary = run_export_davis(
-        f"{run}/predictions",
-        args.method,
-        f"{run}/clips.parquet",
-        f"{run}/annotations.parquet",
-        args.out,
-        layout=args.layout,
-        with_gt=args.with_gt,
-        frames_dir=f"{run}/frames" if args.with_gt else None,
-        splits=args.split,
+        _layout(args), args.method, args.out, args.layout, args.with_gt, args.split
     )
     print(summary)
     return 0
+
+
+RUN_HELP = "the run folder, results/<run> (every path in it: docs/design.md, section 3)"
+
+
+def _stage(
+    sub: Any, name: str, handler: Handler, help: str, shard: bool = False
+) -> argparse.ArgumentParser:
+    """A stage command: the run folder, and the shard for a per-shard stage."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("run", help=RUN_HELP)
+    if shard:
+        p.add_argument("--shard", required=True, help=SHARD_HELP)
+    p.set_defaults(handler=handler)
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,77 +227,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo-data", help="generate the embedded demo dataset")
     p.add_argument("out", help="folder to write (manifest.jsonl and the clips' videos)")
-    p.add_argument("--clips", type=int, default=24, help="number of clips (default %(default)s)")
-    p.add_argument(
-        "--seed", type=int, default=0, help="random seed of the generator (default %(default)s)"
-    )
+    p.add_argument("--clips", type=int, default=None, help="clips (default: dataset.demo.clips)")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: dataset.demo.seed)")
     p.set_defaults(handler=cmd_demo_data)
 
-    p = sub.add_parser("dataset", help="manifest -> clips.parquet + annotations.parquet")
-    p.add_argument("manifest", help="the manifest (JSON Lines), or a demo-data folder")
+    p = _stage(sub, "dataset", cmd_dataset, "manifest -> clips.parquet + annotations.parquet")
     p.add_argument(
-        "--out", required=True, help="output folder (clips.parquet, annotations.parquet)"
-    )
-    p.set_defaults(handler=cmd_dataset)
-
-    p = sub.add_parser("frames", help="decode and sample the frames of one shard")
-    p.add_argument("clips", help="clips.parquet (from nvos dataset)")
-    p.add_argument("annotations", help="annotations.parquet (from nvos dataset)")
-    p.add_argument("--shard", required=True, help=SHARD_HELP)
-    p.add_argument("--out", required=True, help="frames/<shard>.parquet")
-    p.set_defaults(handler=cmd_frames)
-
-    p = sub.add_parser("proposals", help="mask proposals for one shard's frames")
-    p.add_argument("frames", help="frames/<shard>.parquet (from nvos frames)")
-    p.add_argument("--shard", required=True, help=SHARD_HELP)
-    p.add_argument("--out", required=True, help="proposals/<shard>.parquet")
+        "--manifest", default=None,
+        help="the manifest (default: dataset.manifest, else the run's demo_data/ folder)",
+    )  # fmt: skip
+    _stage(sub, "frames", cmd_frames, "decode and sample the frames of one shard", shard=True)
+    _stage(sub, "proposals", cmd_proposals, "mask proposals for one shard's frames", shard=True)
+    _stage(sub, "phrases", cmd_phrases, "object phrases of every narration -> phrases.parquet")
+    _stage(sub, "features", cmd_features, "CLIP embeddings of one shard's regions and phrases "
+           "(and ROSA's feature cache)", shard=True)  # fmt: skip
+    p = _stage(sub, "train", cmd_train, "train one ROSA variant on every shard of the run")
+    p.add_argument("--variant", required=True, help="the variant (a key of rosa.variants)")
+    p = _stage(sub, "predict", cmd_predict, "one method's predictions for one shard", shard=True)
     p.add_argument(
-        "--lock-dir", default=None, help="the machine's per-GPU lock files (docs/devices.md)"
+        "--method", required=True, help="sam_clip, oracle or a ROSA variant (trained first)"
     )
-    p.set_defaults(handler=cmd_proposals)
-
-    p = sub.add_parser("phrases", help="object phrases of every narration -> phrases.parquet")
-    p.add_argument("clips", help="clips.parquet (from nvos dataset)")
-    p.add_argument("--out", required=True, help="phrases.parquet")
-    p.set_defaults(handler=cmd_phrases)
-
-    p = sub.add_parser("features", help="CLIP embeddings of one shard's regions and phrases")
-    p.add_argument("run", help="results/<run> (reads frames, proposals, phrases, clips there)")
-    p.add_argument("--shard", required=True, help=SHARD_HELP)
-    p.set_defaults(handler=cmd_features)
-
-    p = sub.add_parser("sam-clip", help="SAM + CLIP zero-shot baseline for one shard")
-    p.add_argument("run", help="results/<run> (reads its features; writes predictions/sam_clip/)")
-    p.add_argument("--shard", required=True, help=SHARD_HELP)
-    p.set_defaults(handler=cmd_sam_clip)
-
-    p = sub.add_parser("oracle", help="SAM upper bound: best-IoU proposal per object and frame")
-    p.add_argument("clips", help="clips.parquet (from nvos dataset)")
-    p.add_argument("annotations", help="annotations.parquet (from nvos dataset)")
-    p.add_argument("proposals", help="proposals/<shard>.parquet (from nvos proposals)")
-    p.add_argument("--shard", required=True, help=SHARD_HELP)
-    p.add_argument("--out", required=True, help="predictions/oracle/<shard>.parquet")
-    p.set_defaults(handler=cmd_oracle)
-
-    p = sub.add_parser("evaluate", help="score one method on one split")
-    p.add_argument("predictions", nargs="+", help="predictions/<method>/<shard>.parquet files")
+    p = _stage(sub, "evaluate", cmd_evaluate, "score one method on one split")
     p.add_argument("--method", required=True, help="the method's name, as in the results table")
     p.add_argument("--split", required=True, help="the split to score (e.g. val, test)")
-    p.add_argument("--clips", required=True, help="clips.parquet (from nvos dataset)")
-    p.add_argument("--annotations", required=True, help="annotations.parquet (from nvos dataset)")
-    p.add_argument("--out", required=True, help="folder for per_object.csv and summary.json")
     p.add_argument(
         "--workers", type=int, default=None, help="processes (default: evaluate.workers)"
     )
-    p.set_defaults(handler=cmd_evaluate)
+    _stage(sub, "skips", cmd_skips, "every stage's skips -> skipped.csv + reconciliation.csv")
+    _stage(sub, "report", cmd_report, "results table, HTML page and overlays of a run folder")
 
-    p = sub.add_parser("report", help="results table, HTML page and overlays of a run folder")
-    p.add_argument("run", help="the run folder, results/<run>")
-    p.add_argument("--out", default=None, help="output folder (default: <run>/report)")
-    p.set_defaults(handler=cmd_report)
-
-    p = sub.add_parser("export-davis", help="predictions as indexed PNGs (DAVIS/VOST layout)")
-    p.add_argument("run", help="the run folder, results/<run>")
+    p = _stage(sub, "export-davis", cmd_export_davis, "predictions as indexed PNGs (DAVIS/VOST)")
     p.add_argument(
         "--method", required=True, help="the method to export (a folder under predictions/)"
     )
@@ -294,7 +269,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--with-gt", action="store_true", help="also write GT, JPEGs and ImageSets")
     p.add_argument("--split", action="append", help="only these splits (repeatable)")
-    p.set_defaults(handler=cmd_export_davis)
     add_import_parser(sub)
     return parser
 

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from nvos import rle, storage
 from nvos.dataset import read_shard_clips
@@ -34,6 +33,7 @@ from nvos.evaluation.masks import check_same_frame, to_gt_size
 from nvos.evaluation.truth import ClipTruth, TaggedObject, group_truth, read_annotations
 from nvos.evaluation.truth import tagged_objects as narration_objects
 from nvos.logs import Progress
+from nvos.methods.rows import PredictionRows
 from nvos.metrics import iou_matrix
 from nvos.proposals.stage import StoredProposals, read_proposals
 from nvos.skips import Ledger, Skip
@@ -108,14 +108,14 @@ def best_proposals(
     return best, ious[best, np.arange(len(objects))]
 
 
-def oracle_columns(
+def oracle_rows(
     truth: ClipTruth,
     objects: Sequence[TaggedObject],
     proposals: Mapping[tuple[str, int], StoredProposals],
-    columns: dict[str, list[Any]],
+    rows: PredictionRows,
     missing: list[tuple[str, int]],
 ) -> list[float]:
-    """Append the oracle rows of one clip to ``columns``; return the best IoUs written.
+    """Append the oracle rows of one clip to ``rows``; return the best IoUs written.
 
     Annotated frames without proposals are appended to ``missing`` (no row).
     """
@@ -129,15 +129,9 @@ def oracle_columns(
         for obj, k, iou in zip(objects, best.tolist(), ious.tolist(), strict=True):
             scores.append(iou)
             for phrase_id in obj.phrase_ids:
-                columns["clip_id"].append(truth.clip_id)
-                columns["phrase_id"].append(phrase_id)
-                columns["object_id"].append(obj.object_id)
-                columns["frame_index"].append(frame_index)
-                columns["proposal_id"].append(int(frame.proposal_id[k]))
-                columns["score"].append(iou)
-                columns["height"].append(frame.height)
-                columns["width"].append(frame.width)
-                columns["rle_counts"].append(frame.rle_counts[k])
+                rows.add(truth.clip_id, phrase_id, obj.object_id, frame_index,
+                         int(frame.proposal_id[k]), iou, frame.height, frame.width,
+                         frame.rle_counts[k])  # fmt: skip
     return scores
 
 
@@ -172,8 +166,7 @@ def build_oracle(
             tagged[clip_id] = objects
     truths = group_truth(read_annotations(annotations_path, list(tagged)), annotations_path)
     proposals = read_proposals(proposals_path, list(tagged))
-    schema = storage.SCHEMAS["predictions"]
-    columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+    rows = PredictionRows()
     missing: list[tuple[str, int]] = []
     scores: list[float] = []
     without_annotations = 0
@@ -188,7 +181,7 @@ def build_oracle(
             logger.warning("clip %r has tags but no annotation: no oracle row", clip_id)
         else:
             frames += len(truth.frames)
-            scores.extend(oracle_columns(truth, objects, proposals, columns, missing))
+            scores.extend(oracle_rows(truth, objects, proposals, rows, missing))
             if not any(len(proposals.get((clip_id, f), ())) for f in truth.frames):
                 skips.append(Skip(clip_id, "no_proposals_on_annotated_frames"))
         progress.update()
@@ -200,14 +193,11 @@ def build_oracle(
         clips_without_annotations=without_annotations,
         frames=frames,
         object_frames=len(scores),
-        rows=len(columns["clip_id"]),
+        rows=len(rows),
         mean_best_iou=float(np.mean(scores)) if scores else None,
         frames_without_proposals=tuple(missing),
         seconds=time.perf_counter() - start,
-        ledger=Ledger.of("predictions/oracle", shard, clip_ids, columns["clip_id"], skips),
-    )
-    table = pa.table(
-        {name: pa.array(values, schema.field(name).type) for name, values in columns.items()}
+        ledger=Ledger.of("predictions/oracle", shard, clip_ids, rows.clip_ids, skips),
     )
     record = storage.provenance(
         "oracle",
@@ -217,7 +207,7 @@ def build_oracle(
         proposals=str(proposals_path),
         **{k: v for k, v in asdict(summary).items() if k not in ("shard", "seconds", "ledger")},
     )
-    storage.write_table(table, out_path, "predictions", record)
+    rows.write(out_path, record)
     logger.info(
         "oracle %s: %d clips (%d untagged skipped, %d without annotations), %d annotated frames "
         "(%d without proposals: no row), %d rows, mean best IoU %s -> %s",

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nvos.layout import RunLayout
 from nvos.types import PathLike
 from nvos.workflow import resolve_manifest
 
@@ -132,133 +133,36 @@ def run_phrases(
 
 
 def run_features(
-    frames: PathLike,
-    proposals: PathLike,
-    phrases: PathLike,
-    clips: PathLike,
+    layout: RunLayout,
     shard: str,
-    regions_out: PathLike,
-    text_out: PathLike,
     features: Mapping[str, Any],
     lock_dir: PathLike | None,
-    skipped_out: PathLike | None = None,
 ) -> Any:
-    """CLIP embeddings of one shard's proposals (regions) and phrases on a claimed device."""
+    """CLIP embeddings of one shard's proposals (regions) and phrases on a claimed device, and
+    ROSA's memory-mapped cache of them (``features/cache/``, :mod:`nvos.rosa.feature_cache`)."""
     from nvos.devices import claim_device
     from nvos.features.stage import build_encoder, crop_policy, extract_features
+    from nvos.rosa.feature_cache import ensure_cache
 
     with claim_device(lock_dir) as device:
         encoder = build_encoder(features, device)
         summary = extract_features(
-            frames,
-            proposals,
-            phrases,
-            clips,
+            layout.frames(shard),
+            layout.proposals(shard),
+            layout.phrases,
+            layout.clips,
             shard,
-            regions_out,
-            text_out,
+            layout.regions(shard),
+            layout.text(shard),
             encoder,
             crop_policy(features, encoder),
             batch_regions=int(features["batch_regions"]),
             batch_texts=int(features["batch_texts"]),
             config=dict(features),
         )
-    return _with_skips(skipped_out, summary)
-
-
-def run_sam_clip(
-    regions: PathLike,
-    proposals: PathLike,
-    frames: PathLike,
-    phrases: PathLike,
-    clips: PathLike,
-    shard: str,
-    out: PathLike,
-    features: Mapping[str, Any],
-    splits: Sequence[str],
-    lock_dir: PathLike | None,
-    skipped_out: PathLike | None = None,
-) -> Any:
-    """The SAM + CLIP zero-shot baseline's predictions for one shard."""
-    from nvos.baselines import check_same_model, clip_prompt_encoder, sam_clip_predictions
-    from nvos.devices import claim_device
-    from nvos.features.stage import build_encoder
-
-    with claim_device(lock_dir) as device:
-        encoder = build_encoder(features, device)
-        check_same_model(regions, encoder.describe())
-        summary = sam_clip_predictions(
-            regions,
-            proposals,
-            frames,
-            phrases,
-            clips,
-            shard,
-            out,
-            clip_prompt_encoder(encoder, int(features["batch_texts"])),
-            str(features["prompt"]),
-            splits=list(splits),
-            meta={"config": dict(features), "clip": encoder.describe()},
-        )
-    return _with_skips(skipped_out, summary)
-
-
-def run_train(
-    run_dir: PathLike,
-    shards: Sequence[str],
-    clips: PathLike,
-    out_dir: PathLike,
-    rosa: Mapping[str, Any],
-    variant: str,
-    lock_dir: PathLike | None,
-) -> Any:
-    """Train one ROSA variant (``models/<variant>/``); torchrun + DDP when rosa.train.gpus > 1."""
-    from nvos.rosa.stage import launch_training
-
-    return launch_training(run_dir, list(shards), clips, out_dir, rosa, variant, lock_dir)
-
-
-def run_predict(
-    run_dir: PathLike,
-    shard: str,
-    checkpoint: PathLike,
-    out: PathLike,
-    rosa: Mapping[str, Any],
-    variant: str,
-    predict: Mapping[str, Any],
-    lock_dir: PathLike | None,
-    skipped_out: PathLike | None = None,
-) -> Any:
-    """Predictions of one ROSA variant on one shard's annotated frames."""
-    from nvos.rosa.predict import run_predict as predict_shard
-
-    summary = predict_shard(
-        run_dir,
-        shard,
-        checkpoint,
-        out,
-        rosa,
-        variant,
-        splits=list(predict["splits"]),
-        batch_size=int(predict["batch_size"]),
-        lock_dir=lock_dir,
-    )
-    return _with_skips(skipped_out, summary)
-
-
-def run_oracle(
-    clips: PathLike,
-    annotations: PathLike,
-    proposals: PathLike,
-    shard: str,
-    out: PathLike,
-    skipped_out: PathLike | None = None,
-) -> Any:
-    """Best-IoU proposal per tagged object and annotated frame of one shard (SAM upper bound)."""
-    from nvos.oracle import build_oracle
-
-    summary = build_oracle(clips, annotations, proposals, shard, out, meta={"shard": shard})
-    return _with_skips(skipped_out, summary)
+    for kind in ("regions", "text"):
+        ensure_cache(kind, layout.shard_paths(shard))
+    return _with_skips(layout.skipped("features", shard), summary)
 
 
 def run_evaluate(
@@ -291,41 +195,53 @@ def run_evaluate(
 
 
 def run_report(
-    metrics_dir: PathLike,
-    frames_dir: PathLike,
-    annotations: PathLike,
-    predictions_dir: PathLike,
-    clips: PathLike,
-    out_dir: PathLike,
+    layout: RunLayout,
+    methods: Sequence[str],
+    splits: Sequence[str],
+    shards: Sequence[str],
     config: Mapping[str, Any],
-    reconciliation: PathLike | None = None,
+    with_skips: bool = True,
 ) -> Any:
     """The results table, the HTML page with the run's facts (from the full run ``config``) and
-    the qualitative overlays (and the skip counts of ``reconciliation.csv`` when given)."""
+    the qualitative overlays of ``methods`` on ``splits`` (:class:`nvos.report.build.ReportInputs`
+    of the run ``layout``), with the skip counts of ``reconciliation.csv`` (``with_skips``)."""
     from nvos.report import build_report
+    from nvos.report.build import ReportInputs
 
-    return build_report(
-        metrics_dir, frames_dir, annotations, predictions_dir, clips, out_dir, dict(config),
-        reconciliation,
-    )  # fmt: skip
+    inputs = ReportInputs.in_run(layout, methods, splits, shards)
+    reconciliation = layout.reconciliation if with_skips else None
+    return build_report(inputs, layout.report_dir, dict(config), reconciliation)
+
+
+def run_shards(layout: RunLayout) -> list[str]:
+    """The shard ids of a run folder, from its ``clips.parquet`` (sorted)."""
+    from nvos import storage
+
+    if not Path(layout.clips).is_file():
+        raise FileNotFoundError(f"{layout.clips}: no such file (run the dataset stage first)")
+    clips = storage.read_table(layout.clips, "clips", columns=["shard"])
+    return sorted(set(clips["shard"].to_pylist()))
 
 
 def run_export_davis(
-    predictions_dir: PathLike,
+    layout: RunLayout,
     method: str,
-    clips: PathLike,
-    annotations: PathLike,
     out_dir: PathLike,
-    layout: str = "davis",
+    folders: str = "davis",
     with_gt: bool = False,
-    frames_dir: PathLike | None = None,
     splits: list[str] | None = None,
 ) -> Any:
-    """A method's predictions as indexed PNGs in the DAVIS / VOST folder layout."""
+    """A method's predictions (every shard of the run ``layout``) as indexed PNGs in the DAVIS /
+    VOST folder layout (``folders``); with ``with_gt`` also the truth, frames and ImageSets."""
     from nvos.export import ExportError, export_davis
 
-    paths = sorted((Path(predictions_dir) / method).glob("*.parquet"))
-    if not paths:
-        raise ExportError(f"{predictions_dir}/{method}: no prediction shards")
-    frames = sorted(Path(frames_dir).glob("*.parquet")) if frames_dir else ()
-    return export_davis(paths, clips, annotations, out_dir, layout, with_gt, frames, splits)
+    shards = run_shards(layout)
+    paths = [p for p in layout.method_predictions(method, shards) if Path(p).is_file()]
+    if len(paths) != len(shards):
+        missing = len(shards) - len(paths)
+        raise ExportError(f"{layout.predictions(method, '<shard>')}: {missing} of "
+                          f"{len(shards)} shards have no predictions")  # fmt: skip
+    frames = [layout.frames(s) for s in shards] if with_gt else ()
+    return export_davis(
+        paths, layout.clips, layout.annotations, out_dir, folders, with_gt, frames, splits
+    )

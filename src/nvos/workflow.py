@@ -16,14 +16,8 @@ from typing import Any
 from nvos.checks import check_config
 from nvos.config import ConfigError, validate_config
 from nvos.errors import NvosError
+from nvos.layout import DEMO_MANIFEST_NAME, RunLayout
 from nvos.shards import scan_manifest, shard_ids
-
-DEMO_MANIFEST_NAME = "manifest.jsonl"
-
-
-def run_dir(config: Mapping[str, Any]) -> str:
-    """``<results_dir>/<run>``: the folder holding everything a run writes."""
-    return f"{config['results_dir']}/{config['run']}"
 
 
 def is_demo(config: Mapping[str, Any]) -> bool:
@@ -34,7 +28,7 @@ def is_demo(config: Mapping[str, Any]) -> bool:
 def manifest_path(config: Mapping[str, Any]) -> str:
     """The dataset rule's input: the user's manifest, or the demo generator's output folder."""
     if is_demo(config):
-        return f"{run_dir(config)}/demo_data"
+        return RunLayout.of(config).demo_data
     return str(config["dataset"]["manifest"])
 
 

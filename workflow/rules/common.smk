@@ -1,13 +1,18 @@
-# Shared paths and the shard list. Shard ids depend only on the number of clips, so the DAG is
-# known before any clip is read (see nvos.shards).
-import os
+# The run's layout (every path under results/<run>/: nvos.layout.RunLayout), the shard list and
+# the prediction methods. Shard ids depend only on the number of clips, so the DAG is known
+# before any clip is read (see nvos.shards).
+import re
 
-from nvos.workflow import run_dir, manifest_path, shard_list
+from nvos.layout import RunLayout
+from nvos.methods import FAMILY, evaluated_methods, method_names
+from nvos.methods.sam_clip import clip_checkpoint
+from nvos.workflow import manifest_path, shard_list
 
 
-RUN = run_dir(config)
+LAYOUT = RunLayout.of(config)
 MANIFEST = manifest_path(config)
 SHARDS = shard_list(config)
+ROSA_VARIANTS = method_names(config)["rosa"]
 
 
 localrules:
@@ -28,9 +33,3 @@ wildcard_constraints:
     shard=r"s\d{5}",
     method=r"[A-Za-z0-9_.-]+",
     split=r"[A-Za-z0-9_-]+",
-
-
-def clip_checkpoint(wildcards):
-    """The local CLIP checkpoint as an input (so replacing the file reruns), or nothing."""
-    pretrained = config["features"]["clip"]["pretrained"]
-    return [pretrained] if pretrained and os.path.isfile(pretrained) else []

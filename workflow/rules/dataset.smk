@@ -1,14 +1,14 @@
 rule demo_data:
     """Generate the embedded demo (videos + manifest), used when dataset.manifest is null."""
     output:
-        directory(f"{RUN}/demo_data"),
+        directory(LAYOUT.demo_data),
     params:
         demo=config["dataset"]["demo"],
     threads: workflow.cores  # videos rendered side by side; nothing else can run before it
     log:
-        f"{RUN}/logs/demo_data.log",
+        LAYOUT.log("demo_data"),
     benchmark:
-        f"{RUN}/benchmarks/demo_data.tsv"
+        LAYOUT.benchmark("demo_data")
     script:
         "../scripts/demo_data.py"
 
@@ -18,14 +18,14 @@ rule dataset:
     input:
         manifest=MANIFEST,
     output:
-        clips=f"{RUN}/clips.parquet",
-        annotations=f"{RUN}/annotations.parquet",
+        clips=LAYOUT.clips,
+        annotations=LAYOUT.annotations,
     params:
         dataset=config["dataset"],
         shards=config["shards"],
     log:
-        f"{RUN}/logs/dataset.log",
+        LAYOUT.log("dataset"),
     benchmark:
-        f"{RUN}/benchmarks/dataset.tsv"
+        LAYOUT.benchmark("dataset")
     script:
         "../scripts/dataset.py"

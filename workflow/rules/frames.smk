@@ -4,15 +4,15 @@ rule frames_shard:
         clips=rules.dataset.output.clips,
         annotations=rules.dataset.output.annotations,
     output:
-        frames=f"{RUN}/frames/{{shard}}.parquet",
-        skipped=f"{RUN}/skipped/frames/{{shard}}.parquet",
+        frames=LAYOUT.frames("{shard}"),
+        skipped=LAYOUT.skipped("frames", "{shard}"),
     params:
         frames=config["frames"],
         folder_fps=config["dataset"]["folder_fps"],
     log:
-        f"{RUN}/logs/frames/{{shard}}.log",
+        LAYOUT.log("frames", "{shard}"),
     benchmark:
-        f"{RUN}/benchmarks/frames/{{shard}}.tsv"
+        LAYOUT.benchmark("frames", "{shard}")
     script:
         "../scripts/frames.py"
 
@@ -20,4 +20,4 @@ rule frames_shard:
 rule frames:
     """Target: the frames of every shard."""
     input:
-        expand(f"{RUN}/frames/{{shard}}.parquet", shard=SHARDS),
+        expand(LAYOUT.frames("{shard}"), shard=SHARDS),

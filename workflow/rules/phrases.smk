@@ -3,13 +3,13 @@ rule phrases:
     input:
         rules.dataset.output.clips,
     output:
-        phrases=f"{RUN}/phrases.parquet",
-        skipped=f"{RUN}/skipped/phrases.parquet",
+        phrases=LAYOUT.phrases,
+        skipped=LAYOUT.skipped("phrases"),
     params:
         phrases=config["phrases"],
     log:
-        f"{RUN}/logs/phrases.log",
+        LAYOUT.log("phrases"),
     benchmark:
-        f"{RUN}/benchmarks/phrases.tsv"
+        LAYOUT.benchmark("phrases")
     script:
         "../scripts/phrases.py"

@@ -3,17 +3,17 @@ rule proposals_shard:
     input:
         rules.frames_shard.output.frames,
     output:
-        proposals=f"{RUN}/proposals/{{shard}}.parquet",
-        skipped=f"{RUN}/skipped/proposals/{{shard}}.parquet",
+        proposals=LAYOUT.proposals("{shard}"),
+        skipped=LAYOUT.skipped("proposals", "{shard}"),
     params:
         proposals=config["proposals"],
         lock_dir=config["gpu_lock_dir"],
     resources:
         gpu=1,
     log:
-        f"{RUN}/logs/proposals/{{shard}}.log",
+        LAYOUT.log("proposals", "{shard}"),
     benchmark:
-        f"{RUN}/benchmarks/proposals/{{shard}}.tsv"
+        LAYOUT.benchmark("proposals", "{shard}")
     script:
         "../scripts/proposals.py"
 
@@ -21,4 +21,4 @@ rule proposals_shard:
 rule proposals:
     """Target: the mask proposals of every shard."""
     input:
-        expand(f"{RUN}/proposals/{{shard}}.parquet", shard=SHARDS),
+        expand(LAYOUT.proposals("{shard}"), shard=SHARDS),

@@ -1,30 +1,14 @@
-# Prediction methods whose skips are accounted for (none when nothing is evaluated).
-SKIP_METHODS = [
-    m
-    for m in config["evaluate"]["methods"]
-    if config["evaluate"]["splits"] and (m in ("sam_clip", "oracle") or m in ROSA_VARIANTS)
-]
-
-
 rule skips:
     """Every item a stage skipped, with its reason -> skipped.csv + reconciliation.csv."""
     input:
-        expand(f"{RUN}/skipped/frames/{{shard}}.parquet", shard=SHARDS),
-        expand(f"{RUN}/skipped/proposals/{{shard}}.parquet", shard=SHARDS),
-        f"{RUN}/skipped/phrases.parquet",
-        expand(f"{RUN}/skipped/features/{{shard}}.parquet", shard=SHARDS),
-        expand(
-            f"{RUN}/skipped/predictions/{{method}}/{{shard}}.parquet",
-            method=SKIP_METHODS,
-            shard=SHARDS,
-        ),
+        LAYOUT.skip_ledgers(SHARDS, evaluated_methods(config)),
     output:
-        skipped=f"{RUN}/skipped.csv",
-        reconciliation=f"{RUN}/reconciliation.csv",
+        skipped=LAYOUT.skipped_csv,
+        reconciliation=LAYOUT.reconciliation,
     log:
-        f"{RUN}/logs/skips.log",
+        LAYOUT.log("skips"),
     benchmark:
-        f"{RUN}/benchmarks/skips.tsv"
+        LAYOUT.benchmark("skips")
     script:
         "../scripts/skips.py"
 
@@ -34,33 +18,37 @@ rule report:
     input:
         metrics=rules.evaluate.input,
         predictions=expand(
-            f"{RUN}/predictions/{{method}}/{{shard}}.parquet",
+            LAYOUT.predictions("{method}", "{shard}"),
             method=config["evaluate"]["methods"],
             shard=SHARDS,
         ),
-        frames=expand(f"{RUN}/frames/{{shard}}.parquet", shard=SHARDS),
+        frames=expand(LAYOUT.frames("{shard}"), shard=SHARDS),
         clips=rules.dataset.output.clips,
         annotations=rules.dataset.output.annotations,
         reconciliation=rules.skips.output.reconciliation,
     output:
-        table=report(f"{RUN}/report/table.md", category="Results", caption="../report/table.rst"),
-        html=report(f"{RUN}/report/index.html", category="Results", caption="../report/index.rst"),
+        table=report(
+            LAYOUT.report_file("table.md"), category="Results", caption="../report/table.rst"
+        ),
+        html=report(
+            LAYOUT.report_file("index.html"), category="Results", caption="../report/index.rst"
+        ),
         overlays=report(
-            directory(f"{RUN}/report/overlays"),
+            directory(LAYOUT.report_file("overlays")),
             patterns=["{name}.jpg"],
             category="Qualitative",
             caption="../report/overlays.rst",
         ),
-        config=f"{RUN}/report/config.yaml",
+        config=LAYOUT.report_file("config.yaml"),
     params:
         run_config=config,  # all of it: the report states its digest
-        metrics_dir=f"{RUN}/metrics",
-        frames_dir=f"{RUN}/frames",
-        predictions_dir=f"{RUN}/predictions",
-        out_dir=f"{RUN}/report",
+        run=LAYOUT.root,
+        methods=config["evaluate"]["methods"],
+        splits=config["evaluate"]["splits"],
+        shards=SHARDS,
     log:
-        f"{RUN}/logs/report.log",
+        LAYOUT.log("report"),
     benchmark:
-        f"{RUN}/benchmarks/report.tsv"
+        LAYOUT.benchmark("report")
     script:
         "../scripts/report.py"

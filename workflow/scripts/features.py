@@ -1,5 +1,7 @@
-"""Rule features_shard: CLIP embeddings of the proposals and phrases of one shard."""
+"""Rule features_shard: CLIP embeddings of the proposals and phrases of one shard, and ROSA's
+feature cache of them."""
 
+from nvos.layout import RunLayout
 from nvos.logs import stage_log
 from nvos.pipeline import run_features
 
@@ -7,15 +9,9 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with stage_log(snakemake.log[0], "features") as log:
     summary = run_features(
-        snakemake.input.frames,
-        snakemake.input.proposals,
-        snakemake.input.phrases,
-        snakemake.input.clips,
+        RunLayout(snakemake.params.run),
         snakemake.wildcards.shard,
-        snakemake.output.regions,
-        snakemake.output.text,
         snakemake.params.features,
         snakemake.params.lock_dir,
-        skipped_out=snakemake.output.skipped,
     )
     log.info("%s", summary)

@@ -1,21 +1,20 @@
-"""Rule predict_shard: per phrase and annotated frame, the proposal with the highest g."""
+"""Rules sam_clip_shard, oracle_shard, predict_shard (workflow/rules/methods.smk): one method's
+predictions on one shard (nvos.methods)."""
 
+from nvos.layout import RunLayout
 from nvos.logs import stage_log
-from nvos.pipeline import run_predict
+from nvos.methods import predict_method_shard
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with stage_log(snakemake.log[0], "predict") as log:
     params = snakemake.params
-    summary = run_predict(
-        params.run_dir,
+    summary = predict_method_shard(
+        snakemake.config,
+        RunLayout(params.run),
+        snakemake.wildcards.method,
         snakemake.wildcards.shard,
-        snakemake.input.checkpoint,
-        snakemake.output.predictions,
-        params.rosa,
-        snakemake.wildcards.variant,
-        params.predict,
+        params.method,
         params.lock_dir,
-        skipped_out=snakemake.output.skipped,
     )
     log.info("%s", summary)

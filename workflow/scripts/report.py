@@ -1,5 +1,6 @@
 """Rule report: table.md, index.html and overlays from every method's metrics."""
 
+from nvos.layout import RunLayout
 from nvos.logs import stage_log
 from nvos.pipeline import run_report
 
@@ -8,13 +9,10 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 with stage_log(snakemake.log[0], "report") as log:
     params = snakemake.params
     summary = run_report(
-        params.metrics_dir,
-        params.frames_dir,
-        snakemake.input.annotations,
-        params.predictions_dir,
-        snakemake.input.clips,
-        params.out_dir,
+        RunLayout(params.run),
+        params.methods,
+        params.splits,
+        params.shards,
         params.run_config,
-        snakemake.input.reconciliation,
     )
     log.info("%s", summary)

@@ -1,14 +1,14 @@
 """The results report: the paper's table, an HTML page with charts and qualitative overlays."""
 
 from nvos.report.build import ReportSummary, build_report
-from nvos.report.table import COLUMNS, format_score, load_metrics, method_label, order_methods
+from nvos.report.table import COLUMNS, format_score, load_summaries, method_label, order_methods
 
 __all__ = [
     "COLUMNS",
     "ReportSummary",
     "build_report",
     "format_score",
-    "load_metrics",
+    "load_summaries",
     "method_label",
     "order_methods",
 ]

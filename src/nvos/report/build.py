@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from nvos import storage
 from nvos.evaluation.truth import group_truth, read_annotations, tagged_objects
+from nvos.layout import RunLayout
 from nvos.logs import Progress
 from nvos.report.facts import config_yaml, facts_markdown, run_facts
 from nvos.report.html import ClipSection, render_html
@@ -29,7 +30,7 @@ from nvos.report.table import (
     MetricsError,
     SplitTable,
     format_score,
-    load_metrics,
+    load_summaries,
     markdown_report,
     method_label,
     order_methods,
@@ -80,13 +81,34 @@ class ReportSummary:
     clips_skipped: int = 0
 
 
-def method_predictions(predictions_dir: PathLike, method: str) -> list[Path]:
-    """The ``predictions/<method>/*.parquet`` files (sorted; empty when there are none)."""
-    return sorted((Path(predictions_dir) / method).glob("*.parquet"))
+@dataclass(frozen=True)
+class ReportInputs:
+    """Every file the report reads: ``summaries`` (method, split) -> ``summary.json``,
+    ``predictions`` method -> its ``predictions/<method>/<shard>.parquet`` files, ``frames`` the
+    ``frames/<shard>.parquet`` files, the run's ``clips.parquet`` and ``annotations.parquet``."""
+
+    summaries: Mapping[tuple[str, str], PathLike]
+    predictions: Mapping[str, Sequence[PathLike]]
+    frames: Sequence[PathLike]
+    clips: PathLike
+    annotations: PathLike
+
+    @classmethod
+    def in_run(
+        cls, layout: RunLayout, methods: Sequence[str], splits: Sequence[str], shards: Sequence[str]
+    ) -> ReportInputs:
+        """The files of ``methods`` x ``splits`` and ``shards`` in the run folder ``layout``."""
+        return cls(
+            summaries={(m, s): layout.summary(m, s) for m in methods for s in splits},
+            predictions={m: layout.method_predictions(m, shards) for m in methods},
+            frames=[layout.frames(shard) for shard in shards],
+            clips=layout.clips,
+            annotations=layout.annotations,
+        )
 
 
 def choose_overlay_method(
-    tables: Sequence[SplitTable], predictions_dir: PathLike, wanted: str | None
+    tables: Sequence[SplitTable], predictions: Mapping[str, Sequence[PathLike]], wanted: str | None
 ) -> tuple[str | None, str]:
     """The method drawn in the overlays, and why (a sentence).
 
@@ -95,18 +117,14 @@ def choose_overlay_method(
     with prediction files count. (None, reason) when no method has predictions.
     """
     if wanted:
-        if not method_predictions(predictions_dir, wanted):
-            raise MetricsError(
-                f"report.overlay_method {wanted!r}: no predictions under {predictions_dir}/{wanted}"
-            )
+        if not predictions.get(wanted):
+            raise MetricsError(f"report.overlay_method {wanted!r}: no predictions of that method")
         return wanted, "it is set by report.overlay_method."
     for table in tables:
         candidates = [
             s
             for s in table.present
-            if s.method != ORACLE
-            and s.scores.get("J&F") is not None
-            and method_predictions(predictions_dir, s.method)
+            if s.method != ORACLE and s.scores.get("J&F") is not None and predictions.get(s.method)
         ]
         if candidates:
             best = max(s.scores["J&F"] for s in candidates)  # type: ignore[type-var]
@@ -116,12 +134,12 @@ def choose_overlay_method(
                 f"{plural(len(candidates), 'method')} with predictions, the oracle left out "
                 "(report.overlay_method: null)."
             )
-    if method_predictions(predictions_dir, ORACLE):
+    if predictions.get(ORACLE):
         return ORACLE, "no other method has both predictions and a J&F."
     return None, "no method has predictions."
 
 
-def _predicted_clips(paths: Sequence[Path]) -> set[str]:
+def _predicted_clips(paths: Sequence[PathLike]) -> set[str]:
     clips: set[str] = set()
     for path in paths:
         clips.update(pq.read_table(path, columns=["clip_id"]).column("clip_id").to_pylist())
@@ -139,11 +157,7 @@ def _remove_stale(overlay_dir: Path, keep: set[str]) -> int:
 
 
 def build_report(
-    metrics_dir: PathLike,
-    frames_dir: PathLike,
-    annotations_path: PathLike,
-    predictions_dir: PathLike,
-    clips_path: PathLike,
+    inputs: ReportInputs,
     out_dir: PathLike,
     config: Mapping[str, Any] | None = None,
     reconciliation: PathLike | None = None,
@@ -151,32 +165,33 @@ def build_report(
 ) -> ReportSummary:
     """Write ``table.md``, ``index.html``, ``config.yaml`` and ``overlays/*.jpg`` in ``out_dir``.
 
-    ``metrics_dir``: ``metrics/<method>/<split>/summary.json``; ``frames_dir``:
-    ``frames/<shard>.parquet``; ``predictions_dir``: ``predictions/<method>/<shard>.parquet``;
-    ``config``: the run's full config (its ``report`` group: keys of :data:`DEFAULTS`), written
-    to ``config.yaml`` and digested in the header (:mod:`nvos.report.facts`); ``reconciliation``:
-    the run's ``reconciliation.csv`` (:mod:`nvos.skips`), shown as a "Skipped clips" section;
-    ``now``: the report's date (default: now, UTC).
+    ``inputs``: every file read (:class:`ReportInputs`); ``config``: the run's full config (its
+    ``report`` group: keys of :data:`DEFAULTS`), written to ``config.yaml`` and digested in the
+    header (:mod:`nvos.report.facts`); ``reconciliation``: the run's ``reconciliation.csv``
+    (:mod:`nvos.skips`), shown as a "Skipped clips" section; ``now``: the report's date
+    (default: now, UTC).
     """
     run_config = dict(config or {})
     cfg = {**DEFAULTS, **dict(run_config.get("report") or {})}
     out = Path(out_dir)
-    metrics = load_metrics(metrics_dir)
+    metrics = load_summaries(inputs.summaries)
     if not metrics:
-        raise MetricsError(f"{metrics_dir}: no <method>/<split>/summary.json found")
+        raise MetricsError("no <method>/<split>/summary.json to report")
     labels = dict(cfg["labels"] or {})
     tables = split_tables(metrics, labels, cfg["methods"])
     methods = order_methods([m for per_split in metrics.values() for m in per_split])
     config_text = config_yaml(run_config)
     config_path = out / "config.yaml"
     storage.write_text(config_path, config_text)
-    facts = run_facts(run_config, clips_path, methods, config_text, now)
+    facts = run_facts(run_config, inputs.clips, methods, config_text, now)
     skips = read_reconciliation(reconciliation) if reconciliation is not None else []
     text = markdown_report(tables, str(cfg["title"]), facts_markdown(facts, labels))
     table_path = out / "table.md"
     storage.write_text(table_path, text + ("\n" + skips_markdown(skips) if skips else ""))
 
-    overlay_method, reason = choose_overlay_method(tables, predictions_dir, cfg["overlay_method"])
+    overlay_method, reason = choose_overlay_method(
+        tables, inputs.predictions, cfg["overlay_method"]
+    )
     summary = ReportSummary(
         clips_skipped=sum(int(row["clips_skipped"]) for row in skips),
         table_path=str(table_path),
@@ -190,8 +205,7 @@ def build_report(
     sections: list[ClipSection] = []
     if overlay_method is not None and int(cfg["overlay_clips"]) > 0:
         sections = _overlays(
-            cfg, overlay_method, frames_dir, annotations_path, predictions_dir, clips_path,
-            out, set(metrics), summary,
+            cfg, overlay_method, inputs, out, set(metrics), summary,
         )  # fmt: skip
     else:
         logger.warning("report: no overlays (%s)", reason if overlay_method is None else "0 clips")
@@ -236,19 +250,17 @@ def overlay_sentences(
 def _overlays(
     cfg: Mapping[str, Any],
     method: str,
-    frames_dir: PathLike,
-    annotations_path: PathLike,
-    predictions_dir: PathLike,
-    clips_path: PathLike,
+    inputs: ReportInputs,
     out: Path,
     splits: set[str],
     summary: ReportSummary,
 ) -> list[ClipSection]:
-    paths = method_predictions(predictions_dir, method)
+    paths = inputs.predictions.get(method, [])
+    annotations_path = inputs.annotations
     clips = {
         row["clip_id"]: row
         for row in storage.read_table(
-            clips_path, "clips", columns=["clip_id", "split", "narration"]
+            inputs.clips, "clips", columns=["clip_id", "split", "narration"]
         ).to_pylist()
         if row["split"] in splits
     }
@@ -267,8 +279,7 @@ def _overlays(
     counts = OverlayCounts()
     by_clip: dict[str, list[Overlay]] = {}
     progress = Progress(logger, len(chosen), "overlay clips")
-    frames_paths = sorted(Path(frames_dir).glob("*.parquet"))
-    for frames in iter_clip_frames(frames_paths, chosen):
+    for frames in iter_clip_frames(list(inputs.frames), chosen):
         objects = tagged_objects(clips[frames.clip_id]["narration"], frames.clip_id)
         by_clip[frames.clip_id] = clip_overlays(
             frames, objects, truths[frames.clip_id], predictions, out,

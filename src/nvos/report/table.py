@@ -158,14 +158,12 @@ def read_summary(path: PathLike, method: str, split: str) -> MethodScores:
     )
 
 
-def load_metrics(metrics_dir: PathLike) -> dict[str, dict[str, MethodScores]]:
-    """All ``<metrics_dir>/<method>/<split>/summary.json`` as split -> method -> scores."""
-    root = Path(metrics_dir)
-    if not root.is_dir():
-        raise MetricsError(f"{root}: metrics folder does not exist")
+def load_summaries(
+    summaries: Mapping[tuple[str, str], PathLike],
+) -> dict[str, dict[str, MethodScores]]:
+    """Each (method, split) -> ``summary.json`` read, as split -> method -> scores."""
     by_split: dict[str, dict[str, MethodScores]] = {}
-    for path in sorted(root.glob("*/*/summary.json")):
-        method, split = path.parent.parent.name, path.parent.name
+    for (method, split), path in sorted(summaries.items()):
         by_split.setdefault(split, {})[method] = read_summary(path, method, split)
     return by_split
 

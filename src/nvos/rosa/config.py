@@ -4,7 +4,7 @@
 - :class:`TrainConfig`: ``rosa.train``, optimisation and bookkeeping.
 - :class:`RosaConfig`: one resolved ablation variant of the ``rosa`` group (model, loss, data
   sampling and ``train``); :func:`resolve_variant` merges ``rosa.variants[name]`` into the group
-  and :func:`variant_params` reduces the group to one variant for a rule's ``params``.
+  (once: the rules pass the resolved variant, :meth:`RosaConfig.to_dict`, down as params).
 
 This module imports neither torch nor any module that does, so the workflow's rule files
 (``workflow/rules/rosa.smk``) can build the DAG without loading torch.
@@ -12,10 +12,11 @@ This module imports neither torch nor any module that does, so the workflow's ru
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from nvos.config import merge
 
 __all__ = [
     "INPUT_NORMS",
@@ -27,7 +28,6 @@ __all__ = [
     "RosaConfig",
     "TrainConfig",
     "resolve_variant",
-    "variant_params",
 ]
 
 #: The split ROSA trains on, and the split whose VNA loss selects its checkpoint.
@@ -190,16 +190,6 @@ def _check_keys(where: str, values: Mapping[str, Any], kind: type) -> None:
         raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
 
 
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(dict(out[key]), value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def resolve_variant(rosa: Mapping[str, Any], variant: str) -> RosaConfig:
     """The config of ablation ``variant``: ``rosa`` with ``rosa.variants[variant]`` merged in.
 
@@ -211,11 +201,4 @@ def resolve_variant(rosa: Mapping[str, Any], variant: str) -> RosaConfig:
     if variant not in variants:
         raise ValueError(f"rosa.variants has no variant {variant!r} (has {sorted(variants)})")
     base = {k: v for k, v in rosa.items() if k != "variants"}
-    return RosaConfig.from_mapping(_merge(base, variants[variant] or {}))
-
-
-def variant_params(rosa: Mapping[str, Any], variant: str) -> dict[str, Any]:
-    """The ``rosa`` group reduced to one variant (its overrides merged, ``variants`` holding only
-    ``{variant: {}}``): a rule's ``params`` that change only when that variant's config changes."""
-    resolved = resolve_variant(rosa, variant).to_dict()
-    return {**resolved, "variants": {variant: {}}}
+    return RosaConfig.from_mapping(merge(base, variants[variant] or {}))

@@ -98,7 +98,7 @@ class FeatureDataset(Dataset[ClipItem]):
     """Clips of one or more shards' feature caches, as :class:`~nvos.rosa.batch.ClipItem`.
 
     Args:
-        shards: the shards to read (:meth:`ShardPaths.in_run` for the standard layout).
+        shards: the shards to read (:meth:`nvos.layout.RunLayout.shard_paths`).
         clips_path: the run's ``clips.parquet`` (split, window and shard of each clip).
         splits: keep clips of these splits (a name, a list, or None for all).
         mode: ``train`` (sample ``frames_per_clip`` frames of the roles sampled + annotated per
@@ -106,8 +106,6 @@ class FeatureDataset(Dataset[ClipItem]):
         frames_per_clip: frames per training item (clips with fewer keep all of theirs).
         max_regions: proposals per frame at most, best predicted_iou * stability first.
         seed: seed of the frame sampling (with :meth:`set_epoch` and the clip's position).
-        cache_dir: folder of the Arrow IPC caches (default ``features/cache`` beside the first
-            shard's regions file).
         memory_map: True (default): memory-map the IPC caches; False: decode the Parquet files
             once into memory (no cache files; each DataLoader worker gets a copy).
         phrases_path: the run's ``phrases.parquet``; needed for :meth:`object_id`.
@@ -124,7 +122,6 @@ class FeatureDataset(Dataset[ClipItem]):
         frames_per_clip: int = 8,
         max_regions: int = 64,
         seed: int = 0,
-        cache_dir: PathLike | None = None,
         memory_map: bool = True,
         phrases_path: PathLike | None = None,
     ) -> None:
@@ -142,7 +139,6 @@ class FeatureDataset(Dataset[ClipItem]):
         self.seed = int(seed)
         self.epoch = 0
         self.memory_map = memory_map
-        self.cache_dir = Path(cache_dir) if cache_dir else self.shards[0].regions.parent / "cache"
         self.phrases_path = Path(phrases_path) if phrases_path else None
         self._object_ids: dict[tuple[str, int], str | None] | None = None
         self._shard_arrays: list[ShardArrays] | None = None
@@ -157,8 +153,8 @@ class FeatureDataset(Dataset[ClipItem]):
             opened = []
             for paths in self.shards:
                 if self.memory_map:
-                    regions = open_cache(ensure_cache("regions", paths, self.cache_dir))
-                    text = open_cache(ensure_cache("text", paths, self.cache_dir))
+                    regions = open_cache(ensure_cache("regions", paths))
+                    text = open_cache(ensure_cache("text", paths))
                 else:
                     regions = region_table(paths.regions, paths.proposals)
                     text = text_table(paths.text)

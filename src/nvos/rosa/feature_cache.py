@@ -2,12 +2,13 @@
 
 Each shard's regions (``features/<shard>.regions.parquet``), joined with their proposal's normalised
 box and score (``proposals/<shard>.parquet``; the RLE masks are not read) and sorted per frame best
-first, are converted **once** into an Arrow IPC file in a cache folder (default
-``features/cache/``), written atomically and reused while its sources are unchanged; the text
-embeddings (``features/<shard>.text.parquet``) get the same treatment. Every process memory-maps
-the files: the embeddings are a zero-copy float16 numpy view of the page cache
-(:class:`ShardArrays`), shared by the DataLoader workers and all ranks of a machine, so reading a
-clip is a few slices, never Parquet decoding per step.
+first, are converted **once** into an Arrow IPC file (``features/cache/<shard>.regions.arrow``,
+see :class:`nvos.layout.RunLayout`; made by the ``features_shard`` rule, remade here if stale),
+written atomically and reused while its sources are unchanged; the text embeddings
+(``features/<shard>.text.parquet``) get the same treatment. Every process memory-maps the files:
+the embeddings are a zero-copy float16 numpy view of the page cache (:class:`ShardArrays`),
+shared by the DataLoader workers and all ranks of a machine, so reading a clip is a few slices,
+never Parquet decoding per step.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from nvos import storage
+from nvos.layout import ShardPaths
 from nvos.types import PathLike
 
 __all__ = [
@@ -56,29 +58,6 @@ PROPOSAL_COLUMNS = [
     "predicted_iou",
     "stability_score",
 ]
-
-
-@dataclass(frozen=True)
-class ShardPaths:
-    """The per-shard files ROSA reads."""
-
-    shard: str
-    regions: Path
-    text: Path
-    proposals: Path
-    frames: Path
-
-    @classmethod
-    def in_run(cls, run_dir: PathLike, shard: str) -> ShardPaths:
-        """The files of ``shard`` in the standard layout of ``results/<run>/`` (``run_dir``)."""
-        run = Path(run_dir)
-        return cls(
-            shard=shard,
-            regions=run / "features" / f"{shard}.regions.parquet",
-            text=run / "features" / f"{shard}.text.parquet",
-            proposals=run / "proposals" / f"{shard}.parquet",
-            frames=run / "frames" / f"{shard}.parquet",
-        )
 
 
 def read_columns(path: PathLike, columns: list[str], schema: str | None = None) -> pa.Table:
@@ -220,10 +199,11 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_cache(kind: Literal["regions", "text"], paths: ShardPaths, cache_dir: PathLike) -> Path:
+def ensure_cache(kind: Literal["regions", "text"], paths: ShardPaths) -> Path:
     """The Arrow IPC cache of a shard's regions (:func:`region_table`) or text
-    (:func:`text_table`), converted now if missing or older than its Parquet sources."""
-    cache = Path(cache_dir) / f"{paths.shard}.{kind}.arrow"
+    (:func:`text_table`), ``paths.cache(kind)``, converted now if missing or older than its
+    Parquet sources."""
+    cache = paths.cache(kind)
     sources = [paths.regions, paths.proposals] if kind == "regions" else [paths.text]
     stamp = _stamp(sources)
     if _fresh(cache, stamp):

@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -23,14 +22,17 @@ import pyarrow.parquet as pq
 import torch
 
 from nvos import storage
+from nvos.layout import RunLayout
 from nvos.logs import Progress
+from nvos.methods.rows import PredictionRows
 from nvos.rosa.batch import ClipBatch
-from nvos.rosa.data import FeatureDataset, ShardPaths, make_loader
+from nvos.rosa.config import RosaConfig
+from nvos.rosa.data import FeatureDataset, make_loader
 from nvos.rosa.model import Alignment
 from nvos.skips import Ledger, Skip
 from nvos.types import PathLike
 
-__all__ = ["AlignmentModel", "PredictSummary", "predict_rosa", "run_predict", "select_proposals"]
+__all__ = ["AlignmentModel", "PredictSummary", "predict_rosa", "predict_shard", "select_proposals"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class PredictSummary:
     ``frames_without_regions`` annotated frames (of clips kept) had no proposal, and
     ``clips_skipped`` clips of the split had no phrase or no proposal at all (see the dataset's
     summary): their tagged phrases get no prediction there, which evaluation scores as empty.
-    ``ledger`` (set by :func:`run_predict`) accounts for every clip of the shard
+    ``ledger`` (set by :func:`predict_shard`) accounts for every clip of the shard
     (:mod:`nvos.skips`; reasons as :func:`nvos.baselines.prediction_skips`).
     """
 
@@ -158,7 +160,7 @@ def predict_rosa(
                     rows.append(row)
                 progress.update(len(batch))
     masks = _masks(proposals_path, rows)
-    columns: dict[str, list[Any]] = {n: [] for n in storage.SCHEMAS["predictions"].names}
+    written = PredictionRows()
     for row in sorted(rows, key=lambda r: (r["clip_id"], r["phrase_id"], r["frame_index"])):
         key = (row["clip_id"], row["frame_index"], row["proposal_id"])
         if key not in masks:
@@ -167,13 +169,9 @@ def predict_rosa(
                 "(the features and proposals of this shard do not match)"
             )
         height, width, counts = masks[key]
-        for name in ("clip_id", "phrase_id", "object_id", "frame_index", "proposal_id", "score"):
-            columns[name].append(row[name])
-        columns["height"].append(height)
-        columns["width"].append(width)
-        columns["rle_counts"].append(counts)
-    table = pa.table(columns, schema=storage.SCHEMAS["predictions"])
-    storage.write_table(table, out_path, "predictions", meta)
+        written.add(row["clip_id"], row["phrase_id"], row["object_id"], row["frame_index"],
+                    row["proposal_id"], row["score"], height, width, counts)  # fmt: skip
+    table = written.write(out_path, meta)
     summary = PredictSummary(
         clips=len(dataset),
         predictions=table.num_rows,
@@ -195,53 +193,50 @@ def predict_rosa(
     return summary
 
 
-def run_predict(
-    run_dir: PathLike,
+def predict_shard(
+    layout: RunLayout,
     shard: str,
-    checkpoint: PathLike,
-    out: PathLike,
-    rosa: Mapping[str, Any],
     variant: str,
+    config: RosaConfig,
     splits: Sequence[str] = ("val", "test"),
     batch_size: int = 16,
     lock_dir: PathLike | None = None,
 ) -> PredictSummary:
-    """The ``predict`` stage of one ROSA variant and shard.
+    """The ``predict`` stage of one ROSA variant (its resolved ``config``) and shard.
 
-    Reads ``clips.parquet``, ``phrases.parquet``, ``features/<shard>.*``, ``proposals/<shard>``
-    and ``frames/<shard>`` (metadata) of ``run_dir`` and ``checkpoint``
-    (``models/<variant>/checkpoint.pt``); writes ``out`` (``predictions/<variant>/<shard>.parquet``)
-    for the annotated frames of the ``splits`` clips, with the variant's ``max_regions``
-    proposals per frame. Runs on a device claimed through ``lock_dir`` (CPU without CUDA).
+    Reads ``clips.parquet``, ``phrases.parquet``, ``features/<shard>.*``, ``proposals/<shard>``,
+    ``frames/<shard>`` (metadata) and ``models/<variant>/checkpoint.pt`` of the run (``layout``);
+    writes ``predictions/<variant>/<shard>.parquet`` for the annotated frames of the ``splits``
+    clips, with the variant's ``max_regions`` proposals per frame. Runs on a device claimed
+    through ``lock_dir`` (CPU without CUDA). The summary's ledger accounts for every clip.
     """
     from nvos.devices import claim_device
-    from nvos.rosa.config import resolve_variant
     from nvos.rosa.model import load_model
     from nvos.storage import file_sha256
 
-    config = resolve_variant(rosa, variant)
-    run = Path(run_dir)
-    paths = ShardPaths.in_run(run, shard)
+    paths = layout.shard_paths(shard)
+    checkpoint = layout.checkpoint(variant)
+    out = layout.predictions(variant, shard)
     dataset = FeatureDataset(
         [paths],
-        run / "clips.parquet",
+        layout.clips,
         splits=list(splits),
         mode="eval",
         max_regions=config.max_regions,
-        phrases_path=run / "phrases.parquet",
+        phrases_path=layout.phrases,
     )
     meta = storage.provenance(
         "predict",
         {"variant": variant, "rosa": config.to_dict(), "splits": list(splits)},
         method=variant,
         shard=shard,
-        checkpoint=str(checkpoint),
+        checkpoint=checkpoint,
         checkpoint_sha256=file_sha256(checkpoint),
     )
     with claim_device(lock_dir) as device:
         model = load_model(checkpoint, map_location=device)
         summary = predict_rosa(model, dataset, paths.proposals, out, meta, device, batch_size)
-    ledger = _ledger(run, shard, variant, splits, dataset, out)
+    ledger = _ledger(layout, shard, variant, splits, dataset, out)
     return replace(summary, ledger=ledger)
 
 
@@ -253,7 +248,7 @@ _DATASET_REASONS = {
 
 
 def _ledger(
-    run: Path, shard: str, variant: str, splits: Sequence[str], dataset: FeatureDataset,
+    layout: RunLayout, shard: str, variant: str, splits: Sequence[str], dataset: FeatureDataset,
     out: PathLike,
 ) -> Ledger:  # fmt: skip
     """Every clip of the shard: predicted, or skipped with the reason (other split, left out by
@@ -261,7 +256,7 @@ def _ledger(
     from nvos.dataset import read_shard_clips
     from nvos.features.stage import read_shard_phrases
 
-    clips = read_shard_clips(run / "clips.parquet", shard)
+    clips = read_shard_clips(layout.clips, shard)
     clip_ids = clips["clip_id"].to_pylist()
     skips = [
         Skip(c, "split_not_predicted", detail=f"split {split}")
@@ -269,7 +264,7 @@ def _ledger(
         if split not in splits
     ]
     skips += [Skip(c, _DATASET_REASONS.get(r, r)) for c, r in dataset.summary.skipped]
-    phrases = read_shard_phrases(run / "phrases.parquet", list(dataset.clip_ids))
+    phrases = read_shard_phrases(layout.phrases, list(dataset.clip_ids))
     skips += [
         Skip(c, "no_tagged_phrase")
         for c in dataset.clip_ids

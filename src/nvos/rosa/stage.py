@@ -1,10 +1,12 @@
 """The ``train`` stage (DESIGN §3): one ROSA variant from the run's feature cache.
 
-:func:`run_train` trains in this process (:func:`nvos.rosa.restarts.train_restarts` on the
-train split, the val split selecting the checkpoint); :func:`launch_training` does that on a
-claimed GPU (or the CPU), or with ``rosa.train.gpus > 1`` claims that many GPUs through the same
-locks as every other GPU job and starts it on them under ``torchrun``, whose processes enter
-through :func:`main` (``python -m nvos.rosa.stage ARGS.json``).
+:func:`train_variant` is the stage: it claims ``rosa.train.gpus`` devices through the machine's
+locks and trains there, in this process (:func:`train_on_device`) on one device (or the CPU), or
+with several under ``torchrun``, whose processes enter through :func:`main`
+(``python -m nvos.rosa.stage ARGS.json``). :func:`train_on_device` trains
+(:func:`nvos.rosa.restarts.train_restarts`) on the train split, the val split selecting the
+checkpoint. The variant comes resolved (:func:`nvos.rosa.config.resolve_variant`, once, by the
+caller).
 """
 
 from __future__ import annotations
@@ -17,47 +19,44 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from nvos import storage
-from nvos.rosa.config import TRAIN_SPLIT, VAL_SPLIT, resolve_variant
+from nvos.layout import RunLayout
+from nvos.rosa.config import TRAIN_SPLIT, VAL_SPLIT, RosaConfig
 from nvos.rosa.distributed import env_from_environ, init_from_env, shutdown
 from nvos.rosa.restarts import train_restarts
 from nvos.rosa.train import TrainSummary
 from nvos.types import PathLike
 
-__all__ = ["launch_training", "main", "run_torchrun", "run_train", "torchrun_command"]
+__all__ = ["main", "run_torchrun", "torchrun_command", "train_on_device", "train_variant"]
 
 logger = logging.getLogger(__name__)
 
 
-def run_train(
-    run_dir: PathLike,
+def train_on_device(
+    layout: RunLayout,
     shards: Sequence[str],
-    clips_path: PathLike,
-    out_dir: PathLike,
-    rosa: Mapping[str, Any],
     variant: str,
+    config: RosaConfig,
     device: torch.device | None = None,
 ) -> TrainSummary:
-    """The ``train`` stage of one variant: train split → ``out_dir`` (``models/<variant>/``).
+    """Train ``variant`` (its resolved ``config``) in this process: ``models/<variant>/``.
 
-    Reads ``features/<shard>.{regions,text}.parquet``, ``proposals/<shard>.parquet`` and
-    ``frames/<shard>.parquet`` of ``run_dir`` through :class:`nvos.rosa.data.FeatureDataset`
-    (training items: ``rosa.frames_per_clip`` sampled frames, ``rosa.max_regions`` proposals);
-    the ``val`` split (same sampling, fixed to epoch 0) selects the checkpoint by VNA loss.
+    Reads the features, proposals and frames of ``shards`` and ``clips.parquet`` of the run
+    (``layout``) through :class:`nvos.rosa.data.FeatureDataset` (training items:
+    ``config.frames_per_clip`` sampled frames, ``config.max_regions`` proposals); the ``val`` split
+    (same sampling, fixed to epoch 0) selects the checkpoint by VNA loss.
     """
-    from nvos.rosa.data import FeatureDataset, ShardPaths
+    from nvos.rosa.data import FeatureDataset
 
-    config = resolve_variant(rosa, variant)
-    paths = [ShardPaths.in_run(run_dir, s) for s in shards]
+    paths = [layout.shard_paths(s) for s in shards]
 
     def dataset(split: str) -> FeatureDataset:
         return FeatureDataset(
             paths,
-            clips_path,
+            layout.clips,
             splits=split,
             mode="train",
             frames_per_clip=config.frames_per_clip,
@@ -69,40 +68,36 @@ def run_train(
     val_set = dataset(VAL_SPLIT)
     if len(val_set) == 0:
         logger.warning("no val clip with phrases and proposals: keeping the final weights")
+    out_dir = layout.model_dir(variant)
     return train_restarts(train_set, val_set if len(val_set) else None, out_dir, config, device)
 
 
-def launch_training(
-    run_dir: PathLike,
+def train_variant(
+    layout: RunLayout,
     shards: Sequence[str],
-    clips_path: PathLike,
-    out_dir: PathLike,
-    rosa: Mapping[str, Any],
     variant: str,
+    config: RosaConfig,
     lock_dir: PathLike | None,
     n_devices: int | None = None,
 ) -> TrainSummary | None:
-    """Train one variant on ``rosa.train.gpus`` devices claimed through the machine's locks
+    """Train ``variant`` on ``config.train.gpus`` devices claimed through the machine's locks
     (:func:`nvos.devices.claim_devices`, ``lock_dir``; ``n_devices`` fakes the device count in
-    tests). One device (or the CPU): :func:`run_train` here, and its summary is returned. Several:
-    ``torchrun`` with ``CUDA_VISIBLE_DEVICES`` listing exactly the claimed devices, the locks held
-    until it ends, its output (rank 0's log, every rank's warnings and errors) copied into this
-    process's log; returns None.
+    tests). One device (or the CPU): :func:`train_on_device`, and its summary is returned.
+    Several: ``torchrun`` with ``CUDA_VISIBLE_DEVICES`` listing exactly the claimed devices, the
+    locks held until it ends, its output (rank 0's log, every rank's warnings and errors) copied
+    into this process's log; returns None.
     """
     from nvos.devices import claim_devices
 
-    config = resolve_variant(rosa, variant)
     with claim_devices(lock_dir, config.train.gpus, n_devices=n_devices) as claim:
         if len(claim.devices) < 2:
-            return run_train(run_dir, shards, clips_path, out_dir, rosa, variant, claim.device)
-        spec = Path(out_dir) / "train_args.json"
+            return train_on_device(layout, shards, variant, config, claim.device)
+        spec = Path(layout.model_dir(variant)) / "train_args.json"
         args = {
-            "run_dir": str(run_dir),
+            "run_dir": layout.root,
             "shards": list(shards),
-            "clips_path": str(clips_path),
-            "out_dir": str(out_dir),
-            "rosa": dict(rosa),
             "variant": variant,
+            "rosa": config.to_dict(),
             "device": "cuda",
         }
         storage.write_text(spec, json.dumps(args, indent=1))
@@ -153,14 +148,14 @@ def torchrun_command(spec: PathLike, processes: int) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """torchrun entry: ``python -m nvos.rosa.stage ARGS.json`` (written by launch_training).
+    """torchrun entry: ``python -m nvos.rosa.stage ARGS.json`` (written by train_variant).
 
     ARGS.json's ``device`` is ``cuda`` (NCCL, ``cuda:<local rank>``) or ``cpu`` (gloo). Rank 0
     logs at INFO, the other ranks WARNING and above (the launcher copies it all into the rule's
     log), each line prefixed with ``[rank N]``.
     """
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("args", help="JSON file with run_dir, shards, clips_path, out_dir, ...")
+    parser.add_argument("args", help="JSON file with run_dir, shards, variant, rosa, device")
     ns = parser.parse_args(argv)
     spec = json.loads(Path(ns.args).read_text())
     env = env_from_environ()
@@ -174,13 +169,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     init_from_env(device_type)
     device = torch.device("cuda", env.local_rank) if device_type == "cuda" else torch.device("cpu")
     try:
-        run_train(
-            spec["run_dir"],
+        train_on_device(
+            RunLayout.at(spec["run_dir"]),
             spec["shards"],
-            spec["clips_path"],
-            spec["out_dir"],
-            spec["rosa"],
             spec["variant"],
+            RosaConfig.from_mapping(spec["rosa"]),
             device,
         )
     finally:

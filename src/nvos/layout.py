@@ -1,0 +1,200 @@
+"""The folder of one run, ``<results_dir>/<run>/``: every path in it, defined once.
+
+The workflow's rules (``workflow/rules/common.smk``), the library and the ``nvos`` command all
+take their paths from :class:`RunLayout`. A method's argument may be a Snakemake wildcard
+(``layout.frames("{shard}")``), so the rules' patterns come from the same definitions.
+
+    <run>/demo_data/manifest.jsonl          generated demo (no dataset.manifest)
+    <run>/clips.parquet, annotations.parquet, phrases.parquet
+    <run>/frames/<shard>.parquet, proposals/<shard>.parquet
+    <run>/features/<shard>.{regions,text}.parquet, features/cache/<shard>.{regions,text}.arrow
+    <run>/models/<variant>/checkpoint.pt, train_log.csv
+    <run>/predictions/<method>/<shard>.parquet
+    <run>/metrics/<method>/<split>/{per_object.csv,summary.json}
+    <run>/skipped/<stage>[/<method>]/<shard>.parquet, skipped.csv, reconciliation.csv
+    <run>/report/{table.md,index.html,config.yaml,overlays/}
+    <run>/logs/..., benchmarks/...
+
+This module imports nothing heavy: the Snakefile loads it to build the DAG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from nvos.types import PathLike
+
+__all__ = ["DEMO_MANIFEST_NAME", "RunLayout", "ShardPaths"]
+
+CacheKind = Literal["regions", "text"]
+
+DEMO_MANIFEST_NAME = "manifest.jsonl"
+
+
+@dataclass(frozen=True)
+class ShardPaths:
+    """The per-shard files ROSA reads, and the Arrow IPC caches made from them."""
+
+    shard: str
+    regions: Path
+    text: Path
+    proposals: Path
+    frames: Path
+    regions_cache: Path
+    text_cache: Path
+
+    def cache(self, kind: CacheKind) -> Path:
+        """The cache file of ``kind`` (``regions`` or ``text``)."""
+        return self.regions_cache if kind == "regions" else self.text_cache
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Every path of one run folder, as strings (what Snakemake and the stages take).
+
+    ``root`` is ``<results_dir>/<run>`` (:meth:`of`); each method joins its part onto it. Arguments
+    may be wildcards such as ``"{shard}"``.
+    """
+
+    root: str
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> RunLayout:
+        """The layout of the run a (validated) config describes: ``<results_dir>/<run>``."""
+        return cls(f"{config['results_dir']}/{config['run']}")
+
+    @classmethod
+    def at(cls, run_dir: PathLike) -> RunLayout:
+        """The layout of an existing run folder (``results/<run>``, a trailing ``/`` allowed)."""
+        return cls(str(run_dir).rstrip("/") or "/")
+
+    def _join(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    # -- dataset -------------------------------------------------------------------------------
+
+    @property
+    def demo_data(self) -> str:
+        """Folder of the generated demo dataset (its manifest: :data:`DEMO_MANIFEST_NAME`)."""
+        return self._join("demo_data")
+
+    @property
+    def clips(self) -> str:
+        return self._join("clips.parquet")
+
+    @property
+    def annotations(self) -> str:
+        return self._join("annotations.parquet")
+
+    @property
+    def phrases(self) -> str:
+        return self._join("phrases.parquet")
+
+    # -- per-shard stages ----------------------------------------------------------------------
+
+    def frames(self, shard: str) -> str:
+        return self._join("frames", f"{shard}.parquet")
+
+    def proposals(self, shard: str) -> str:
+        return self._join("proposals", f"{shard}.parquet")
+
+    def regions(self, shard: str) -> str:
+        """CLIP embeddings of the shard's proposals."""
+        return self._join("features", f"{shard}.regions.parquet")
+
+    def text(self, shard: str) -> str:
+        """CLIP embeddings of the shard's phrases."""
+        return self._join("features", f"{shard}.text.parquet")
+
+    def feature_cache(self, shard: str, kind: CacheKind) -> str:
+        """ROSA's memory-mapped Arrow IPC cache of the shard's regions or text
+        (:mod:`nvos.rosa.feature_cache`)."""
+        return self._join("features", "cache", f"{shard}.{kind}.arrow")
+
+    def shard_paths(self, shard: str) -> ShardPaths:
+        """The files ROSA reads for ``shard``."""
+        return ShardPaths(
+            shard=shard,
+            regions=Path(self.regions(shard)),
+            text=Path(self.text(shard)),
+            proposals=Path(self.proposals(shard)),
+            frames=Path(self.frames(shard)),
+            regions_cache=Path(self.feature_cache(shard, "regions")),
+            text_cache=Path(self.feature_cache(shard, "text")),
+        )
+
+    # -- models and predictions ----------------------------------------------------------------
+
+    def model_dir(self, variant: str) -> str:
+        return self._join("models", variant)
+
+    def checkpoint(self, variant: str) -> str:
+        return self._join("models", variant, "checkpoint.pt")
+
+    def train_log(self, variant: str) -> str:
+        return self._join("models", variant, "train_log.csv")
+
+    def predictions(self, method: str, shard: str) -> str:
+        return self._join("predictions", method, f"{shard}.parquet")
+
+    def method_predictions(self, method: str, shards: Sequence[str]) -> list[str]:
+        """``predictions/<method>/<shard>.parquet`` of every shard, in shard order."""
+        return [self.predictions(method, shard) for shard in shards]
+
+    # -- evaluation and report -----------------------------------------------------------------
+
+    def metrics_dir(self, method: str, split: str) -> str:
+        return self._join("metrics", method, split)
+
+    def per_object(self, method: str, split: str) -> str:
+        return self._join("metrics", method, split, "per_object.csv")
+
+    def summary(self, method: str, split: str) -> str:
+        return self._join("metrics", method, split, "summary.json")
+
+    @property
+    def report_dir(self) -> str:
+        return self._join("report")
+
+    def report_file(self, name: str) -> str:
+        """``report/<name>`` (``table.md``, ``index.html``, ``config.yaml``, ``overlays``)."""
+        return self._join("report", name)
+
+    # -- skips, logs, benchmarks ---------------------------------------------------------------
+
+    def skipped(self, stage: str, shard: str | None = None) -> str:
+        """A job's skip ledger: ``skipped/<stage>/<shard>.parquet`` (``skipped/<stage>.parquet``
+        for a whole-run stage); ``stage`` may be ``predictions/<method>``."""
+        if shard is None:
+            return self._join("skipped", f"{stage}.parquet")
+        return self._join("skipped", stage, f"{shard}.parquet")
+
+    def skip_ledgers(self, shards: Sequence[str], methods: Sequence[str]) -> list[str]:
+        """Every job's skip ledger of a run with ``shards`` whose ``methods`` are predicted, in
+        stage order (the ``skips`` rule's inputs)."""
+        return [
+            *(self.skipped("frames", s) for s in shards),
+            *(self.skipped("proposals", s) for s in shards),
+            self.skipped("phrases"),
+            *(self.skipped("features", s) for s in shards),
+            *(self.skipped(f"predictions/{m}", s) for m in methods for s in shards),
+        ]
+
+    @property
+    def skipped_csv(self) -> str:
+        return self._join("skipped.csv")
+
+    @property
+    def reconciliation(self) -> str:
+        return self._join("reconciliation.csv")
+
+    def log(self, *parts: str) -> str:
+        """``logs/<parts...>.log`` of a job."""
+        return self._join("logs", *parts[:-1], f"{parts[-1]}.log")
+
+    def benchmark(self, *parts: str) -> str:
+        """``benchmarks/<parts...>.tsv`` of a job."""
+        return self._join("benchmarks", *parts[:-1], f"{parts[-1]}.tsv")

@@ -1,0 +1,91 @@
+"""What a prediction method is: turns one shard's inputs into ``predictions`` rows.
+
+A method (a member of the family, :mod:`nvos.methods.registry`) declares, for a config, the method
+names it provides (one row each in the report: ``sam_clip``, ``oracle``, each ROSA variant), the
+files a shard job reads (the rule's inputs, from :class:`nvos.layout.RunLayout`), the config its
+predictions depend on (the rule's params) and how to predict a shard. The workflow makes one
+Snakemake rule per member from these (``workflow/rules/methods.smk``); the ``nvos predict``
+command calls the same :func:`nvos.methods.predict_method_shard`.
+
+Imports nothing heavy: the Snakefile loads the family to build the DAG; a member imports its
+library code inside :meth:`Method.predict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from nvos.layout import RunLayout
+from nvos.skips import Ledger
+from nvos.types import PathLike
+
+__all__ = ["Method", "ShardJob", "ShardResult"]
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One prediction job: method ``method`` on shard ``shard`` of the run ``layout``.
+
+    ``params`` is what :meth:`Method.params` returned for ``method``; ``lock_dir`` the machine's
+    GPU locks (:mod:`nvos.devices`). The job writes ``layout.predictions(method, shard)``.
+    """
+
+    layout: RunLayout
+    method: str
+    shard: str
+    params: Mapping[str, Any]
+    lock_dir: PathLike | None = None
+
+    @property
+    def out(self) -> str:
+        """The predictions file this job writes."""
+        return self.layout.predictions(self.method, self.shard)
+
+
+class ShardResult(Protocol):
+    """What a method's :meth:`Method.predict` returns: a summary whose ``ledger`` accounts for
+    every clip of the shard (predicted, or skipped with a reason; :mod:`nvos.skips`)."""
+
+    @property
+    def ledger(self) -> Ledger | None: ...
+
+
+class Method(Protocol):
+    """A member of the family of prediction methods.
+
+    Attributes:
+        name: the member's name (``sam_clip``, ``oracle``, ``rosa``).
+        rule: the Snakemake rule of its per-shard jobs (``sam_clip_shard``).
+        target: the Snakemake rule collecting all its predictions (``sam_clip``).
+        gpu: GPUs one shard job claims (0: CPU only; the rule's ``gpu`` resource).
+        doc, target_doc: one line describing each rule (``snakemake -l``).
+    """
+
+    name: str
+    rule: str
+    target: str
+    gpu: int
+    doc: str
+    target_doc: str
+
+    def names(self, config: Mapping[str, Any]) -> list[str]:
+        """The method names (report rows) this member provides under ``config``."""
+        ...
+
+    def inputs(
+        self, config: Mapping[str, Any], layout: RunLayout, method: str, shard: str
+    ) -> dict[str, str]:
+        """Every file a job of ``method`` on ``shard`` reads, by name (arguments may be
+        wildcards such as ``"{shard}"``)."""
+        ...
+
+    def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
+        """The part of ``config`` the predictions of ``method`` depend on (resolved once here)."""
+        ...
+
+    def predict(self, job: ShardJob) -> ShardResult:
+        """Write ``job.out`` (through :class:`nvos.methods.rows.PredictionRows`) and return the
+        summary with its ledger."""
+        ...

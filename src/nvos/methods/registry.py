@@ -1,0 +1,44 @@
+"""The family of prediction methods: one line per member.
+
+Adding a method is one module (a class with the :class:`nvos.methods.base.Method` members) and
+one line in :data:`FAMILY` (docs/design.md, "Prediction methods").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nvos.methods.base import Method
+from nvos.methods.oracle import Oracle
+from nvos.methods.rosa import Rosa
+from nvos.methods.sam_clip import SamClip
+
+__all__ = ["FAMILY", "evaluated_methods", "member", "method_names"]
+
+FAMILY: tuple[Method, ...] = (
+    SamClip(),
+    Rosa(),
+    Oracle(),
+)
+
+
+def method_names(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Member name -> the method names it provides under ``config`` (family order)."""
+    return {m.name: m.names(config) for m in FAMILY}
+
+
+def member(config: Mapping[str, Any], method: str) -> Method:
+    """The member providing ``method`` (the first, should two; :mod:`nvos.checks` reports
+    that). Raises KeyError naming the known methods."""
+    for candidate in FAMILY:
+        if method in candidate.names(config):
+            return candidate
+    known = [n for names in method_names(config).values() for n in names]
+    raise KeyError(f"unknown method {method!r} (known: {', '.join(known)})")
+
+
+def evaluated_methods(config: Mapping[str, Any]) -> list[str]:
+    """The methods whose predictions a full run makes and scores: ``evaluate.methods`` when
+    ``evaluate.splits`` is set, else none (every one is a family method: :mod:`nvos.checks`)."""
+    return list(config["evaluate"]["methods"]) if config["evaluate"]["splits"] else []

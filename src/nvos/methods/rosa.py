@@ -1,0 +1,57 @@
+"""ROSA's ablation variants as methods (:mod:`nvos.rosa.predict`): one method per variant."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nvos.layout import RunLayout
+from nvos.methods.base import ShardJob, ShardResult
+from nvos.rosa.config import RosaConfig, resolve_variant
+
+
+class Rosa:
+    """Per tagged phrase and annotated frame, the proposal with the highest g of the trained
+    variant's model (``models/<variant>/checkpoint.pt``, rule ``train``)."""
+
+    name = "rosa"
+    rule = "predict_shard"
+    target = "predict"
+    gpu = 1
+    doc = "Masks for one shard's tagged phrases from a trained ROSA variant."
+    target_doc = "Target: the predictions of every ROSA variant for every shard."
+
+    def names(self, config: Mapping[str, Any]) -> list[str]:
+        return list(config["rosa"]["variants"])
+
+    def inputs(
+        self, config: Mapping[str, Any], layout: RunLayout, method: str, shard: str
+    ) -> dict[str, Any]:
+        return {
+            "clips": layout.clips,
+            "phrases": layout.phrases,
+            "regions": layout.regions(shard),
+            "text": layout.text(shard),
+            "regions_cache": layout.feature_cache(shard, "regions"),
+            "text_cache": layout.feature_cache(shard, "text"),
+            "proposals": layout.proposals(shard),
+            "frames": layout.frames(shard),
+            "checkpoint": layout.checkpoint(method),
+        }
+
+    def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
+        """The variant resolved (:func:`nvos.rosa.config.resolve_variant`) and ``predict``."""
+        return {"rosa": resolve_variant(config["rosa"], method).to_dict(), **config["predict"]}
+
+    def predict(self, job: ShardJob) -> ShardResult:
+        from nvos.rosa.predict import predict_shard
+
+        return predict_shard(
+            job.layout,
+            job.shard,
+            job.method,
+            RosaConfig.from_mapping(job.params["rosa"]),
+            splits=list(job.params["splits"]),
+            batch_size=int(job.params["batch_size"]),
+            lock_dir=job.lock_dir,
+        )

@@ -1,0 +1,70 @@
+"""The SAM + CLIP zero-shot baseline as a method (:mod:`nvos.baselines`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from nvos.layout import RunLayout
+from nvos.methods.base import ShardJob, ShardResult
+
+
+def clip_checkpoint(config: Mapping[str, Any]) -> list[str]:
+    """The local CLIP checkpoint file (``features.clip.pretrained``) when it is one, else
+    nothing: an input, so that replacing the file reruns the jobs that embed with it."""
+    pretrained = config["features"]["clip"]["pretrained"]
+    return [pretrained] if pretrained and os.path.isfile(pretrained) else []
+
+
+class SamClip:
+    """Per tagged phrase and annotated frame, the proposal whose CLIP embedding is closest to
+    the phrase's prompt."""
+
+    name = "sam_clip"
+    rule = "sam_clip_shard"
+    target = "sam_clip"
+    gpu = 1
+    doc = "SAM + CLIP zero-shot baseline for one shard: the proposal nearest each phrase's prompt."
+    target_doc = "Target: the SAM + CLIP baseline's predictions for every shard."
+
+    def names(self, config: Mapping[str, Any]) -> list[str]:
+        return [self.name]
+
+    def inputs(
+        self, config: Mapping[str, Any], layout: RunLayout, method: str, shard: str
+    ) -> dict[str, Any]:
+        return {
+            "regions": layout.regions(shard),
+            "proposals": layout.proposals(shard),
+            "frames": layout.frames(shard),
+            "phrases": layout.phrases,
+            "clips": layout.clips,
+            "checkpoint": clip_checkpoint(config),
+        }
+
+    def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
+        return {"features": config["features"], "splits": config["evaluate"]["splits"]}
+
+    def predict(self, job: ShardJob) -> ShardResult:
+        from nvos.baselines import check_same_model, clip_prompt_encoder, sam_clip_predictions
+        from nvos.devices import claim_device
+        from nvos.features.stage import build_encoder
+
+        features, layout, shard = job.params["features"], job.layout, job.shard
+        with claim_device(job.lock_dir) as device:
+            encoder = build_encoder(features, device)
+            check_same_model(layout.regions(shard), encoder.describe())
+            return sam_clip_predictions(
+                layout.regions(shard),
+                layout.proposals(shard),
+                layout.frames(shard),
+                layout.phrases,
+                layout.clips,
+                shard,
+                job.out,
+                clip_prompt_encoder(encoder, int(features["batch_texts"])),
+                str(features["prompt"]),
+                splits=list(job.params["splits"]),
+                meta={"config": dict(features), "clip": encoder.describe()},
+            )
