@@ -13,10 +13,15 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import DATA
 from PIL import Image
+from tables import write_clips
 
+from nvos import rle, storage
+from nvos.evaluation import evaluate_method
 from nvos.evaluation.official import evaluate_folder
 from nvos.evaluation.protocols import (
     PROTOCOLS,
@@ -27,6 +32,7 @@ from nvos.evaluation.protocols import (
     object_count,
     statistics,
 )
+from nvos.export import export_davis
 
 GOLDEN = DATA / "protocols"
 
@@ -162,3 +168,59 @@ def test_statistics_on_hand_computed_values() -> None:
     assert math.isnan(statistics(np.linspace(1, 0, 300)).decay)  # empty last bin, as official
     with pytest.raises(ValueError):
         statistics(np.array([]))
+
+
+def rect(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    mask = np.zeros((40, 60), dtype=bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def test_pipeline_davis_equals_official_rules_on_its_own_export(tmp_path: Path) -> None:
+    """evaluate.protocol davis on the pipeline's tables = the official rules on export-davis's
+    PNGs (no overlapping predictions, so the PNGs hold every predicted pixel)."""
+    write_clips(tmp_path / "clips.parquet", [("c1", "val", "Put the [cup]<4> on the [tray]<2>.")])
+    gt = {(f, "4"): rect(5, 15, 5 + f, 20 + f) for f in range(5)}
+    gt |= {(f, "2"): rect(22, 36, 30, 55 - 2 * f) for f in range(5)}
+    pred = {(f, "4"): rect(6, 15, 5 + 2 * f, 21) for f in range(5)}
+    pred |= {(f, "2"): rect(24, 38, 31, 50) for f in range(1, 4)}  # frames 0 and 4: missing
+    annotations = pa.table(
+        {
+            "clip_id": ["c1"] * len(gt),
+            "frame_index": [f for f, _ in gt],
+            "object_id": [o for _, o in gt],
+            "instance": pa.array([0] * len(gt), pa.int32()),
+            "height": pa.array([40] * len(gt), pa.int32()),
+            "width": pa.array([60] * len(gt), pa.int32()),
+            "rle_counts": [rle.encode(m) for m in gt.values()],
+        }
+    )
+    pq.write_table(annotations, tmp_path / "ann.parquet")
+    predictions = pa.table(
+        {
+            "clip_id": ["c1"] * len(pred),
+            "phrase_id": pa.array([0 if o == "4" else 1 for _, o in pred], pa.int32()),
+            "object_id": [o for _, o in pred],
+            "frame_index": [f for f, _ in pred],
+            "proposal_id": pa.array(range(len(pred)), pa.int32()),
+            "score": pa.array([0.5] * len(pred), pa.float32()),
+            "height": pa.array([40] * len(pred), pa.int32()),
+            "width": pa.array([60] * len(pred), pa.int32()),
+            "rle_counts": [rle.encode(m) for m in pred.values()],
+        }
+    )
+    storage.write_table(predictions, tmp_path / "pred.parquet", "predictions")
+    files = [tmp_path / "pred.parquet"], tmp_path / "clips.parquet", tmp_path / "ann.parquet"
+    export = export_davis(*files, tmp_path / "export", with_gt=True)
+    assert export.overlap_pixels == 0
+    summary = evaluate_method(
+        "m", *files, "val", tmp_path / "out", seen_unseen=False, protocol="davis"
+    )
+    official = evaluate_folder("davis", tmp_path / "export", tmp_path / "export", "val")
+    assert [o.key for o in official.objects] == ["c1_1", "c1_2"]  # cup, tray
+    assert [o.frames for o in official.objects] == [("00001", "00002", "00003")] * 2
+    row = official.global_row()
+    assert summary["J"] == pytest.approx(row["J-Mean"], abs=1e-12)
+    assert summary["F"] == pytest.approx(row["F-Mean"], abs=1e-12)
+    assert summary["J&F"] == pytest.approx(row["J&F-Mean"], abs=1e-12)
+    assert 0.3 < row["J-Mean"] < 0.95  # imperfect predictions: the comparison is not trivial
