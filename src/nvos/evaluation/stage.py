@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from nvos import storage
 from nvos.evaluation.predictions import ClipPredictions, PredictionCounts, read_predictions
+from nvos.evaluation.protocols import DEFAULT_PROTOCOL, get_protocol, last_part, restrict_tasks
 from nvos.evaluation.score import ClipTask, ObjectScores, score_clip
 from nvos.evaluation.seen import (
     DEFAULT_SPACY_MODEL,
@@ -310,6 +311,7 @@ def evaluate_method(
     seen_unseen: bool = True,
     spacy_model: str = DEFAULT_SPACY_MODEL,
     meta: Mapping[str, Any] | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> dict[str, Any]:
     """Score ``method``'s predictions on the clips of ``split``; write CSV and summary JSON.
 
@@ -325,6 +327,8 @@ def evaluate_method(
         seen_unseen: Compute the seen / unseen breakdown (needs spaCy and ``spacy_model``).
         spacy_model: spaCy pipeline used for head nouns and lemmas.
         meta: Extra JSON-serialisable provenance stored in the summary (e.g. the config group).
+        protocol: ``all_frames``, ``davis`` or ``vost`` (:mod:`nvos.evaluation.protocols`): the
+            frames and objects scored; ``vost`` adds ``J_last`` to the summary's ``protocol``.
 
     Returns:
         The summary written to ``summary.json``.
@@ -335,6 +339,7 @@ def evaluate_method(
         ValueError: malformed tags or annotations (naming the clip).
     """
     start = time.perf_counter()
+    rules = get_protocol(protocol)
     out = Path(out_dir)
     clips = storage.read_table(clips_path, "clips")
     all_ids = clips.column("clip_id").to_pylist()
@@ -347,6 +352,7 @@ def evaluate_method(
     predictions = read_predictions(prediction_paths)
     counts = PredictionCounts()
     tasks, clip_counts = build_tasks(clips, split, truths, predictions, counts)
+    tasks, left_out = restrict_tasks(tasks, rules, counts)
     _log_unscored(counts)
     logger.info(
         "%s / %s: %d clips (%d untagged, %d without annotations), %d to score",
@@ -359,6 +365,10 @@ def evaluate_method(
     )
     score_start = time.perf_counter()
     scores = score_tasks(tasks, bound_th, workers)
+    protocol_summary: dict[str, Any] = left_out.as_dict()
+    if rules.last_fraction is not None:
+        last = score_tasks([last_part(task, rules) for task in tasks], bound_th, workers)
+        protocol_summary["J_last"] = aggregate(last)["J"]
     score_seconds = time.perf_counter() - score_start
 
     breakdowns: dict[str, Any] = {}
@@ -388,6 +398,7 @@ def evaluate_method(
         "split": split,
         **totals,
         "clips": clip_counts,
+        "protocol": protocol_summary,
         "predictions": counts.as_dict(),
         "breakdowns": breakdowns,
         "breakdowns_skipped": skipped,
