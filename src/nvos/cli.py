@@ -42,7 +42,7 @@ def cmd_demo_data(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.config import merge, validate_config
     from nvos.pipeline import run_demo_data
 
-    demo = {"clips": args.clips, "seed": args.seed}
+    demo = {"clips": args.clips, "seed": args.seed, "style": args.style}
     validate_config(merge(config, {"dataset": {"demo": demo}}))  # the schema's limits
     print(run_demo_data(args.out, demo))
     return 0
@@ -214,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", type=int, default=24, help="number of clips (default %(default)s)")
     p.add_argument(
         "--seed", type=int, default=0, help="random seed of the generator (default %(default)s)"
+    )
+    p.add_argument(
+        "--style",
+        default="kitchen",
+        help="look and language of the clips: kitchen or workshop (docs/demo.md; default "
+        "%(default)s)",
     )
     p.set_defaults(handler=cmd_demo_data)
 

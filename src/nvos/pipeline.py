@@ -37,10 +37,12 @@ def run_skips(
 
 
 def run_demo_data(out_dir: PathLike, demo: Mapping[str, Any]) -> Path:
-    """Generate the embedded demo dataset (videos + manifest) into ``out_dir``."""
-    from nvos.demo import generate_demo
+    """Generate the embedded demo dataset (videos + manifest) into ``out_dir``; ``demo`` is the
+    ``dataset.demo`` config block (``style`` absent: the default style)."""
+    from nvos.demo import DEFAULT_STYLE, generate_demo
 
-    return generate_demo(Path(out_dir), n_clips=int(demo["clips"]), seed=int(demo["seed"]))
+    style = str(demo.get("style", DEFAULT_STYLE))
+    return generate_demo(Path(out_dir), int(demo["clips"]), int(demo["seed"]), style=style)
 
 
 def run_dataset(

@@ -24,7 +24,7 @@ from nvos import rle
 from nvos.demo.narration import free_narration, tagged_narration
 from nvos.demo.plan import FPS, HEIGHT, WIDTH, ClipPlan, plan_clip
 from nvos.demo.render import RenderedClip, render_clip
-from nvos.demo.vocabulary import Vocabulary, load_vocabulary
+from nvos.demo.vocabulary import DEFAULT_STYLE, Vocabulary, load_vocabulary, style_path
 from nvos.storage import write_text
 from nvos.types import PathLike
 
@@ -138,16 +138,22 @@ def write_video(path: Path, frames: np.ndarray) -> None:
 
 
 def generate_demo(
-    out_dir: Path, n_clips: int, seed: int, vocabulary: PathLike | None = None
+    out_dir: Path,
+    n_clips: int,
+    seed: int,
+    vocabulary: PathLike | None = None,
+    style: str = DEFAULT_STYLE,
 ) -> Path:
     """Generate the demo dataset into ``out_dir``; return the path of its ``manifest.jsonl``.
 
     ``n_clips`` clips (:func:`split_counts`: 70% train, 15% val, 15% test) of about 3 s at 12 fps,
     320x240, in ``out_dir/videos/*.mp4``. Same ``seed`` -> identical manifest bytes and frames.
+    ``style`` (:data:`nvos.demo.vocabulary.STYLES`) picks the shipped vocabulary file: the look,
+    words and narration templates; ``vocabulary`` is a vocabulary file used instead.
     """
     if seed < 0:
         raise ValueError(f"demo seed must be >= 0, got {seed}")
-    vocab = load_vocabulary(vocabulary)
+    vocab = load_vocabulary(vocabulary if vocabulary is not None else style_path(style))
     groups = video_groups(n_clips)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

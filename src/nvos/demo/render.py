@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from nvos.demo.plan import HEIGHT, WIDTH, ClipPlan, Hand, SceneObject
 from nvos.demo.geometry import ellipse
+from nvos.demo.plan import HEIGHT, WIDTH, ClipPlan, Hand, SceneObject
 from nvos.demo.textures import counter_texture, lighting, material_shading
 from nvos.demo.vocabulary import Vocabulary
 

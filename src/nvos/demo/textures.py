@@ -54,7 +54,9 @@ def counter_texture(
     return (base[None, None, :] * shade[..., None]).astype(np.float32)
 
 
-def bench_shade(rng: np.random.Generator, texture: str, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+def bench_shade(
+    rng: np.random.Generator, texture: str, yy: np.ndarray, xx: np.ndarray
+) -> np.ndarray:
     """Brightness (H, W) float32 of a workshop bench top at pixel rows ``yy`` / columns ``xx``."""
     height, width = yy.shape
     if texture == "mat":  # self-healing cutting mat: a fine grid, every fifth line bold

@@ -31,7 +31,7 @@ def band(radius: float, width: float, start: float, stop: float, n: int = 24) ->
 
 
 def _hammer(s: float) -> list[Part]:
-    claw = np.array([[0.56 * s, 0.2 * s], [0.76 * s, 0.2 * s], [0.74 * s, 0.5 * s], [0.6 * s, 0.4 * s]])
+    claw = s * np.array([[0.56, 0.2], [0.76, 0.2], [0.74, 0.5], [0.6, 0.4]])
     return [
         Part("body", rounded_rect(-s, -0.13 * s, 0.56 * s, 0.13 * s, 0.1 * s)),
         Part("inner", rounded_rect(-0.95 * s, -0.13 * s, -0.88 * s, 0.13 * s, 0.02 * s)),
@@ -41,8 +41,7 @@ def _hammer(s: float) -> list[Part]:
 
 
 def _screwdriver(s: float) -> list[Part]:
-    tip = np.array([[0.55 * s, -0.06 * s], [0.92 * s, -0.06 * s], [s, 0.0], [0.92 * s, 0.06 * s]])
-    tip = np.concatenate([tip, [[0.55 * s, 0.06 * s]]])
+    tip = s * np.array([[0.55, -0.06], [0.92, -0.06], [1.0, 0.0], [0.92, 0.06], [0.55, 0.06]])
     grooves = [
         Part("inner", rounded_rect(-0.85 * s, y - 0.035 * s, -0.2 * s, y + 0.035 * s, 0.02 * s))
         for y in (-0.12 * s, 0.0, 0.12 * s)
@@ -58,8 +57,8 @@ def _screwdriver(s: float) -> list[Part]:
 def _wrench(s: float) -> list[Part]:
     t = np.linspace(np.radians(40), np.radians(320), 30)
     head = np.stack([0.72 * s + 0.3 * s * np.cos(t), 0.3 * s * np.sin(t)], axis=1)
-    notch = np.array([[0.8 * s, -0.12 * s], [0.66 * s, -0.1 * s], [0.66 * s, 0.1 * s]])
-    head = np.concatenate([head, notch, [[0.8 * s, 0.12 * s]]])
+    notch = s * np.array([[0.8, -0.12], [0.66, -0.1], [0.66, 0.1], [0.8, 0.12]])
+    head = np.concatenate([head, notch])
     return [
         Part("body", rounded_rect(-0.7 * s, -0.11 * s, 0.6 * s, 0.11 * s, 0.08 * s)),
         Part("body", head),
@@ -69,22 +68,18 @@ def _wrench(s: float) -> list[Part]:
 
 
 def _pliers(s: float) -> list[Part]:
-    def grip(sign: float) -> np.ndarray:
-        return np.array(
-            [[-0.05 * s, 0.0], [-s, sign * 0.22 * s], [-s, sign * 0.42 * s], [-0.05 * s, sign * 0.14 * s]]
-        )
-
-    jaws = np.array([[0.0, -0.14 * s], [0.72 * s, -0.05 * s], [0.72 * s, 0.05 * s], [0.0, 0.14 * s]])
+    grip = s * np.array([[-0.1, 0.02], [-1.0, 0.2], [-1.0, 0.52], [-0.1, 0.24]])
+    jaws = s * np.array([[0.0, -0.13], [0.55, -0.05], [0.55, 0.05], [0.0, 0.13]])
     return [
-        Part("body", grip(1.0)),
-        Part("body", grip(-1.0)),
+        Part("body", grip),
+        Part("body", grip * np.array([1.0, -1.0])),
         Part("steel", jaws),
         Part("steel", ellipse(0.0, 0.0, 0.13 * s, 0.13 * s, 16)),
     ]
 
 
 def _scissors(s: float) -> list[Part]:
-    blade = np.array([[-0.3 * s, -0.1 * s], [s, -0.02 * s], [s, 0.01 * s], [-0.3 * s, 0.04 * s]])
+    blade = s * np.array([[-0.3, -0.1], [1.0, -0.02], [1.0, 0.01], [-0.3, 0.04]])
     return [
         Part("body", ellipse(-0.62 * s, -0.28 * s, 0.38 * s, 0.26 * s, 28)),
         Part("body", ellipse(-0.62 * s, 0.28 * s, 0.38 * s, 0.26 * s, 28)),
@@ -105,11 +100,11 @@ def _tape(s: float) -> list[Part]:
 
 
 def _brush(s: float) -> list[Part]:
-    handle = np.array([[-s, -0.12 * s], [0.2 * s, -0.2 * s], [0.2 * s, 0.2 * s], [-s, 0.12 * s]])
+    handle = s * np.array([[-1.0, -0.16], [0.16, -0.26], [0.16, 0.26], [-1.0, 0.16]])
     return [
-        Part("body", np.concatenate([handle, ellipse(-s, 0, 0.12 * s, 0.12 * s, 12)[3:10]])),
-        Part("steel", rounded_rect(0.18 * s, -0.24 * s, 0.42 * s, 0.24 * s, 0.03 * s)),
-        Part("handle", rounded_rect(0.4 * s, -0.25 * s, s, 0.25 * s, 0.08 * s)),
+        Part("body", np.concatenate([handle, ellipse(-s, 0, 0.16 * s, 0.16 * s, 12)[3:10]])),
+        Part("steel", rounded_rect(0.14 * s, -0.25 * s, 0.36 * s, 0.25 * s, 0.03 * s)),
+        Part("handle", rounded_rect(0.34 * s, -0.23 * s, 0.78 * s, 0.23 * s, 0.08 * s)),
     ]
 
 
@@ -138,12 +133,8 @@ def _jar(s: float) -> list[Part]:
 
 def _chamfered(hx: float, hy: float, c: float) -> np.ndarray:
     """Polygon (8, 2): the rectangle [-hx, hx] x [-hy, hy] with corners cut by ``c``."""
-    return np.array(
-        [
-            [hx - c, -hy], [hx, -hy + c], [hx, hy - c], [hx - c, hy],
-            [-hx + c, hy], [-hx, hy - c], [-hx, -hy + c], [-hx + c, -hy],
-        ]
-    )  # fmt: skip
+    corner = np.array([[hx - c, -hy], [hx, -hy + c], [hx, hy - c], [hx - c, hy]])
+    return np.concatenate([corner, -corner])
 
 
 def _tray(s: float) -> list[Part]:
@@ -183,7 +174,7 @@ def _rag(s: float) -> list[Part]:
     t = np.linspace(0.0, 2.0 * np.pi, 48, endpoint=False)
     r = s * (0.8 + 0.14 * np.sin(3 * t + 0.5) + 0.07 * np.cos(5 * t))
     outline = np.stack([r * np.cos(t), 0.8 * r * np.sin(t)], axis=1)
-    fold = np.array([[-0.5 * s, -0.1 * s], [0.3 * s, -0.35 * s], [0.45 * s, -0.2 * s], [-0.3 * s, 0.1 * s]])
+    fold = s * np.array([[-0.5, -0.1], [0.3, -0.35], [0.45, -0.2], [-0.3, 0.1]])
     return [Part("body", outline), Part("inner", fold)]
 
 
