@@ -19,6 +19,8 @@ from nvos.demo import (
     DEFAULT_STYLE,
     HAND_LABEL,
     STYLES,
+    DemoClip,
+    Vocabulary,
     VocabularyError,
     generate_demo,
     load_vocabulary,
@@ -39,7 +41,7 @@ FUNCTION_WORDS = {"the", "a", "an", "it", "to", "of", "and", "in", "on", "by", "
 
 
 @pytest.fixture(scope="module")
-def workshop() -> object:
+def workshop() -> Vocabulary:
     return load_vocabulary(style_path("workshop"))
 
 
@@ -65,7 +67,7 @@ def decode_all(path: Path) -> np.ndarray:
     return np.stack(frames)
 
 
-def template_words(vocab) -> set[str]:
+def template_words(vocab: Vocabulary) -> set[str]:
     """Lower-case words of every narration template of a vocabulary, slots removed."""
     words: set[str] = set()
     for stories in vocab.templates.styles.values():
@@ -98,7 +100,7 @@ def test_manifest_splits_and_tags(demo: Path, records: list[dict]) -> None:
 
 
 def test_masks_match_rendered_and_decoded_frames(
-    demo: Path, records: list[dict], workshop
+    demo: Path, records: list[dict], workshop: Vocabulary
 ) -> None:
     coloured = 0
     for index, record in enumerate(records):
@@ -130,7 +132,7 @@ def test_masks_match_rendered_and_decoded_frames(
     assert coloured >= 5  # 10 with this seed
 
 
-def test_the_two_styles_share_no_vocabulary_or_templates(workshop) -> None:
+def test_the_two_styles_share_no_vocabulary_or_templates(workshop: Vocabulary) -> None:
     kitchen = load_vocabulary(style_path("kitchen"))
     assert load_vocabulary() == kitchen  # the default file is the kitchen style's
     for field in ("nouns", "colours", "materials", "counters"):
@@ -150,7 +152,9 @@ def test_the_two_styles_share_no_vocabulary_or_templates(workshop) -> None:
     assert template_words(kitchen) & template_words(workshop) <= FUNCTION_WORDS
 
 
-def test_narrations_use_only_their_own_style_words(records: list[dict], workshop) -> None:
+def test_narrations_use_only_their_own_style_words(
+    records: list[dict], workshop: Vocabulary
+) -> None:
     kitchen = load_vocabulary(style_path("kitchen"))
     foreign = set(kitchen.nouns) | set(kitchen.colours) | set(kitchen.materials)
     own = set(workshop.nouns)
@@ -171,8 +175,8 @@ def test_each_style_has_distinct_looks(style: str) -> None:
     assert len({n.shape for n in vocab.nouns.values()}) == len(vocab.nouns)
 
 
-def test_workshop_objects_move_and_leave_the_frame(workshop) -> None:
-    kinds: dict[str, object] = {}
+def test_workshop_objects_move_and_leave_the_frame(workshop: Vocabulary) -> None:
+    kinds: dict[str, DemoClip] = {}
     for index in range(30):
         clip = make_clip(workshop, SEED, index, "val")
         kinds.setdefault(clip.plan.story.kind, clip)
