@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,6 +13,7 @@ import pytest
 import yaml
 
 from nvos import rle
+from nvos.cli import main
 from nvos.demo import (
     DEFAULT_STYLE,
     HAND_LABEL,
@@ -195,17 +194,13 @@ def test_schema_names_exactly_the_styles() -> None:
     assert style["enum"] == list(STYLES) and style["default"] == DEFAULT_STYLE
 
 
-def test_unknown_style_is_one_clear_message(tmp_path: Path) -> None:
+def test_unknown_style_is_one_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(VocabularyError, match="unknown demo style 'garage'.*kitchen, workshop"):
         generate_demo(tmp_path, 4, 0, style="garage")
-    run = subprocess.run(
-        [sys.executable, "-m", "nvos.cli", "demo-data", str(tmp_path / "out"), "--style", "garage"],
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode != 0 and "Traceback" not in run.stderr
-    assert "dataset.demo.style" in run.stderr and "garage" in run.stderr
-    assert not (tmp_path / "out").exists()
+    assert main(["demo-data", str(tmp_path / "out"), "--style", "garage"]) == 1
+    err = capsys.readouterr().err
+    assert "nvos demo-data: " in err and "dataset.demo.style: 'garage' is not one of" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
