@@ -190,5 +190,6 @@ def generate_demo(
     finally:
         shutil.rmtree(build, ignore_errors=True)
     write_text(manifest, "\n".join(lines) + "\n")
-    logger.info("demo: %d clips in %d videos -> %s", len(lines), len(groups), manifest)
+    source = vocabulary if vocabulary is not None else f"{style} style"
+    logger.info("demo (%s): %d clips in %d videos -> %s", source, len(lines), len(groups), manifest)
     return manifest

@@ -175,11 +175,8 @@ def parse_vocabulary(data: dict[str, Any], source: str = "<vocabulary>") -> Voca
             str(k): Counter(str(k), str(v["texture"]), _rgb(v["colour"], f"{source}: counters.{k}"))
             for k, v in data["counters"].items()
         }
-        templates = parse_templates(data["templates"], f"{source}: templates")
     except (KeyError, TypeError, AttributeError) as error:
         raise VocabularyError(f"{source}: missing or malformed entry: {error!r}") from error
-    except TemplateError as error:
-        raise VocabularyError(str(error)) from error
     for m in materials.values():
         if m.texture not in TEXTURES:
             raise VocabularyError(f"{source}: material {m.name}: unknown texture {m.texture!r}")
@@ -200,6 +197,10 @@ def parse_vocabulary(data: dict[str, Any], source: str = "<vocabulary>") -> Voca
             raise VocabularyError(f"{where}: receptacle must be in, on or null")
     if not skin or not counters or len(nouns) < 6:
         raise VocabularyError(f"{source}: needs skin tones, counters and at least 6 nouns")
+    try:
+        templates = parse_templates(data.get("templates"), f"{source}: templates")
+    except TemplateError as error:
+        raise VocabularyError(str(error)) from error
     return Vocabulary(colours, materials, nouns, skin, counters, templates)
 
 
