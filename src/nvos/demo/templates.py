@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from nvos.tags import RESERVED  # tag characters: a template must not contain them
+
 #: Story keys (:data:`nvos.demo.plan.STORIES`, ``+C`` when another object is named).
 STORY_KEYS = ("move", "move+C", "pick", "pick+C", "take", "take+C")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 KNOWN = frozenset({"A", "B", "C", "a A", "a B", "a C", "in", "into"})
-RESERVED = frozenset("[]<>")  # tag characters (nvos.tags): a template must not contain them
 
 
 class TemplateError(ValueError):
