@@ -36,13 +36,16 @@ def run_skips(
     return gather(list(skipped), skipped_csv, reconciliation_csv)
 
 
-def run_demo_data(out_dir: PathLike, demo: Mapping[str, Any]) -> Path:
-    """Generate the embedded demo dataset (videos + manifest) into ``out_dir``; ``demo`` is the
+def run_demo_data(out_dir: PathLike, demo: Mapping[str, Any], workers: int = 1) -> Path:
+    """Generate the embedded demo dataset (videos + manifest) into ``out_dir``, rendering
+    ``workers`` videos side by side (the output does not depend on it); ``demo`` is the
     ``dataset.demo`` config block (``style`` absent: the default style)."""
     from nvos.demo import DEFAULT_STYLE, generate_demo
 
     style = str(demo.get("style", DEFAULT_STYLE))
-    return generate_demo(Path(out_dir), int(demo["clips"]), int(demo["seed"]), style=style)
+    return generate_demo(
+        Path(out_dir), int(demo["clips"]), int(demo["seed"]), workers=workers, style=style
+    )
 
 
 def run_dataset(

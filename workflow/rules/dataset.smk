@@ -4,6 +4,7 @@ rule demo_data:
         directory(f"{RUN}/demo_data"),
     params:
         demo=config["dataset"]["demo"],
+    threads: workflow.cores  # videos rendered side by side; nothing else can run before it
     log:
         f"{RUN}/logs/demo_data.log",
     benchmark:
