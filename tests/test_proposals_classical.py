@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -88,12 +89,11 @@ def test_config_errors_are_clear() -> None:
         ClassicalBackend().generate([np.zeros((10, 10), np.uint8)])
 
 
-@pytest.fixture(scope="module")
-def demo_best_ious(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
-    """Best-proposal IoU of every visible ground-truth object of an 8-clip demo, for the classical
-    backend (top K) and for a same-size grid of blocks (a proposal set that knows no image)."""
-    out = tmp_path_factory.mktemp("demo")
-    manifest = generate_demo(out, 8, 0)
+def demo_best_ious(out: Path, style: str) -> tuple[np.ndarray, np.ndarray]:
+    """Best-proposal IoU of every visible ground-truth object of an 8-clip demo (seed 0) of
+    ``style``, for the classical backend (top K) and for a same-size grid of blocks (a proposal set
+    that knows no image)."""
+    manifest = generate_demo(out, 8, 0, style=style)
     backend = ClassicalBackend()
     ours, grid = [], []
     for line in manifest.read_text().splitlines():
@@ -122,16 +122,25 @@ def _grid_blocks(height: int, width: int) -> np.ndarray:
     return blocks
 
 
-def test_classical_backend_finds_the_demo_objects(
-    demo_best_ious: tuple[np.ndarray, np.ndarray],
-) -> None:
+def test_classical_backend_finds_the_demo_objects(tmp_path: Path) -> None:
     """Measured on this demo (seed 0, 8 clips, 16 visible objects) with the default settings:
     mean best IoU 0.92, every object above IoU 0.5 (the usual "object found" criterion); the
     demo's val frames give 0.78 (docs/pipeline.md). The thresholds leave a margin for codec
     differences and sit far above an image-blind proposal set of the same size (a grid of
     blocks, mean ~0.2)."""
-    ours, grid = demo_best_ious
+    ours, grid = demo_best_ious(tmp_path, "kitchen")
     assert len(ours) >= 15
     assert ours.mean() >= 0.8
     assert np.mean(ours > 0.5) >= 0.85
+    assert ours.mean() >= grid.mean() + 0.3
+
+
+def test_classical_backend_finds_the_workshop_objects(tmp_path: Path) -> None:
+    """The demo's second style (tools of several parts, containers with bails and handles) is
+    harder. Measured (seed 0, 8 clips, 19 visible objects on 8 frames): mean best IoU 0.69, 79 %
+    above 0.5, grid of blocks 0.21; on 40 clips (seed 1, 84 objects): 0.65, 71 %, grid 0.20."""
+    ours, grid = demo_best_ious(tmp_path, "workshop")
+    assert len(ours) >= 15
+    assert ours.mean() >= 0.55
+    assert np.mean(ours > 0.5) >= 0.6
     assert ours.mean() >= grid.mean() + 0.3

@@ -45,7 +45,8 @@ def cmd_demo_data(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.config import merge, validate_config
     from nvos.pipeline import run_demo_data
 
-    given = {k: v for k, v in (("clips", args.clips), ("seed", args.seed)) if v is not None}
+    options = {"clips": args.clips, "seed": args.seed, "style": args.style}
+    given = {k: v for k, v in options.items() if v is not None}
     config = merge(config, {"dataset": {"demo": given}})
     validate_config(config)  # the schema's limits
     print(run_demo_data(args.out, config["dataset"]["demo"]))
@@ -229,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="folder to write (manifest.jsonl and the clips' videos)")
     p.add_argument("--clips", type=int, default=None, help="clips (default: dataset.demo.clips)")
     p.add_argument("--seed", type=int, default=None, help="seed (default: dataset.demo.seed)")
+    p.add_argument(
+        "--style",
+        default=None,
+        help="look and language of the clips: kitchen or workshop (docs/demo.md; default: "
+        "dataset.demo.style)",
+    )
     p.set_defaults(handler=cmd_demo_data)
 
     p = _stage(sub, "dataset", cmd_dataset, "manifest -> clips.parquet + annotations.parquet")

@@ -39,11 +39,13 @@ def run_skips(
 
 def run_demo_data(out_dir: PathLike, demo: Mapping[str, Any], workers: int = 1) -> Path:
     """Generate the embedded demo dataset (videos + manifest) into ``out_dir``, rendering
-    ``workers`` videos side by side (the output does not depend on it)."""
-    from nvos.demo import generate_demo
+    ``workers`` videos side by side (the output does not depend on it); ``demo`` is the
+    ``dataset.demo`` config block (``style`` absent: the default style)."""
+    from nvos.demo import DEFAULT_STYLE, generate_demo
 
+    style = str(demo.get("style", DEFAULT_STYLE))
     return generate_demo(
-        Path(out_dir), n_clips=int(demo["clips"]), seed=int(demo["seed"]), workers=workers
+        Path(out_dir), int(demo["clips"]), int(demo["seed"]), workers=workers, style=style
     )
 
 

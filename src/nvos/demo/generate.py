@@ -27,7 +27,7 @@ from nvos import rle
 from nvos.demo.narration import free_narration, tagged_narration
 from nvos.demo.plan import FPS, HEIGHT, WIDTH, ClipPlan, plan_clip
 from nvos.demo.render import RenderedClip, render_clip
-from nvos.demo.vocabulary import Vocabulary, load_vocabulary
+from nvos.demo.vocabulary import DEFAULT_STYLE, Vocabulary, load_vocabulary, style_path
 from nvos.storage import write_text
 from nvos.types import PathLike
 
@@ -173,17 +173,20 @@ def generate_demo(
     seed: int,
     vocabulary: PathLike | None = None,
     workers: int = 1,
+    style: str = DEFAULT_STYLE,
 ) -> Path:
     """Generate the demo dataset into ``out_dir``; return the path of its ``manifest.jsonl``.
 
     ``n_clips`` clips (:func:`split_counts`: 70% train, 15% val, 15% test) of about 3 s at 12 fps,
     320x240, in ``out_dir/videos/*.mp4``. Same ``seed`` -> identical manifest bytes and frames,
     whatever ``workers`` (processes rendering videos side by side; every clip is drawn from its
-    own seed and index, never from shared random state).
+    own seed and index, never from shared random state). ``style``
+    (:data:`nvos.demo.vocabulary.STYLES`) picks the shipped vocabulary file: the look, words and
+    narration templates; ``vocabulary`` is a vocabulary file used instead.
     """
     if seed < 0:
         raise ValueError(f"demo seed must be >= 0, got {seed}")
-    vocab = load_vocabulary(vocabulary)
+    vocab = load_vocabulary(vocabulary if vocabulary is not None else style_path(style))
     groups = video_groups(n_clips)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -213,5 +216,6 @@ def generate_demo(
     finally:
         shutil.rmtree(build, ignore_errors=True)
     write_text(manifest, "\n".join(lines) + "\n")
-    logger.info("demo: %d clips in %d videos -> %s", len(lines), len(groups), manifest)
+    source = vocabulary if vocabulary is not None else f"{style} style"
+    logger.info("demo (%s): %d clips in %d videos -> %s", source, len(lines), len(groups), manifest)
     return manifest

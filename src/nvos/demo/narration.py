@@ -1,9 +1,10 @@
-"""Narrations of demo clips, from the clip's story.
+"""Narrations of demo clips, from the clip's story and the style's templates.
 
-Evaluation clips get sentence-style narrations whose object phrases are tagged
-``[phrase]<object_id>``; training clips get untagged free text in a mix of styles like real
-narrations: sentences ("The person takes the red cup from the counter."), Ego4D ("#C C picks a
-knife from the counter") and EPIC-KITCHENS imperatives ("put sponge on plate").
+Evaluation clips get narrations in the vocabulary's ``tagged`` template style whose object
+phrases are tagged ``[phrase]<object_id>``; training clips get untagged free text in a weighted
+mix of styles like real narrations. The kitchen style mixes sentences ("The person takes the red
+cup from the counter."), Ego4D ("#C C picks a knife from the counter") and EPIC-KITCHENS
+imperatives ("put sponge on plate"); the workshop style has its own (templates in its file).
 """
 
 from __future__ import annotations
@@ -12,48 +13,6 @@ import numpy as np
 
 from nvos.demo.plan import ClipPlan
 from nvos.demo.vocabulary import ObjectSpec, Vocabulary
-
-SENTENCE = {
-    "move": (
-        "The person picks up the {A} and puts it {in} the {B}.",
-        "The person places the {A} {in} the {B}.",
-        "The person moves the {A} {into} the {B}.",
-    ),
-    "move+C": (
-        "The person puts the {A} {in} the {B} next to the {C}.",
-        "Next to the {C}, the person drops the {A} {into} the {B}.",
-    ),
-    "pick": (
-        "The person picks up the {A}.",
-        "The person lifts the {A} from the counter.",
-        "The person grabs the {A} and puts it back down.",
-    ),
-    "pick+C": (
-        "The person picks up the {A} next to the {C}.",
-        "The person lifts the {A} beside the {C}.",
-    ),
-    "take": ("The person takes the {A} away.", "The person removes the {A} from the counter."),
-    "take+C": ("The person takes the {A} away from the {C}.",),
-}
-EGO4D = {
-    "move": ("#C C puts the {A} {in} the {B}", "#C C places {a A} {in} the {B}"),
-    "move+C": ("#C C puts the {A} {in} the {B} beside the {C}",),
-    "pick": ("#C C picks {a A} from the counter", "#C C lifts the {A}"),
-    "pick+C": ("#C C picks the {A} next to the {C}",),
-    "take": ("#C C takes the {A} away", "#C C picks up {a A}"),
-    "take+C": ("#C C moves the {A} away from the {C}",),
-}
-EPIC = {
-    "move": ("put {A} {in} {B}", "place {A} {in} {B}", "put down {A} {in} {B}"),
-    "move+C": ("put {A} {in} {B} next to {C}",),
-    "pick": ("pick up {A}", "take {A}", "lift {A}"),
-    "pick+C": ("pick up {A} near {C}",),
-    "take": ("take {A}", "remove {A}"),
-    "take+C": ("take {A} from next to {C}",),
-}
-FREE_STYLES = (SENTENCE, EGO4D, EPIC)
-FREE_STYLE_WEIGHTS = (0.4, 0.3, 0.3)
-
 
 # Weights of an object phrase's forms (when the object has the words): mostly "<colour> <noun>",
 # since colour is what frozen region features carry best (random-weight CLIP included), so that a
@@ -112,8 +71,9 @@ def _fill(
 def tagged_narration(
     vocab: Vocabulary, plan: ClipPlan, rng: np.random.Generator
 ) -> tuple[str, list[str]]:
-    """A sentence narration with every named object tagged; returns (text, tagged object ids)."""
-    choices = SENTENCE[_story_key(plan)]
+    """A narration in the ``tagged`` template style with every named object tagged; returns
+    (text, tagged object ids)."""
+    choices = vocab.templates.styles[vocab.templates.tagged][_story_key(plan)]
     template = choices[int(rng.integers(len(choices)))]
     bare: dict[str, str] = {}
     texts: dict[str, str] = {}
@@ -124,8 +84,10 @@ def tagged_narration(
 
 
 def free_narration(vocab: Vocabulary, plan: ClipPlan, rng: np.random.Generator) -> str:
-    """An untagged narration in a random style (sentence, Ego4D ``#C C``, EPIC imperative)."""
-    style = FREE_STYLES[int(rng.choice(len(FREE_STYLES), p=FREE_STYLE_WEIGHTS))]
+    """An untagged narration in a template style drawn with the ``free`` weights."""
+    names = list(vocab.templates.free)
+    weights = [vocab.templates.free[name] for name in names]
+    style = vocab.templates.styles[names[int(rng.choice(len(names), p=weights))]]
     choices = style[_story_key(plan)]
     template = choices[int(rng.integers(len(choices)))]
     bare = {slot: object_phrase(vocab, plan.object(oid).spec, rng) for slot, oid in _mentions(plan)}

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nvos.demo.shapes import Part, extent, shape_parts
+from nvos.demo.geometry import Part, extent
+from nvos.demo.shapes import shape_parts
 from nvos.demo.vocabulary import Counter, ObjectSpec, Vocabulary
 
 WIDTH, HEIGHT, FPS = 320, 240, 12

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from nvos.demo.geometry import ellipse
 from nvos.demo.plan import HEIGHT, WIDTH, ClipPlan, Hand, SceneObject
-from nvos.demo.shapes import ellipse
 from nvos.demo.textures import counter_texture, lighting, material_shading
 from nvos.demo.vocabulary import Vocabulary
 
@@ -21,6 +21,7 @@ HAND_LABEL = -1
 MARGIN = 48  # counter texture margin (pixels) around the frame, for the camera drift
 SHIFT = 3  # fillPoly sub-pixel bits
 STEM_RGB = np.array([70, 125, 45], dtype=np.float32)
+STEEL_RGB = np.array([168, 172, 180], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def _draw_object(
         "light": np.minimum(1.1 * rgb + 12, 255),
         "handle": handle,
         "stem": STEM_RGB,
+        "steel": STEEL_RGB,
     }
     zoom = plan.camera_zoom[t] * obj.scale[t]
     cos, sin = np.cos(obj.angle[t]), np.sin(obj.angle[t])
@@ -95,6 +97,8 @@ def _draw_object(
         dx, dy = xx - centre[0], yy - centre[1]
         u, v = (dx * cos + dy * sin) / zoom, (-dx * sin + dy * cos) / zoom
         kind = texture if part.role in ("body", "inner", "light") else "speckle"
+        if part.role == "steel":
+            kind = "brushed"
         shade = material_shading(kind, u, v, noun.size, tile)
         canvas.paint(ys, xs, mask, role_rgb[part.role][None, None, :] * shade[..., None], label)
 

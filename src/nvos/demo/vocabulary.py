@@ -1,6 +1,8 @@
-"""Vocabulary of the demo dataset: nouns (shape, size), colours, materials, skin tones, counters.
+"""Vocabulary of the demo dataset: nouns (shape, size), colours, materials, skin tones, counters
+and narration templates.
 
-Loaded from ``demo_vocabulary.yaml`` in :mod:`nvos.resources`. Later stages use it to check
+One file per demo style (:data:`STYLES`: ``demo_vocabulary.yaml`` is the kitchen style,
+``demo_workshop.yaml`` the workshop style), in :mod:`nvos.resources`. Later stages use it to check
 phrase grounding (which noun / colour a phrase names and how that object looks).
 """
 
@@ -14,30 +16,21 @@ from typing import Any
 import numpy as np
 import yaml
 
+from nvos.demo.shapes import SHAPE_BUILDERS
+from nvos.demo.templates import TemplateError, Templates, parse_templates
 from nvos.resources import resource_path
 from nvos.types import PathLike
 
-DEFAULT_VOCABULARY_PATH = resource_path("demo_vocabulary.yaml")
+#: Demo styles -> their vocabulary files in :mod:`nvos.resources` (docs/demo.md).
+STYLES = {"kitchen": "demo_vocabulary.yaml", "workshop": "demo_workshop.yaml"}
+DEFAULT_STYLE = "kitchen"
+DEFAULT_VOCABULARY_PATH = resource_path(STYLES[DEFAULT_STYLE])
 
-SHAPES = frozenset(
-    {
-        "cup",
-        "bowl",
-        "plate",
-        "round",
-        "ellipse",
-        "rounded_rect",
-        "board",
-        "spoon",
-        "knife",
-        "spatula",
-        "pan",
-        "bottle",
-        "carrot",
-    }
+SHAPES = frozenset(SHAPE_BUILDERS)
+TEXTURES = frozenset({"gloss", "speckle", "grain", "brushed", "pores", "skin"}) | frozenset(
+    {"ribbed", "enamel", "weave", "satin", "hammered", "polished"}
 )
-TEXTURES = frozenset({"gloss", "speckle", "grain", "brushed", "pores", "skin"})
-COUNTER_TEXTURES = frozenset({"wood", "tiles", "stone"})
+COUNTER_TEXTURES = frozenset({"wood", "tiles", "stone", "mat", "concrete", "pegboard", "tread"})
 
 RGB = tuple[int, int, int]
 
@@ -97,6 +90,7 @@ class Vocabulary:
     nouns: dict[str, Noun]
     skin_tones: tuple[RGB, ...]
     counters: dict[str, Counter]
+    templates: Templates
 
     def rgb(self, spec: ObjectSpec) -> RGB:
         """The body colour of an object (RGB): its material's colour, else its colour word's."""
@@ -203,11 +197,23 @@ def parse_vocabulary(data: dict[str, Any], source: str = "<vocabulary>") -> Voca
             raise VocabularyError(f"{where}: receptacle must be in, on or null")
     if not skin or not counters or len(nouns) < 6:
         raise VocabularyError(f"{source}: needs skin tones, counters and at least 6 nouns")
-    return Vocabulary(colours, materials, nouns, skin, counters)
+    try:
+        templates = parse_templates(data.get("templates"), f"{source}: templates")
+    except TemplateError as error:
+        raise VocabularyError(str(error)) from error
+    return Vocabulary(colours, materials, nouns, skin, counters, templates)
+
+
+def style_path(style: str) -> Path:
+    """The shipped vocabulary file of a demo style (:data:`STYLES`)."""
+    if style not in STYLES:
+        raise VocabularyError(f"unknown demo style {style!r} (known: {', '.join(STYLES)})")
+    return resource_path(STYLES[style])
 
 
 def load_vocabulary(path: PathLike | None = None) -> Vocabulary:
-    """Load the demo vocabulary (default: the shipped ``nvos/resources/demo_vocabulary.yaml``)."""
+    """Load a demo vocabulary file (default: the kitchen style's, :data:`DEFAULT_VOCABULARY_PATH`;
+    :func:`style_path` gives each style's)."""
     source = Path(path) if path is not None else DEFAULT_VOCABULARY_PATH
     if not source.is_file():
         raise VocabularyError(f"{source}: demo vocabulary file not found")
