@@ -18,6 +18,7 @@ rule features_shard:
         lock_dir=config["gpu_lock_dir"],
     resources:
         gpu=1,
+    priority: 30  # the critical path first (docs/pipeline.md#scheduling)
     log:
         LAYOUT.log("features", "{shard}"),
     benchmark:

@@ -9,6 +9,7 @@ rule frames_shard:
     params:
         frames=config["frames"],
         folder_fps=config["dataset"]["folder_fps"],
+    priority: 50  # the critical path first (docs/pipeline.md#scheduling)
     log:
         LAYOUT.log("frames", "{shard}"),
     benchmark:

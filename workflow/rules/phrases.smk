@@ -7,6 +7,7 @@ rule phrases:
         skipped=LAYOUT.skipped("phrases"),
     params:
         phrases=config["phrases"],
+    priority: 40  # the critical path first (docs/pipeline.md#scheduling)
     log:
         LAYOUT.log("phrases"),
     benchmark:

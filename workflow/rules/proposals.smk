@@ -10,6 +10,7 @@ rule proposals_shard:
         lock_dir=config["gpu_lock_dir"],
     resources:
         gpu=1,
+    priority: 40  # the critical path first (docs/pipeline.md#scheduling)
     log:
         LAYOUT.log("proposals", "{shard}"),
     benchmark:

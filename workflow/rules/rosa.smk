@@ -26,6 +26,7 @@ rule train:
         lock_dir=config["gpu_lock_dir"],
     resources:
         gpu=config["rosa"]["train"]["gpus"],
+    priority: 20  # the critical path first (docs/pipeline.md#scheduling)
     log:
         LAYOUT.log("train", "{variant}"),
     benchmark:
