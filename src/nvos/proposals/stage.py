@@ -13,6 +13,7 @@ and the log, so nothing is lost silently.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 from pycocotools import mask as mask_utils
 
 from nvos import rle, storage
+from nvos.config import typed
 from nvos.frames import iter_frames
 from nvos.logs import Progress
 from nvos.oom import AdaptiveBatch
@@ -88,11 +90,11 @@ def build_backend(config: Mapping[str, Any], device: Any = None) -> ProposalBack
     if name == "classical":
         from nvos.proposals.classical import ClassicalBackend, ClassicalConfig
 
-        settings = dict(config.get("classical") or {})
+        settings = typed(config.get("classical"), ClassicalConfig)
         if "max_per_frame" in config:  # the stage keeps no more: the backend need not make more
-            cap = int(config["max_per_frame"])
-            settings["max_proposals"] = min(int(settings.get("max_proposals", cap)), cap)
-        return ClassicalBackend(ClassicalConfig.from_dict(settings))
+            cap = min(settings.max_proposals, int(config["max_per_frame"]))
+            settings = dataclasses.replace(settings, max_proposals=cap)
+        return ClassicalBackend(settings)
     if name == "sam":
         from nvos.proposals.sam import SamBackend  # lazy: needs torch + segment_anything
 
