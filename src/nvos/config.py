@@ -128,21 +128,29 @@ class Typed(Protocol):
 T = TypeVar("T", bound=Typed)
 
 
-def typed(values: Mapping[str, Any] | None, kind: type[T], where: Sequence[str] = ()) -> T:
-    """The dataclass ``kind`` filled from the config group ``values`` (``None``: empty).
+def group_values(
+    values: Mapping[str, Any] | None, group: Sequence[str], where: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The config group ``values`` (``None``: empty) checked against the schema of ``group``,
+    with its defaults filled in.
 
-    ``values`` is checked against the schema of ``kind.GROUP``; every problem is listed in one
-    :class:`ConfigError`, each under its dotted key path, which starts with ``where`` (default:
-    the group's own path; e.g. ``("rosa", "variants", "rosa_noctx")`` for a variant's overrides).
-    Missing keys take the schema's defaults; a field whose type is itself a :class:`Typed`
-    dataclass is built from its sub-mapping; keys of the group that are no field of ``kind``
-    (read by other code, e.g. ``rosa.variants``) are left out.
+    Every problem is listed in one :class:`ConfigError`, each under its dotted key path, which
+    starts with ``where`` (default: ``group``; e.g. ``("rosa", "variants", "rosa_noctx")`` for a
+    variant's overrides).
     """
-    schema = group_schema(kind.GROUP)
-    problems = instance_errors(dict(values or {}), schema, tuple(where) or kind.GROUP)
+    schema = group_schema(group)
+    problems = instance_errors(dict(values or {}), schema, tuple(where) or tuple(group))
     if problems:
         raise invalid(problems)
-    return _build(with_defaults(values or {}, schema), kind)
+    return with_defaults(values or {}, schema)
+
+
+def typed(values: Mapping[str, Any] | None, kind: type[T], where: Sequence[str] = ()) -> T:
+    """The dataclass ``kind`` filled from the config group ``values`` (:func:`group_values` of
+    ``kind.GROUP``). A field whose type is itself a :class:`Typed` dataclass is built from its
+    sub-mapping; keys of the group that are no field of ``kind`` (read by other code, e.g.
+    ``rosa.variants``) are left out."""
+    return _build(group_values(values, kind.GROUP, where), kind)
 
 
 def _build(values: Mapping[str, Any], kind: type[T]) -> T:

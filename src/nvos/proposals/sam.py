@@ -59,7 +59,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torchvision.ops.boxes import batched_nms, box_area
 
 from nvos.checks import sam_checkpoint_problem
-from nvos.config import ConfigError, check_limits, group_schema, typed, with_defaults
+from nvos.config import ConfigError, check_limits, group_values, typed
 from nvos.oom import AdaptiveBatch
 from nvos.proposals.base import FrameProposals
 from nvos.storage import file_sha256
@@ -319,7 +319,7 @@ class SamBackend:
         fields. A missing or contradictory checkpoint is a ConfigError.
         """
         settings = typed(sam_config, SamSettings)
-        values = with_defaults(sam_config, group_schema(SamSettings.GROUP))
+        values = group_values(sam_config, SamSettings.GROUP)
         model_type, checkpoint = str(values["model_type"]), values["checkpoint"]
         image_size = values["image_size"]
         problem = sam_checkpoint_problem(checkpoint, bool(values["random_weights"]))
