@@ -153,8 +153,11 @@ def typed(values: Mapping[str, Any] | None, kind: type[T], where: Sequence[str] 
     return _build(group_values(values, kind.GROUP, where), kind)
 
 
+_field_types = functools.cache(typing.get_type_hints)  # a dataclass's fields' types, once
+
+
 def _build(values: Mapping[str, Any], kind: type[T]) -> T:
-    hints = typing.get_type_hints(kind)
+    hints = _field_types(kind)
     kwargs = {}
     for field in dataclasses.fields(kind):  # type: ignore[arg-type]
         if field.name in values:
