@@ -8,7 +8,7 @@ CORES  ?= 2
 GPUS   ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); [ "$${n:-0}" -gt 0 ] && echo $$n || echo $(CORES))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test lint lock clean-demo
+.PHONY: install demo demo-small test lint lock clean-demo
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,12 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --resources gpu=$(GPUS)
 	@echo "results table: results/demo/report/table.md (page: results/demo/report/index.html)"
+
+# The small run (about 2 minutes on 2 cores): the same DAG on 40 demo clips (config/demo_small.yaml).
+demo-small: install
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --resources gpu=$(GPUS) \
+		--configfile config/config.yaml config/demo_small.yaml
+	@echo "results table: results/demo-small/report/table.md"
 
 test: install
 	$(BIN)/python -m pytest
@@ -40,4 +46,4 @@ lock:
 	  /tmp/nvos-lock/bin/python -m pip freeze --exclude-editable | grep -v '^nvos' ) > requirements.lock
 
 clean-demo:
-	rm -rf results/demo
+	rm -rf results/demo results/demo-small

@@ -58,7 +58,8 @@ def decode_all(path: Path) -> np.ndarray:
 
 
 def test_same_seed_same_bytes_and_frames(demo: Path, tmp_path: Path) -> None:
-    again = generate_demo(tmp_path / "again", N_CLIPS, SEED)
+    """Also with videos rendered by two processes (the demo_data rule uses every core)."""
+    again = generate_demo(tmp_path / "again", N_CLIPS, SEED, workers=2)
     assert again.read_bytes() == demo.read_bytes()
     videos = sorted((demo.parent / "videos").glob("*.mp4"))
     assert [p.name for p in videos] == sorted(p.name for p in (again.parent / "videos").iterdir())

@@ -42,6 +42,22 @@ def test_rule_files_import_no_torch() -> None:
     assert not loads_torch(sorted(modules))
 
 
+def test_cpu_stages_import_no_torch() -> None:
+    """Jobs of the CPU stages start in ~1 s instead of ~4 s: they never load torch (many such
+    jobs run per workflow, e.g. one per shard and one per method and split)."""
+    cpu_stages = [
+        "nvos.frames",
+        "nvos.proposals.stage",
+        "nvos.proposals.classical",
+        "nvos.oracle",
+        "nvos.evaluation.stage",
+        "nvos.dataset",
+        "nvos.skips",
+        "nvos.report.build",
+    ]
+    assert not loads_torch(cpu_stages)
+
+
 def test_variants_merge_overrides_and_reject_unknown_keys() -> None:
     rosa = {
         **BASE,

@@ -22,7 +22,7 @@ from nvos.rosa.losses import rosa_loss
 from nvos.rosa.model import RosaModel, load_model
 from nvos.rosa.restarts import train_restarts
 from nvos.rosa.sources import input_statistics
-from nvos.rosa.train import LOG_COLUMNS, lr_factor, train_rosa
+from nvos.rosa.train import LOG_COLUMNS, fit_batch_to_data, lr_factor, train_rosa
 from nvos.testing.synthetic import SyntheticSpec, alignment_accuracy, make_synthetic_clips
 
 #: Exactness tests pin the CPU: on a machine with CUDA, train_rosa's default is the GPU (with
@@ -87,6 +87,23 @@ def test_same_config_same_loss_curve(tmp_path: Path) -> None:
     assert rows[0]["loss"] != rows[-1]["loss"]
     other = train_rosa(train, val, tmp_path / "c", config(train={"seed": 4}), device=CPU)
     assert log_rows(other.log) != rows
+
+
+def test_batch_larger_than_the_training_set_is_fitted_to_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A small run (8 demo clips, 5 for training) must not die for want of a full batch of 16."""
+    small = make_synthetic_clips(SyntheticSpec(**{**SPEC.__dict__, "n_clips": 5}))
+    _, val = data()
+    with caplog.at_level("INFO", logger="nvos.rosa.train"):
+        result = train_rosa(small, val, tmp_path, config(train={"batch_size": 16}), device=CPU)
+    assert result.steps == 8  # one batch of 5 clips per epoch
+    assert any(
+        "batch_size 16 > 5 training clips: training with batches of 5" in r.getMessage()
+        for r in caplog.records
+    )
+    assert fit_batch_to_data(config(train={"batch_size": 16}), small, 2).train.batch_size == 4
+    assert fit_batch_to_data(config(train={"batch_size": 4}), small, 1).train.batch_size == 4
 
 
 @pytest.mark.parametrize("stop_after", [2, 3, 4, 5])

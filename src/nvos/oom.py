@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from typing import TypeVar
-
-import torch
 
 T = TypeVar("T")
 
@@ -30,8 +29,13 @@ OOM_MARKERS = ("out of memory", "cublas_status_alloc_failed", "cudnn_status_allo
 
 
 def is_oom(exc: BaseException) -> bool:
-    """Whether ``exc`` reports a device allocation failure (retrying smaller may succeed)."""
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
+    """Whether ``exc`` reports a device allocation failure (retrying smaller may succeed).
+
+    torch is not imported here (CPU-only stages such as the classical proposals never load it):
+    an error raised by torch means torch is already in ``sys.modules``.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
     if isinstance(exc, RuntimeError):
         message = str(exc).lower()
@@ -42,7 +46,8 @@ def is_oom(exc: BaseException) -> bool:
 def free_device_memory() -> None:
     """Collect garbage and return the CUDA caching allocator's free blocks (no-op without CUDA)."""
     gc.collect()
-    if torch.cuda.is_available():
+    torch = sys.modules.get("torch")  # nothing to free if torch was never loaded
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 

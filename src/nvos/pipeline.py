@@ -37,11 +37,14 @@ def run_skips(
     return gather(list(skipped), skipped_csv, reconciliation_csv)
 
 
-def run_demo_data(out_dir: PathLike, demo: Mapping[str, Any]) -> Path:
-    """Generate the embedded demo dataset (videos + manifest) into ``out_dir``."""
+def run_demo_data(out_dir: PathLike, demo: Mapping[str, Any], workers: int = 1) -> Path:
+    """Generate the embedded demo dataset (videos + manifest) into ``out_dir``, rendering
+    ``workers`` videos side by side (the output does not depend on it)."""
     from nvos.demo import generate_demo
 
-    return generate_demo(Path(out_dir), n_clips=int(demo["clips"]), seed=int(demo["seed"]))
+    return generate_demo(
+        Path(out_dir), n_clips=int(demo["clips"]), seed=int(demo["seed"]), workers=workers
+    )
 
 
 def run_dataset(

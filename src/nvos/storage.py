@@ -107,6 +107,19 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("rle_counts", pa.binary()),
         ]
     ),
+    "dense_masks": pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("phrase_id", pa.int32()),
+            ("object_id", pa.string()),  # null for untagged phrases
+            ("frame_index", pa.int64()),
+            ("source", pa.string()),  # keyframe | propagated
+            ("score", pa.float32()),
+            ("height", pa.int32()),
+            ("width", pa.int32()),
+            ("rle_counts", pa.binary()),
+        ]
+    ),
 }
 
 

@@ -4,6 +4,7 @@ rule demo_data:
         directory(LAYOUT.demo_data),
     params:
         demo=config["dataset"]["demo"],
+    threads: workflow.cores  # videos rendered side by side; nothing else can run before it
     log:
         LAYOUT.log("demo_data"),
     benchmark:

@@ -8,11 +8,14 @@ leaves no manifest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,13 +140,46 @@ def write_video(path: Path, frames: np.ndarray) -> None:
         raise RuntimeError(f"{path}: wrote {len(frames)} frames but {decoded} decode")
 
 
+def _write_video(
+    vocab: Vocabulary, seed: int, number: int, split: str, indices: list[int], build: Path
+) -> list[str]:
+    """Render video ``number`` (the clips ``indices``) into ``build``; its manifest lines."""
+    name = f"demo_v{number:03d}"
+    clips = [make_clip(vocab, seed, i, split) for i in indices]
+    segments = [clip.rendered.frames for clip in clips]
+    first = LEAD_IN_FRAMES if len(clips) > 1 else 0
+    if first:
+        segments.insert(0, np.repeat(clips[0].rendered.frames[:1], first, axis=0))
+    write_video(build / f"{name}.mp4", np.concatenate(segments, axis=0))
+    lines = []
+    for j, clip in enumerate(clips):
+        record = {
+            "clip_id": f"{name}_c{j}",
+            "video": f"videos/{name}.mp4",
+            "start_sec": first / FPS,
+            "end_sec": (first + clip.plan.n_frames) / FPS,
+            "split": split,
+            "narration": clip.narration,
+            "annotations": clip_annotations(clip, first) if clip.tagged else [],
+        }
+        lines.append(json.dumps(record))
+        first += clip.plan.n_frames
+    return lines
+
+
 def generate_demo(
-    out_dir: Path, n_clips: int, seed: int, vocabulary: PathLike | None = None
+    out_dir: Path,
+    n_clips: int,
+    seed: int,
+    vocabulary: PathLike | None = None,
+    workers: int = 1,
 ) -> Path:
     """Generate the demo dataset into ``out_dir``; return the path of its ``manifest.jsonl``.
 
     ``n_clips`` clips (:func:`split_counts`: 70% train, 15% val, 15% test) of about 3 s at 12 fps,
-    320x240, in ``out_dir/videos/*.mp4``. Same ``seed`` -> identical manifest bytes and frames.
+    320x240, in ``out_dir/videos/*.mp4``. Same ``seed`` -> identical manifest bytes and frames,
+    whatever ``workers`` (processes rendering videos side by side; every clip is drawn from its
+    own seed and index, never from shared random state).
     """
     if seed < 0:
         raise ValueError(f"demo seed must be >= 0, got {seed}")
@@ -155,32 +191,25 @@ def generate_demo(
     manifest.unlink(missing_ok=True)
     build = Path(tempfile.mkdtemp(prefix=".demo-build-", dir=out_dir))
     lines: list[str] = []
+    jobs = [(vocab, seed, n, split, list(ix), build) for n, (split, ix) in enumerate(groups)]
     try:
-        for number, (split, indices) in enumerate(groups):
-            name = f"demo_v{number:03d}"
-            clips = [make_clip(vocab, seed, i, split) for i in indices]
-            segments = [clip.rendered.frames for clip in clips]
-            first = LEAD_IN_FRAMES if len(clips) > 1 else 0
-            if first:
-                segments.insert(0, np.repeat(clips[0].rendered.frames[:1], first, axis=0))
-            write_video(build / f"{name}.mp4", np.concatenate(segments, axis=0))
-            for j, clip in enumerate(clips):
-                record = {
-                    "clip_id": f"{name}_c{j}",
-                    "video": f"videos/{name}.mp4",
-                    "start_sec": first / FPS,
-                    "end_sec": (first + clip.plan.n_frames) / FPS,
-                    "split": split,
-                    "narration": clip.narration,
-                    "annotations": clip_annotations(clip, first) if clip.tagged else [],
-                }
-                lines.append(json.dumps(record))
-                first += clip.plan.n_frames
-            logger.info("demo: video %d/%d written (%d clips)", number + 1, len(groups), len(lines))
-        videos = out_dir / "videos"
-        videos.mkdir(exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            if workers > 1:
+                pool = stack.enter_context(
+                    ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+                )
+                videos = pool.map(_write_video, *zip(*jobs, strict=True))
+            else:
+                videos = (_write_video(*job) for job in jobs)
+            for number, video_lines in enumerate(videos):  # in order, whatever the workers
+                lines.extend(video_lines)
+                logger.info(
+                    "demo: video %d/%d written (%d clips)", number + 1, len(groups), len(lines)
+                )
+        videos_dir = out_dir / "videos"
+        videos_dir.mkdir(exist_ok=True)
         for path in sorted(build.glob("*.mp4")):
-            os.replace(path, videos / path.name)
+            os.replace(path, videos_dir / path.name)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     write_text(manifest, "\n".join(lines) + "\n")

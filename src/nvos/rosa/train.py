@@ -36,7 +36,7 @@ import math
 import random
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +219,28 @@ def _check_world_size(
         )
 
 
+def fit_batch_to_data(config: RosaConfig, train_data: Any, world_size: int) -> RosaConfig:
+    """``config`` with ``rosa.train.batch_size`` at most the number of training clips.
+
+    A batch larger than the training set gives no full batch (training would stop with an
+    error): it becomes the largest multiple of the process count that fits, with a log line. A
+    :class:`~nvos.rosa.sources.BatchSource` (size unknown here) keeps the configured batch.
+    """
+    if not is_dataset(train_data):
+        return config
+    n_clips, wanted = len(train_data), config.train.batch_size
+    fitted = max(world_size, n_clips - n_clips % world_size)
+    if wanted <= n_clips or fitted >= wanted:
+        return config
+    logger.info(
+        "rosa.train.batch_size %d > %d training clips: training with batches of %d",
+        wanted,
+        n_clips,
+        fitted,
+    )
+    return replace(config, train=replace(config.train, batch_size=fitted))
+
+
 @dataclass
 class _Run:
     """One training run: its parts and the running state that ``last.pt`` saves."""
@@ -279,6 +301,7 @@ def train_rosa(
     """
     started = time.perf_counter()
     env = env or init_from_env()
+    config = fit_batch_to_data(config, train_data, env.world_size)
     tc = config.train
     device = _place(tc, env, device)
     source = _training_source(train_data, tc, env)
