@@ -236,6 +236,8 @@ def test_unscored_predictions_are_counted_by_reason(tmp_path: Path) -> None:
         "object_mismatch": 1,
         "not_first_phrase": 1,
         "unannotated_frame": 1,
+        "protocol_frame": 0,
+        "protocol_object": 0,
     }
     assert counts["rows"] == counts["scored"] + sum(counts["unscored"].values())
     assert counts["examples"]["unknown_clip"] == ["clip 'zz'"]
@@ -474,3 +476,75 @@ def test_region_scores_equal_the_metrics_instance_scores() -> None:
     assert region_scores(absent, EMPTY) == (1.0, 1.0)
     assert region_scores(absent, pieces[0] | ~pieces[0]) == (0.0, 0.0)
     assert checked == 60
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocols (evaluate.protocol): the official DAVIS / VOST frames and objects
+
+
+@pytest.fixture
+def protocol_case(tmp_path: Path) -> Path:
+    """Six annotated frames (0..5) per clip, one clip with two; objects absent on frame 0."""
+    write_clips(
+        tmp_path / "clips.parquet",
+        [
+            ("cv", "val", "Put the [cup]<1> in the [bowl]<2> near the [pan]<3>."),
+            ("cw", "val", "Cut with the [knife]<1> on the [board]<2>."),
+            ("cs", "val", "Lift the [cup]<1>."),
+        ],
+    )
+    frames = range(6)
+    ann = [("cv", f, "1", 0, CUP) for f in frames]
+    ann += [("cv", f, "2", 0, EMPTY if f == 0 else BOWL) for f in frames]  # label 2 < K = 3
+    ann += [("cv", f, "3", 0, PAN) for f in frames]
+    ann += [("cw", f, "2", 0, EMPTY if f == 0 else BOWL) for f in frames]  # label 2 > K = 1
+    ann += [("cw", f, "1", 0, PAN) for f in frames]
+    ann += [("cs", f, "1", 0, CUP) for f in (0, 1)]
+    pq.write_table(annotations_table(ann), tmp_path / "ann.parquet")
+    half_cup = box(5, 15, 5, 10)  # J = 0.5
+    cup = {0: PAN, 1: CUP, 2: CUP, 3: CUP, 4: half_cup, 5: PAN}  # wrong on the dropped frames
+    preds = [("cv", 0, "1", f, cup[f]) for f in frames]  # the bowl is never predicted
+    preds += [("cv", 2, "3", f, PAN) for f in frames]
+    preds += [("cw", 1, "2", f, BOWL) for f in range(1, 6)]  # the board, beyond K
+    preds += [("cw", 0, "1", f, PAN) for f in frames]
+    preds += [("cs", 0, "1", f, CUP) for f in (0, 1)]
+    write_predictions(tmp_path / "pred.parquet", preds)
+    return tmp_path
+
+
+def test_davis_protocol_drops_ends_and_objects_beyond_first_frame_k(protocol_case: Path) -> None:
+    summary = evaluate(protocol_case, protocol="davis")
+    rows = read_csv(protocol_case / "out" / "per_object.csv")
+    # cup 0.875 (frames 1-4), bowl 0 (never predicted), pan 1, knife 1; no board, nothing of cs
+    assert sorted(rows) == [("cv", "1"), ("cv", "2"), ("cv", "3"), ("cw", "1")]
+    assert float(rows[("cv", "1")]["J"]) == 0.875
+    assert {r["frames"] for r in rows.values()} == {"4"}
+    assert summary["J"] == pytest.approx((0.875 + 0.0 + 1.0 + 1.0) / 4)
+    assert summary["protocol"] == {
+        "protocol": "davis",
+        "clips_too_short": 1,
+        "frames_dropped": 2 * 3 + 2 * 1,
+        "objects_dropped": 1,
+        "examples": ["clip 'cw': 1 objects beyond K = 1", "clip 'cs': 2 annotated frames"],
+    }
+    counts = summary["predictions"]
+    assert counts["unscored"]["protocol_frame"] == 2 + 2 + 2 + 2  # cup, pan, knife ends; cs
+    assert counts["unscored"]["protocol_object"] == 5  # the board
+    assert counts["scored"] == 12
+    assert counts["rows"] == counts["scored"] + sum(counts["unscored"].values())
+
+
+def test_vost_protocol_adds_j_last_over_the_last_quarter(protocol_case: Path) -> None:
+    summary = evaluate(protocol_case, protocol="vost")
+    assert summary["J"] == pytest.approx((0.875 + 0.0 + 1.0 + 1.0) / 4)
+    # 4 evaluated frames, J_last on the last (floor(0.75 * 4) = 3): cup 0.5, bowl 0, pan 1, knife 1
+    assert summary["protocol"]["J_last"] == pytest.approx(2.5 / 4)
+
+
+def test_all_frames_protocol_is_every_annotated_frame(protocol_case: Path) -> None:
+    summary = evaluate(protocol_case)
+    assert summary["objects"] == 6 and summary["frames"] == 6 * 5 + 2
+    assert summary["protocol"]["clips_too_short"] == summary["protocol"]["objects_dropped"] == 0
+    assert "J_last" not in summary["protocol"]
+    with pytest.raises(ValueError, match="unknown protocol 'official'"):
+        evaluate(protocol_case, protocol="official")

@@ -15,11 +15,14 @@ from PIL import Image
 from nvos import rle, storage
 from nvos.export import (
     ExportError,
+    ExportSummary,
     ObjectMask,
     compose_labels,
+    count_overlaps,
     export_davis,
     frame_names,
     object_order,
+    official_set,
     palette_png,
     voc_colormap,
 )
@@ -274,3 +277,72 @@ def test_export_rejects_bad_input(world: dict[str, Path], tmp_path: Path) -> Non
     write_predictions(stray, [("nope", 0, "1", 1, 1.0, box(2, 2, 0, 1, 0, 1))])
     with pytest.raises(ExportError, match="'nope'"):
         export_davis([stray], world["clips"], world["annotations"], tmp_path / "y")
+
+
+@pytest.mark.parametrize(
+    ("layout", "sets_dir", "test_set"),
+    [("davis", "ImageSets/2017", "test-dev"), ("vost", "ImageSets", "test")],
+)
+def test_image_sets_use_names_the_official_scripts_accept(
+    world: dict[str, Path], tmp_path: Path, layout: str, sets_dir: str, test_set: str
+) -> None:
+    out = tmp_path / layout
+    summary = export_davis(
+        [world["predictions"]], world["clips"], world["annotations"], out, layout, with_gt=True
+    )
+    assert sorted(p.name for p in (out / sets_dir).iterdir()) == sorted(
+        ["val.txt", f"{test_set}.txt"]
+    )
+    assert (out / sets_dir / f"{test_set}.txt").read_text() == "clip_b\n"
+    assert summary.sets == {"test": test_set, "val": "val"}
+    assert json.loads((out / "object_ids.json").read_text())["sets"] == summary.sets
+    assert official_set("davis", "train") == "train"
+    with pytest.raises(ExportError, match=r"split 'holdout'.* \['train', 'val', 'test'\]"):
+        official_set("vost", "holdout")
+
+
+def test_a_split_without_an_official_set_stops_before_writing(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    tables.write_clips(world["clips"], [("clip_a", "holdout", CLIPS[0][2])])
+    out = tmp_path / "davis"
+    with pytest.raises(ExportError, match="split 'holdout'"):
+        export_davis([], world["clips"], world["annotations"], out, with_gt=True)
+    assert not out.exists()
+    summary = export_davis([], world["clips"], world["annotations"], out)  # no sets: no problem
+    assert summary.sets == {} and summary.sequences == 1
+
+
+def test_stale_official_result_csvs_are_removed(world: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "davis"
+    out.mkdir()
+    stale = ["global_results-val.csv", "per-sequence_results-val.csv"]
+    for name in [*stale, "notes.csv"]:
+        (out / name).write_text("J&F-Mean\n0.999\n")
+    summary = export_davis([world["predictions"]], world["clips"], world["annotations"], out)
+    assert summary.removed_result_csvs == stale
+    assert sorted(p.name for p in out.glob("*.csv")) == ["notes.csv"]
+
+
+def test_overlaps_count_object_frames_that_lose_pixels(world: dict[str, Path]) -> None:
+    summary = ExportSummary(out_dir="x", layout="davis")
+    inner, outer = box(8, 8, 2, 4, 2, 4), box(8, 8, 0, 6, 0, 6)
+    masks = [ObjectMask(1, 0.2, inner), ObjectMask(2, 0.9, outer), ObjectMask(3, 0.1, inner)]
+    labels = compose_labels(masks, 8, 8)
+    count_overlaps(masks, labels, summary, "seq/00001")
+    assert (summary.overlap_object_frames, summary.lost_object_frames) == (2, 2)
+    assert summary.overlap_pixels == 4
+    assert summary.overlap_examples == [
+        "seq/00001 label 1: 0 of 4 pixels",
+        "seq/00001 label 3: 0 of 4 pixels",
+    ]
+
+
+def test_export_counts_the_cup_losing_pixels_to_the_pan(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    summary = export_davis(
+        [world["predictions"]], world["clips"], world["annotations"], tmp_path / "d"
+    )
+    assert summary.overlap_object_frames == 1 and summary.lost_object_frames == 0
+    assert summary.overlap_examples[0].startswith("clip_a/00010 label 2: ")

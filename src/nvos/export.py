@@ -6,18 +6,25 @@ frame** whose pixel values are object labels 1..K (0 = background):
 - results: ``<out>/<seq>/<frame>.png`` (both layouts; pass ``--results_path <out>``);
 - ground truth (``with_gt``): ``<out>/Annotations/480p/<seq>/<frame>.png`` (DAVIS) or
   ``<out>/Annotations/<seq>/<frame>.png`` (VOST), with the sequence lists
-  ``<out>/ImageSets/2017/<split>.txt`` (DAVIS) or ``<out>/ImageSets/<split>.txt`` (VOST), and, when
+  ``<out>/ImageSets/2017/<set>.txt`` (DAVIS) or ``<out>/ImageSets/<set>.txt`` (VOST), and, when
   frames are given, ``JPEGImages/[480p/]<seq>/<frame>.jpg`` (the DAVIS loader requires them).
+  ``<set>`` is a name the official script's ``--set`` accepts (:func:`official_set`: the split's
+  own name, or ``test-dev`` for a DAVIS ``test`` split); another split name is an error.
+
+The official scripts re-read ``global_results-<set>.csv`` / ``per-sequence_results-<set>.csv``
+when both exist in the results folder instead of computing anything, so the export deletes those
+files from ``<out>`` (listed in the summary) before writing.
 
 A sequence is a clip (its ``clip_id``); its frames are the clip's annotated frames, named by their
 ``frame_index`` zero-padded to 5 digits (more when a clip's indices need it), at the ground-truth
 resolution (predictions are resized with nearest-neighbour). Labels: the clip's objects in order of
 first appearance in the narration's tags, then objects only in the annotations (sorted); the map
 label -> object_id is written to ``<out>/object_ids.json``. Where predicted masks overlap the pixel
-goes to the higher score (ties: the lower label). As in evaluation, an object tagged by several
-phrases is represented by its first phrase's predictions (the others are counted). Annotated
-frames without a prediction are written empty (the official code needs a file for every frame)
-and counted.
+goes to the higher score (ties: the lower label); the object-frames that lose pixels this way, and
+those that lose their whole mask, are counted and logged (the official scores see only the PNG).
+As in evaluation, an object tagged by several phrases is represented by its first phrase's
+predictions (the others are counted). Annotated frames without a prediction are written empty
+(the official code needs a file for every frame) and counted.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ from PIL import Image
 from nvos import storage
 from nvos.errors import NvosError
 from nvos.evaluation.masks import decode_to_gt_size
+from nvos.evaluation.official import OFFICIAL_SETS
+from nvos.evaluation.protocols import label_order
 from nvos.evaluation.truth import (
     ClipTruth,
     TaggedObject,
@@ -101,9 +110,25 @@ def object_order(narration: str, annotated_ids: Iterable[str], clip_id: str = "?
     (:func:`nvos.evaluation.truth.tagged_objects`), then ids that occur only in the annotations,
     sorted.
     """
-    order = [obj.object_id for obj in _tagged(narration, clip_id)]
-    order.extend(sorted(set(annotated_ids) - set(order)))
-    return order
+    return label_order([obj.object_id for obj in _tagged(narration, clip_id)], annotated_ids)
+
+
+def official_set(layout: str, split: str) -> str:
+    """The ``--set`` name of ``split`` for the official script of ``layout``.
+
+    The split's own name when the script accepts it (DAVIS: train, val, test-dev, test-challenge;
+    VOST: train, val, test); a DAVIS ``test`` split is ``test-dev``. Raises :class:`ExportError`
+    for any other name.
+    """
+    accepted = OFFICIAL_SETS[layout]
+    if split in accepted:
+        return split
+    if layout == "davis" and split == "test":
+        return "test-dev"
+    raise ExportError(
+        f"split {split!r}: the official {layout} script accepts only the sets {list(accepted)}; "
+        "export the other splits with --split"
+    )
 
 
 def _tagged(narration: str, clip_id: str) -> tuple[TaggedObject, ...]:
@@ -159,6 +184,10 @@ class ExportSummary:
     jpeg_frames: int = 0
     empty_prediction_frames: int = 0
     overlap_pixels: int = 0
+    overlap_object_frames: int = 0
+    lost_object_frames: int = 0
+    overlap_examples: list[str] = field(default_factory=list)
+    removed_result_csvs: list[str] = field(default_factory=list)
     gt_overlap_pixels: int = 0
     skipped_untagged_predictions: int = 0
     skipped_unknown_object_predictions: int = 0
@@ -168,6 +197,7 @@ class ExportSummary:
     missing_jpeg_frames: int = 0
     objects_beyond_first_frame_k: int = 0
     splits: dict[str, int] = field(default_factory=dict)
+    sets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -243,6 +273,33 @@ def _jpeg_at(jpeg: bytes, height: int, width: int) -> bytes:
     if not ok:
         raise ExportError(f"cannot JPEG-encode a frame of size {height}x{width}")
     return buffer.tobytes()
+
+
+def count_overlaps(
+    masks: Sequence[ObjectMask], labels: np.ndarray, summary: ExportSummary, where: str
+) -> None:
+    """Count the pixels claimed by several masks, the object-frames that lose pixels to another
+    object in the label map (H, W), and those that lose all of them."""
+    if len(masks) < 2:
+        return
+    summary.overlap_pixels += int((np.sum([m.mask for m in masks], axis=0) > 1).sum())
+    for m in masks:
+        area = int(m.mask.sum())
+        kept = int((labels[m.mask] == m.label).sum())
+        if kept == area:
+            continue
+        summary.overlap_object_frames += 1
+        summary.lost_object_frames += int(kept == 0)
+        if len(summary.overlap_examples) < 5:
+            summary.overlap_examples.append(f"{where} label {m.label}: {kept} of {area} pixels")
+
+
+def _remove_result_csvs(out: Path, summary: ExportSummary) -> None:
+    """Delete the official scripts' cached result CSVs from the results folder ``out``."""
+    for pattern in ("global_results-*.csv", "per-sequence_results-*.csv"):
+        for path in sorted(out.glob(pattern)):
+            path.unlink()
+            summary.removed_result_csvs.append(path.name)
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -353,6 +410,10 @@ def export_davis(
         for row in in_splits
         if row["clip_id"] not in truths and row["clip_id"] in predictions
     )
+    sets = {row["split"]: official_set(layout, row["split"]) for row in selected} if with_gt else {}
+    if len(set(sets.values())) < len(sets):
+        raise ExportError(f"splits {sorted(sets)} share an official set name: {sets}")
+    _remove_result_csvs(out, summary)
     jpegs = _read_annotated_jpegs(frames_paths, {r["clip_id"] for r in selected}) if with_gt else {}
     sub = "480p" if layout == "davis" else ""
     gt_root, img_root = out / "Annotations" / sub, out / "JPEGImages" / sub
@@ -369,11 +430,9 @@ def export_davis(
         names = frame_names(truth.frames)
         for position, frame in enumerate(truth.frames):
             masks = clip.predicted(frame)
-            if not masks:
-                summary.empty_prediction_frames += 1
-            else:
-                summary.overlap_pixels += int((np.sum([m.mask for m in masks], axis=0) > 1).sum())
+            summary.empty_prediction_frames += int(not masks)
             labels = compose_labels(masks, truth.height, truth.width)
+            count_overlaps(masks, labels, summary, f"{clip_id}/{names[frame]}")
             _write_bytes(out / clip_id / f"{names[frame]}.png", palette_png(labels))
             summary.frames += 1
             if not with_gt:
@@ -405,9 +464,11 @@ def export_davis(
 
     if with_gt:
         for split, sequences in split_sequences.items():
-            storage.write_text(sets_dir / f"{split}.txt", "".join(f"{s}\n" for s in sequences))
+            text = "".join(f"{s}\n" for s in sequences)
+            storage.write_text(sets_dir / f"{sets[split]}.txt", text)
     summary.splits = {split: len(seqs) for split, seqs in sorted(split_sequences.items())}
-    record = {"layout": layout, "sequences": mapping}
+    summary.sets = {split: sets[split] for split in sorted(split_sequences)} if with_gt else {}
+    record = {"layout": layout, "sets": summary.sets, "sequences": mapping}
     storage.write_text(out / "object_ids.json", json.dumps(record, indent=1, sort_keys=True))
     _log_skips(summary)
     return summary
@@ -425,6 +486,20 @@ def _log_skips(summary: ExportSummary) -> None:
     ):
         if counts[key]:
             logger.warning("export: %s = %d", key, counts[key])
+    if summary.overlap_object_frames:
+        logger.warning(
+            "export: %d object-frames lost pixels to an overlapping object with a higher score "
+            "(%d lost their whole mask), e.g. %s; the official scores see only the PNGs",
+            summary.overlap_object_frames,
+            summary.lost_object_frames,
+            "; ".join(summary.overlap_examples),
+        )
+    if summary.removed_result_csvs:
+        logger.warning(
+            "export: removed result CSVs of an earlier evaluation from %s: %s",
+            summary.out_dir,
+            summary.removed_result_csvs,
+        )
     if summary.skipped_unannotated_clips:
         logger.warning(
             "export: %d clips with predictions but no annotations were skipped: %s",
@@ -438,4 +513,5 @@ def _log_skips(summary: ExportSummary) -> None:
             "ignore them (DAVIS exits if a result uses such a label)",
             summary.objects_beyond_first_frame_k,
         )
-    logger.info("export: %s", {k: v for k, v in counts.items() if k != "skipped_unannotated_clips"})
+    listed = ("skipped_unannotated_clips", "overlap_examples", "removed_result_csvs")
+    logger.info("export: %s", {k: v for k, v in counts.items() if k not in listed})

@@ -191,6 +191,7 @@ def run_evaluate(
         seen_unseen=bool(evaluate["seen_unseen"]),
         spacy_model=str(evaluate["spacy_model"]),
         meta={"config": dict(evaluate)},
+        protocol=str(evaluate["protocol"]),
     )
 
 

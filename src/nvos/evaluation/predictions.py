@@ -26,12 +26,16 @@ UNSCORED_REASONS = (
     "object_mismatch",
     "not_first_phrase",
     "unannotated_frame",
+    "protocol_frame",
+    "protocol_object",
 )
 """Why a prediction row is not scored: its clip is not in ``clips.parquet``; its clip belongs to
 another split; its phrase_id is not a tagged phrase of the clip's narration; its object_id differs
 from the tag of that phrase; it belongs to a later phrase of an object that an earlier phrase
 already describes (an object is scored once, with its first phrase); its frame is not an annotated
-frame of the clip."""
+frame of the clip; the evaluation protocol does not score its frame (e.g. DAVIS drops a clip's first
+and last annotated frames) or its object (an object beyond the first frame's K,
+:mod:`nvos.evaluation.protocols`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,14 @@ import pyarrow.parquet as pq
 
 from nvos import storage
 from nvos.evaluation.predictions import ClipPredictions, PredictionCounts, read_predictions
+from nvos.evaluation.protocols import (
+    DEFAULT_PROTOCOL,
+    Protocol,
+    ProtocolCounts,
+    get_protocol,
+    last_part,
+    restrict_tasks,
+)
 from nvos.evaluation.score import ClipTask, ObjectScores, score_clip
 from nvos.evaluation.seen import (
     DEFAULT_SPACY_MODEL,
@@ -310,6 +318,7 @@ def evaluate_method(
     seen_unseen: bool = True,
     spacy_model: str = DEFAULT_SPACY_MODEL,
     meta: Mapping[str, Any] | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> dict[str, Any]:
     """Score ``method``'s predictions on the clips of ``split``; write CSV and summary JSON.
 
@@ -325,6 +334,8 @@ def evaluate_method(
         seen_unseen: Compute the seen / unseen breakdown (needs spaCy and ``spacy_model``).
         spacy_model: spaCy pipeline used for head nouns and lemmas.
         meta: Extra JSON-serialisable provenance stored in the summary (e.g. the config group).
+        protocol: ``all_frames``, ``davis`` or ``vost`` (:mod:`nvos.evaluation.protocols`): the
+            frames and objects scored; ``vost`` adds ``J_last`` to the summary's ``protocol``.
 
     Returns:
         The summary written to ``summary.json``.
@@ -335,10 +346,12 @@ def evaluate_method(
         ValueError: malformed tags or annotations (naming the clip).
     """
     start = time.perf_counter()
+    rules = get_protocol(protocol)
     clips, annotations, truths = _read_split(clips_path, annotations_path, split)
     predictions = read_predictions(prediction_paths)
     counts = PredictionCounts()
     tasks, clip_counts = build_tasks(clips, split, truths, predictions, counts)
+    tasks, left_out = restrict_tasks(tasks, rules, counts)
     _log_unscored(counts)
     logger.info(
         "%s / %s: %d clips (%d untagged, %d without annotations), %d to score",
@@ -351,6 +364,7 @@ def evaluate_method(
     )
     score_start = time.perf_counter()
     scores = score_tasks(tasks, bound_th, workers)
+    protocol_summary = _protocol_summary(tasks, rules, left_out, bound_th, workers)
     score_seconds = time.perf_counter() - score_start
     seen_reason = "disabled (evaluate.seen_unseen is false)"
     nouns, seen = None, None
@@ -366,6 +380,7 @@ def evaluate_method(
         "split": split,
         **totals,
         "clips": clip_counts,
+        "protocol": protocol_summary,
         "predictions": counts.as_dict(),
         "breakdowns": breakdowns,
         "breakdowns_skipped": skipped,
@@ -403,6 +418,22 @@ def _read_split(
         logger.warning("%s: no clip of split %r; writing an empty evaluation", clips_path, split)
     annotations = read_annotations(annotations_path, split_ids)
     return clips, annotations, group_truth(annotations, annotations_path)
+
+
+def _protocol_summary(
+    tasks: Sequence[ClipTask],
+    rules: Protocol,
+    left_out: ProtocolCounts,
+    bound_th: float,
+    workers: int,
+) -> dict[str, Any]:
+    """The summary's ``protocol`` entry: what the protocol left out and, for protocols that
+    score the last part of each clip too (VOST), its J as ``J_last``."""
+    summary: dict[str, Any] = left_out.as_dict()
+    if rules.last_fraction is not None:
+        last = score_tasks([last_part(task, rules) for task in tasks], bound_th, workers)
+        summary["J_last"] = aggregate(last)["J"]
+    return summary
 
 
 def _breakdowns(
