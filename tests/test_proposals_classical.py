@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nvos import rle, video
+from nvos.config import ConfigError, typed
 from nvos.demo import generate_demo
 from nvos.proposals.base import top_k
 from nvos.proposals.classical import ClassicalBackend, ClassicalConfig
@@ -83,8 +84,10 @@ def test_uniform_image_has_no_proposal() -> None:
 def test_config_errors_are_clear() -> None:
     with pytest.raises(ValueError, match="min_area_frac"):
         ClassicalConfig(min_area_frac=0.6, max_area_frac=0.5)
-    with pytest.raises(ValueError, match="unknown keys"):
-        ClassicalConfig.from_dict({"scale": 3})
+    with pytest.raises(ConfigError, match=r"proposals\.classical\.scale: unknown key"):
+        typed({"scale": 3}, ClassicalConfig)
+    with pytest.raises(ConfigError, match=r"proposals\.classical\.dedup_iou: 1\.5 is greater"):
+        ClassicalConfig(dedup_iou=1.5)
     with pytest.raises(ValueError, match="RGB uint8"):
         ClassicalBackend().generate([np.zeros((10, 10), np.uint8)])
 

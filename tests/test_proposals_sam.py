@@ -25,6 +25,7 @@ from segment_anything.modeling import Sam
 from segment_anything.modeling.prompt_encoder import PositionEmbeddingRandom
 from torchvision.ops.boxes import batched_nms
 
+from nvos.config import ConfigError
 from nvos.devices import run_with_oom_retry
 from nvos.proposals.base import FrameProposals, proposal_scores, top_k
 from nvos.proposals.sam import SamBackend, SamSettings, build_sam
@@ -279,8 +280,10 @@ def test_checkpoint_loading_and_describe(tmp_path: Path) -> None:
 
 
 def test_bad_config_and_inputs_are_named(model: Sam) -> None:
-    with pytest.raises(ValueError, match=r"unknown SAM setting\(s\) \['points_per_sid'\]"):
+    with pytest.raises(ConfigError, match=r"proposals\.sam\.points_per_sid: unknown key"):
         SamBackend.from_config({"model_type": "tiny", "points_per_sid": 4}, CPU)
+    with pytest.raises(ConfigError, match=r"proposals\.sam\.points_per_side: 0 is less than"):
+        SamSettings(points_per_side=0)
     with pytest.raises(ValueError, match="unknown SAM model type 'vit_x'"):
         build_sam("vit_x")
     backend = SamBackend(model, SamSettings(points_per_side=2), CPU, "tiny")

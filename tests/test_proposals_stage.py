@@ -209,7 +209,7 @@ def test_build_backend() -> None:
     backend = build_backend({"backend": "classical", "classical": {"scales": [100, 300]}})
     assert isinstance(backend, ClassicalBackend)
     assert backend.describe()["scales"] == [100.0, 300.0]
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match=r"proposals\.classical\.scale: unknown key"):
         build_backend({"backend": "classical", "classical": {"scale": [1]}})
     with pytest.raises(ValueError, match="proposals.backend"):
         build_backend({"backend": "nope"})

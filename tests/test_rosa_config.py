@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from nvos.config import ConfigError
 from nvos.rosa.config import RosaConfig, resolve_variant
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,10 +74,13 @@ def test_variants_merge_overrides_and_reject_unknown_keys() -> None:
     assert vna_only.train.batch_size == 8
     with pytest.raises(ValueError, match="no variant"):
         resolve_variant(rosa, "missing")
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ConfigError, match=r"rosa\.dimm: unknown key"):
         RosaConfig.from_mapping({"dimm": 3})
-    with pytest.raises(ValueError, match="rosa.train: unknown"):
+    with pytest.raises(ConfigError, match=r"rosa\.train\.batchsize: unknown key"):
         RosaConfig.from_mapping({"train": {"batchsize": 3}})
+    bad = {**rosa, "variants": {"v": {"train": {"lr": -1}}}}
+    with pytest.raises(ConfigError, match=r"rosa\.variants\.v\.train\.lr: -1 is less than"):
+        resolve_variant(bad, "v")
     with pytest.raises(ValueError, match="both 0"):
         RosaConfig.from_mapping({"lambda_vna": 0.0, "lambda_rpa": 0.0})
     with pytest.raises(ValueError, match="divisible"):

@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from nvos.config import ConfigError, instance_errors, load_schema, merge
+from nvos.config import ConfigError, invalid
 from nvos.features.clip_names import REMOTE_PREFIXES, SHIPPED_CONFIGS_DIR, known_clip_models
 from nvos.methods import method_names
 from nvos.rosa.config import MIN_VAL_CLIPS, TRAIN_SPLIT, VAL_SPLIT, resolve_variant
@@ -90,22 +90,12 @@ def _method_problems(config: Mapping[str, Any]) -> list[str]:
 
 def _variant_problems(config: Mapping[str, Any]) -> list[str]:
     """Each variant's overrides merged into the ``rosa`` group: schema, then cross-field rules."""
-    rosa = config["rosa"]
-    schema = load_schema()["properties"]["rosa"]
-    properties = {k: v for k, v in schema["properties"].items() if k != "variants"}
-    schema = {**schema, "properties": properties}
-    base = {k: v for k, v in rosa.items() if k != "variants"}
     problems = []
-    for name, overrides in rosa["variants"].items():
-        where = ("rosa", "variants", name)
-        errors = instance_errors(merge(base, overrides or {}), schema, where)
-        if errors:
-            problems += errors
-            continue
+    for name in config["rosa"]["variants"]:
         try:
-            resolve_variant(rosa, name)
-        except (ValueError, TypeError) as error:
-            problems.append(f"{'.'.join(where)}: {error}")
+            resolve_variant(config["rosa"], name)
+        except ConfigError as error:  # the schema's lines name their key paths, others do not
+            problems += error.problems or [f"rosa.variants.{name}: {error}"]
     return problems
 
 
@@ -238,4 +228,4 @@ def check_config(config: Mapping[str, Any], split_counts: Mapping[str, int] | No
     """Raise one :class:`~nvos.config.ConfigError` listing every :func:`config_problems` line."""
     problems = config_problems(config, split_counts)
     if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+        raise invalid(problems)

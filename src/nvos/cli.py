@@ -125,10 +125,7 @@ def cmd_train(args: argparse.Namespace, config: dict[str, Any]) -> int:
     from nvos.rosa.stage import train_variant
 
     layout = _layout(args)
-    try:
-        variant = resolve_variant(config["rosa"], args.variant)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
+    variant = resolve_variant(config["rosa"], args.variant)  # a ConfigError names the variant
     shards = run_shards(layout)
     print(train_variant(layout, shards, args.variant, variant, config["gpu_lock_dir"]))
     return 0

@@ -34,7 +34,14 @@ import pyarrow.parquet as pq
 
 from nvos import storage
 from nvos.evaluation.predictions import ClipPredictions, PredictionCounts, read_predictions
-from nvos.evaluation.protocols import DEFAULT_PROTOCOL, get_protocol, last_part, restrict_tasks
+from nvos.evaluation.protocols import (
+    DEFAULT_PROTOCOL,
+    Protocol,
+    ProtocolCounts,
+    get_protocol,
+    last_part,
+    restrict_tasks,
+)
 from nvos.evaluation.score import ClipTask, ObjectScores, score_clip
 from nvos.evaluation.seen import (
     DEFAULT_SPACY_MODEL,
@@ -340,15 +347,7 @@ def evaluate_method(
     """
     start = time.perf_counter()
     rules = get_protocol(protocol)
-    out = Path(out_dir)
-    clips = storage.read_table(clips_path, "clips")
-    all_ids = clips.column("clip_id").to_pylist()
-    all_splits = clips.column("split").to_pylist()
-    split_ids = [c for c, s in zip(all_ids, all_splits, strict=True) if s == split]
-    if not split_ids:
-        logger.warning("%s: no clip of split %r; writing an empty evaluation", clips_path, split)
-    annotations = read_annotations(annotations_path, split_ids)
-    truths = group_truth(annotations, annotations_path)
+    clips, annotations, truths = _read_split(clips_path, annotations_path, split)
     predictions = read_predictions(prediction_paths)
     counts = PredictionCounts()
     tasks, clip_counts = build_tasks(clips, split, truths, predictions, counts)
@@ -365,31 +364,14 @@ def evaluate_method(
     )
     score_start = time.perf_counter()
     scores = score_tasks(tasks, bound_th, workers)
-    protocol_summary: dict[str, Any] = left_out.as_dict()
-    if rules.last_fraction is not None:
-        last = score_tasks([last_part(task, rules) for task in tasks], bound_th, workers)
-        protocol_summary["J_last"] = aggregate(last)["J"]
+    protocol_summary = _protocol_summary(tasks, rules, left_out, bound_th, workers)
     score_seconds = time.perf_counter() - score_start
-
-    breakdowns: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
-    nouns: list[str | None] | None = None
-    seen: list[bool | None] | None = None
+    seen_reason = "disabled (evaluate.seen_unseen is false)"
+    nouns, seen = None, None
     if seen_unseen:
-        nouns, seen, reason = _seen(scores, clips, train_split, spacy_model)
-    else:
-        reason = "disabled (evaluate.seen_unseen is false)"
-    if seen is not None:
-        breakdowns["seen"] = breakdown(scores, seen, ("seen", "unseen"))
-    else:
-        skipped["seen"] = reason or ""
-        logger.info("seen/unseen breakdown skipped: %s", reason)
-    exhaustive, reason = _exhaustive(scores, annotations, clips_path)
-    if exhaustive is not None:
-        breakdowns["exhaustive"] = breakdown(scores, exhaustive, ("exhaustive", "non_exhaustive"))
-    else:
-        skipped["exhaustive"] = reason or ""
-        logger.info("exhaustive breakdown skipped: %s", reason)
+        nouns, seen, seen_reason = _seen(scores, clips, train_split, spacy_model)
+    exhaustive, exhaustive_reason = _exhaustive(scores, annotations, clips_path)
+    breakdowns, skipped = _breakdowns(scores, seen, seen_reason, exhaustive, exhaustive_reason)
 
     totals = aggregate(scores)
     pairs = totals["frames"]
@@ -417,23 +399,82 @@ def evaluate_method(
             annotations=str(annotations_path),
         ),
     }
+    out = Path(out_dir)
     storage.write_text(out / PER_OBJECT_CSV, per_object_csv(scores, nouns, seen, exhaustive))
     storage.write_text(out / SUMMARY_JSON, json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    _log_summary(summary, out)
+    return summary
+
+
+def _read_split(
+    clips_path: PathLike, annotations_path: PathLike, split: str
+) -> tuple[pa.Table, pa.Table, dict[str, ClipTruth]]:
+    """Every clip (``clips.parquet``), and the annotations and ground truth of ``split``'s."""
+    clips = storage.read_table(clips_path, "clips")
+    all_ids = clips.column("clip_id").to_pylist()
+    all_splits = clips.column("split").to_pylist()
+    split_ids = [c for c, s in zip(all_ids, all_splits, strict=True) if s == split]
+    if not split_ids:
+        logger.warning("%s: no clip of split %r; writing an empty evaluation", clips_path, split)
+    annotations = read_annotations(annotations_path, split_ids)
+    return clips, annotations, group_truth(annotations, annotations_path)
+
+
+def _protocol_summary(
+    tasks: Sequence[ClipTask],
+    rules: Protocol,
+    left_out: ProtocolCounts,
+    bound_th: float,
+    workers: int,
+) -> dict[str, Any]:
+    """The summary's ``protocol`` entry: what the protocol left out and, for protocols that
+    score the last part of each clip too (VOST), its J as ``J_last``."""
+    summary: dict[str, Any] = left_out.as_dict()
+    if rules.last_fraction is not None:
+        last = score_tasks([last_part(task, rules) for task in tasks], bound_th, workers)
+        summary["J_last"] = aggregate(last)["J"]
+    return summary
+
+
+def _breakdowns(
+    scores: Sequence[ObjectScores],
+    seen: Sequence[bool | None] | None,
+    seen_reason: str | None,
+    exhaustive: Sequence[bool | None] | None,
+    exhaustive_reason: str | None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The seen/unseen and exhaustive breakdowns of the flags there are, and why the others
+    were skipped (each logged)."""
+    breakdowns: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    if seen is not None:
+        breakdowns["seen"] = breakdown(scores, seen, ("seen", "unseen"))
+    else:
+        skipped["seen"] = seen_reason or ""
+        logger.info("seen/unseen breakdown skipped: %s", seen_reason)
+    if exhaustive is not None:
+        breakdowns["exhaustive"] = breakdown(scores, exhaustive, ("exhaustive", "non_exhaustive"))
+    else:
+        skipped["exhaustive"] = exhaustive_reason or ""
+        logger.info("exhaustive breakdown skipped: %s", exhaustive_reason)
+    return breakdowns, skipped
+
+
+def _log_summary(summary: Mapping[str, Any], out: Path) -> None:
     logger.info(
         "%s / %s: J %s, F %s, J&F %s over %d objects (%d frames, %d missing); %.3f s per 1000 "
         "(object, frame) pairs -> %s",
-        method,
-        split,
-        _fmt(totals["J"]),
-        _fmt(totals["F"]),
-        _fmt(totals["J&F"]),
-        totals["objects"],
-        pairs,
-        totals["missing_frames"],
+        summary["method"],
+        summary["split"],
+        _fmt(summary["J"]),
+        _fmt(summary["F"]),
+        _fmt(summary["J&F"]),
+        summary["objects"],
+        summary["frames"],
+        summary["missing_frames"],
         summary["timing"]["seconds_per_1000_pairs"] or 0.0,
         out,
     )
-    return summary
 
 
 def _fmt(value: float | None) -> str:

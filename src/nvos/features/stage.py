@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from nvos import storage
+from nvos.config import group_values
 from nvos.dataset import read_shard_clips
 from nvos.features.clip_model import ClipEncoder, load_clip
 from nvos.features.regions import CropPolicy, masked_crops, normalise_frame
@@ -82,15 +83,17 @@ class FeaturesSummary:
 
 
 def build_encoder(features: Mapping[str, Any], device: torch.device | str) -> ClipEncoder:
-    """The CLIP encoder named by the ``features`` config group (``features.clip.*``)."""
+    """The CLIP encoder named by the ``features`` config group (``features.clip.*``; missing
+    keys: the schema's defaults)."""
+    features = group_values(features, ("features",))
     clip = features["clip"]
     return load_clip(
         str(clip["model"]),
-        clip.get("pretrained"),
+        clip["pretrained"],
         device=device,
-        seed=int(clip.get("seed", 0)),
-        image_size=clip.get("image_size"),
-        autocast_bf16=bool(features.get("autocast_bf16", False)),
+        seed=int(clip["seed"]),
+        image_size=clip["image_size"],
+        autocast_bf16=bool(features["autocast_bf16"]),
     )
 
 

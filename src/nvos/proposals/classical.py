@@ -39,9 +39,9 @@ Everything is deterministic (no random state).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -50,6 +50,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from skimage.segmentation import felzenszwalb
 
+from nvos.config import ConfigError, check_limits
 from nvos.proposals.base import FrameProposals
 
 __all__ = ["ClassicalBackend", "ClassicalConfig"]
@@ -57,7 +58,8 @@ __all__ = ["ClassicalBackend", "ClassicalConfig"]
 
 @dataclass(frozen=True)
 class ClassicalConfig:
-    """Settings of the classical backend (config group ``proposals.classical``).
+    """Settings of the classical backend (config group ``proposals.classical``; defaults and
+    limits: ``config/schema.yaml``, the defaults here equal the schema's).
 
     Attributes:
         scales: Felzenszwalb ``scale`` of each base partition (larger = bigger superpixels).
@@ -73,6 +75,8 @@ class ClassicalConfig:
         work_side: Frames are segmented at a long side of at most this many pixels.
         max_proposals: At most this many proposals per frame leave the backend (best first).
     """
+
+    GROUP: ClassVar[tuple[str, ...]] = ("proposals", "classical")
 
     scales: tuple[float, ...] = (300.0,)
     sigma: float = 0.5
@@ -90,36 +94,12 @@ class ClassicalConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
         object.__setattr__(self, "merge_thresholds", tuple(float(t) for t in self.merge_thresholds))
-        problems = []
-        if not self.scales or any(s <= 0 for s in self.scales):
-            problems.append(f"scales must be positive numbers, got {list(self.scales)}")
-        if any(t <= 0 for t in self.merge_thresholds):
-            problems.append(f"merge_thresholds must be > 0, got {list(self.merge_thresholds)}")
-        if not 0.0 <= self.min_area_frac < self.max_area_frac <= 1.0:
-            problems.append(
-                "need 0 <= min_area_frac < max_area_frac <= 1, got "
+        check_limits(self)
+        if not self.min_area_frac < self.max_area_frac:
+            raise ConfigError(
+                "proposals.classical: need min_area_frac < max_area_frac, got "
                 f"{self.min_area_frac} and {self.max_area_frac}"
             )
-        if not 0.0 < self.dedup_iou <= 1.0:
-            problems.append(f"dedup_iou must be in (0, 1], got {self.dedup_iou}")
-        if self.max_hole_frac < 0 or self.contrast_tau < 0 or self.sigma < 0:
-            problems.append("max_hole_frac, contrast_tau and sigma must be >= 0")
-        if self.work_side < 16 or self.min_segment_px < 1 or self.max_proposals < 1:
-            problems.append("work_side must be >= 16, min_segment_px and max_proposals >= 1")
-        if problems:
-            raise ValueError("proposals.classical: " + "; ".join(problems))
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> ClassicalConfig:
-        """Build from a config dict; an unknown key is an error naming the known ones."""
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"proposals.classical: unknown keys {unknown} (known: {sorted(known)})"
-            )
-        return cls(**values)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -59,7 +59,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torchvision.ops.boxes import batched_nms, box_area
 
 from nvos.checks import sam_checkpoint_problem
-from nvos.config import ConfigError
+from nvos.config import ConfigError, check_limits, group_values, typed
 from nvos.oom import AdaptiveBatch
 from nvos.proposals.base import FrameProposals
 from nvos.storage import file_sha256
@@ -194,13 +194,17 @@ def build_sam(
 
 @dataclass(frozen=True)
 class SamSettings:
-    """Automatic mask generation settings (those of SamAutomaticMaskGenerator) plus scheduling.
+    """Automatic mask generation settings (those of SamAutomaticMaskGenerator) plus scheduling:
+    the ``proposals.sam`` config group but its model keys (defaults and limits:
+    ``config/schema.yaml``; the defaults here equal the schema's).
 
     The first eleven fields mean exactly what they mean for SamAutomaticMaskGenerator.
     ``frames_per_batch``: images (frames, or crops when ``crop_n_layers > 0``) per image-encoder
     forward. ``autocast_bf16``: bf16 autocast of encoder and decoder on CUDA (ignored on the CPU);
     trades exactness for speed.
     """
+
+    GROUP: ClassVar[tuple[str, ...]] = ("proposals", "sam")
 
     points_per_side: int = 32
     points_per_batch: int = 64
@@ -217,20 +221,7 @@ class SamSettings:
     autocast_bf16: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("points_per_side", "points_per_batch", "frames_per_batch"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"SAM setting {name} must be >= 1, got {getattr(self, name)}")
-        if self.crop_n_layers < 0 or self.min_mask_region_area < 0:
-            raise ValueError("SAM settings crop_n_layers and min_mask_region_area must be >= 0")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> SamSettings:
-        """Settings from a config mapping; unknown keys are an error naming them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"unknown SAM setting(s) {unknown}; known: {sorted(names)}")
-        return cls(**dict(values))
+        check_limits(self)
 
     def generator_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the stock SamAutomaticMaskGenerator with the same settings."""
@@ -321,19 +312,17 @@ class SamBackend:
 
     @classmethod
     def from_config(cls, sam_config: Mapping[str, Any], device: torch.device) -> SamBackend:
-        """Build from the ``proposals.sam`` config group.
+        """Build from the ``proposals.sam`` config group (missing keys: the schema's defaults).
 
         Keys: ``model_type`` (vit_h | vit_l | vit_b | tiny), ``checkpoint`` (a file; null only with
-        ``random_weights: true``), optional ``image_size`` (random init only), and the
-        :class:`SamSettings` fields. A missing or contradictory checkpoint is a ConfigError.
+        ``random_weights: true``), ``image_size`` (random init only), and the :class:`SamSettings`
+        fields. A missing or contradictory checkpoint is a ConfigError.
         """
-        values = dict(sam_config)
-        model_type = str(values.pop("model_type", "vit_h"))
-        checkpoint = values.pop("checkpoint", None)
-        image_size = values.pop("image_size", None)
-        random_weights = bool(values.pop("random_weights", False))
-        settings = SamSettings.from_mapping(values)
-        problem = sam_checkpoint_problem(checkpoint, random_weights)
+        settings = typed(sam_config, SamSettings)
+        values = group_values(sam_config, SamSettings.GROUP)
+        model_type, checkpoint = str(values["model_type"]), values["checkpoint"]
+        image_size = values["image_size"]
+        problem = sam_checkpoint_problem(checkpoint, bool(values["random_weights"]))
         if problem is not None:
             raise ConfigError(problem)
         ckpt = None if checkpoint is None else Path(checkpoint)

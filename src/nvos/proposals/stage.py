@@ -13,6 +13,7 @@ and the log, so nothing is lost silently.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 from pycocotools import mask as mask_utils
 
 from nvos import rle, storage
+from nvos.config import group_values, typed
 from nvos.frames import iter_frames
 from nvos.logs import Progress
 from nvos.oom import AdaptiveBatch
@@ -33,7 +35,6 @@ from nvos.skips import Ledger, Skip
 from nvos.types import PathLike
 
 __all__ = [
-    "BACKENDS",
     "ProposalsSummary",
     "StoredProposals",
     "build_backend",
@@ -44,8 +45,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-BACKENDS = ("classical", "sam")
 
 
 @dataclass(frozen=True)
@@ -84,20 +83,17 @@ def build_backend(config: Mapping[str, Any], device: Any = None) -> ProposalBack
     ``sam``: :class:`~nvos.proposals.sam.SamBackend` with ``config["sam"]`` as keyword arguments
     and ``device`` (a ``torch.device``, e.g. from :func:`nvos.devices.claim_device`).
     """
-    name = config.get("backend", "classical")
-    if name == "classical":
+    config = group_values(config, ("proposals",))  # missing keys: the schema's defaults
+    if config["backend"] == "classical":
         from nvos.proposals.classical import ClassicalBackend, ClassicalConfig
 
-        settings = dict(config.get("classical") or {})
-        if "max_per_frame" in config:  # the stage keeps no more: the backend need not make more
-            cap = int(config["max_per_frame"])
-            settings["max_proposals"] = min(int(settings.get("max_proposals", cap)), cap)
-        return ClassicalBackend(ClassicalConfig.from_dict(settings))
-    if name == "sam":
-        from nvos.proposals.sam import SamBackend  # lazy: needs torch + segment_anything
+        settings = typed(config["classical"], ClassicalConfig)
+        # the stage keeps no more than max_per_frame: the backend need not make more
+        cap = min(settings.max_proposals, int(config["max_per_frame"]))
+        return ClassicalBackend(dataclasses.replace(settings, max_proposals=cap))
+    from nvos.proposals.sam import SamBackend  # lazy: needs torch + segment_anything
 
-        return SamBackend.from_config(config.get("sam") or {}, device)
-    raise ValueError(f"proposals.backend must be one of {list(BACKENDS)}, got {name!r}")
+    return SamBackend.from_config(config["sam"], device)
 
 
 def generate_proposals(

@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow.parquet as pq
 
 from nvos import storage
+from nvos.config import typed
 from nvos.evaluation.truth import group_truth, read_annotations, tagged_objects
 from nvos.layout import RunLayout
 from nvos.logs import Progress
@@ -44,15 +45,20 @@ from nvos.types import PathLike
 logger = logging.getLogger(__name__)
 
 
-DEFAULTS: dict[str, Any] = {
-    "overlay_clips": 4,
-    "overlay_frames": 3,
-    "overlay_method": None,
-    "overlay_alpha": 0.5,
-    "labels": {},
-    "methods": None,
-    "title": "nvos results",
-}
+@dataclass(frozen=True)
+class ReportConfig:
+    """The ``report`` config group (meanings and defaults: ``config/schema.yaml``)."""
+
+    GROUP: ClassVar[tuple[str, ...]] = ("report",)
+
+    title: str
+    overlay_clips: int
+    overlay_frames: int
+    overlay_method: str | None
+    overlay_alpha: float
+    labels: dict[str, str]
+    methods: list[str] | None
+
 
 LEGEND = (
     "Scores ×100. J: region similarity (Jaccard); F: boundary F-measure; J&F: their mean "
@@ -166,32 +172,30 @@ def build_report(
     """Write ``table.md``, ``index.html``, ``config.yaml`` and ``overlays/*.jpg`` in ``out_dir``.
 
     ``inputs``: every file read (:class:`ReportInputs`); ``config``: the run's full config (its
-    ``report`` group: keys of :data:`DEFAULTS`), written to ``config.yaml`` and digested in the
+    ``report`` group: :class:`ReportConfig`), written to ``config.yaml`` and digested in the
     header (:mod:`nvos.report.facts`); ``reconciliation``: the run's ``reconciliation.csv``
     (:mod:`nvos.skips`), shown as a "Skipped clips" section; ``now``: the report's date
     (default: now, UTC).
     """
     run_config = dict(config or {})
-    cfg = {**DEFAULTS, **dict(run_config.get("report") or {})}
+    cfg = typed(run_config.get("report"), ReportConfig)
     out = Path(out_dir)
     metrics = load_summaries(inputs.summaries)
     if not metrics:
         raise MetricsError("no <method>/<split>/summary.json to report")
-    labels = dict(cfg["labels"] or {})
-    tables = split_tables(metrics, labels, cfg["methods"])
+    labels = dict(cfg.labels)
+    tables = split_tables(metrics, labels, cfg.methods)
     methods = order_methods([m for per_split in metrics.values() for m in per_split])
     config_text = config_yaml(run_config)
     config_path = out / "config.yaml"
     storage.write_text(config_path, config_text)
     facts = run_facts(run_config, inputs.clips, methods, config_text, now)
     skips = read_reconciliation(reconciliation) if reconciliation is not None else []
-    text = markdown_report(tables, str(cfg["title"]), facts_markdown(facts, labels))
+    text = markdown_report(tables, cfg.title, facts_markdown(facts, labels))
     table_path = out / "table.md"
     storage.write_text(table_path, text + ("\n" + skips_markdown(skips) if skips else ""))
 
-    overlay_method, reason = choose_overlay_method(
-        tables, inputs.predictions, cfg["overlay_method"]
-    )
+    overlay_method, reason = choose_overlay_method(tables, inputs.predictions, cfg.overlay_method)
     summary = ReportSummary(
         clips_skipped=sum(int(row["clips_skipped"]) for row in skips),
         table_path=str(table_path),
@@ -203,7 +207,7 @@ def build_report(
         config_path=str(config_path),
     )
     sections: list[ClipSection] = []
-    if overlay_method is not None and int(cfg["overlay_clips"]) > 0:
+    if overlay_method is not None and cfg.overlay_clips > 0:
         sections = _overlays(
             cfg, overlay_method, inputs, out, set(metrics), summary,
         )  # fmt: skip
@@ -215,10 +219,10 @@ def build_report(
     if overlay_method is not None:
         overlay_text = overlay_sentences(
             method_label(overlay_method, labels), overlay_method, reason, len(sections),
-            summary.overlay_candidates, int(cfg["overlay_frames"]),
+            summary.overlay_candidates, cfg.overlay_frames,
         )  # fmt: skip
     page = render_html(
-        str(cfg["title"]),
+        cfg.title,
         facts,
         tables,
         sections,
@@ -248,7 +252,7 @@ def overlay_sentences(
 
 
 def _overlays(
-    cfg: Mapping[str, Any],
+    cfg: ReportConfig,
     method: str,
     inputs: ReportInputs,
     out: Path,
@@ -273,7 +277,7 @@ def _overlays(
         if tagged_objects(clips[clip_id]["narration"], clip_id)
     ]
     summary.overlay_candidates = len(candidates)
-    chosen = select_clips(candidates, int(cfg["overlay_clips"]))
+    chosen = select_clips(candidates, cfg.overlay_clips)
     truths = group_truth(read_annotations(annotations_path, chosen), annotations_path)
     predictions = read_method_predictions(paths, chosen)
     counts = OverlayCounts()
@@ -283,7 +287,7 @@ def _overlays(
         objects = tagged_objects(clips[frames.clip_id]["narration"], frames.clip_id)
         by_clip[frames.clip_id] = clip_overlays(
             frames, objects, truths[frames.clip_id], predictions, out,
-            int(cfg["overlay_frames"]), float(cfg["overlay_alpha"]), counts,
+            cfg.overlay_frames, cfg.overlay_alpha, counts,
         )  # fmt: skip
         progress.update()
     missing = [c for c in chosen if c not in by_clip]

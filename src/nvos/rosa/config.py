@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
-from nvos.config import merge
+from nvos.config import ConfigError, check_limits, group_schema, merge, typed
 
 __all__ = [
     "INPUT_NORMS",
@@ -37,11 +37,11 @@ TRAIN_SPLIT, VAL_SPLIT = "train", "val"
 #: clip with the others of its batch, so with one clip it is always 0.
 MIN_VAL_CLIPS = 2
 
-#: Normalisations of the frozen input embeddings (see :mod:`nvos.rosa.model`).
-INPUT_NORMS = ("none", "standardize", "whiten")
+#: Normalisations of the frozen input embeddings (see :mod:`nvos.rosa.model`; the schema's list).
+INPUT_NORMS = tuple(group_schema(("rosa",))["properties"]["input_norm"]["enum"])
 
-#: Normalisations of L_RPA within a clip (see :mod:`nvos.rosa.losses`).
-RPA_REDUCTIONS = ("sum", "mean")
+#: Normalisations of L_RPA within a clip (see :mod:`nvos.rosa.losses`; the schema's list).
+RPA_REDUCTIONS = tuple(group_schema(("rosa",))["properties"]["rpa_reduction"]["enum"])
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """``rosa.train``: optimisation and bookkeeping.
+    """``rosa.train``: optimisation and bookkeeping (meanings, defaults and limits:
+    ``config/schema.yaml``; the defaults here equal the schema's, for configs built in code).
 
     ``batch_size`` is the *global* batch (clips per step over all processes; divisible by
     ``gpus``). ``steps`` (if set) overrides ``epochs``. ``checkpoint_every``/``val_every``/
@@ -108,6 +109,8 @@ class TrainConfig:
     initialisations (seeds ``seed``, ``seed + 1``, ...) and keeps the one with the lowest
     validation VNA (:func:`nvos.rosa.restarts.train_restarts`).
     """
+
+    GROUP: ClassVar[tuple[str, ...]] = ("rosa", "train")
 
     batch_size: int = 32
     epochs: int = 30
@@ -126,14 +129,25 @@ class TrainConfig:
     num_workers: int = 0
     restarts: int = 1
 
+    def __post_init__(self) -> None:
+        check_limits(self)
+        if self.batch_size % self.gpus != 0:
+            raise ConfigError(
+                f"rosa.train.batch_size={self.batch_size} is not divisible by "
+                f"rosa.train.gpus={self.gpus}"
+            )
+
 
 @dataclass(frozen=True)
 class RosaConfig:
-    """The ``rosa`` config group (one variant resolved; see :func:`resolve_variant`).
+    """The ``rosa`` config group, one variant resolved (see :func:`resolve_variant`); meanings,
+    defaults and limits: ``config/schema.yaml`` (the defaults here equal the schema's).
 
     ``frames_per_clip`` and ``max_regions`` shape the training items (data side); the others
     shape the model (:class:`ModelConfig`) and the loss.
     """
+
+    GROUP: ClassVar[tuple[str, ...]] = ("rosa",)
 
     frames_per_clip: int = 8
     max_regions: int = 20
@@ -152,26 +166,15 @@ class RosaConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        if self.rpa_reduction not in RPA_REDUCTIONS:
-            raise ValueError(f"rosa.rpa_reduction must be one of {RPA_REDUCTIONS}")
+        check_limits(self)
         if self.lambda_vna == 0 and self.lambda_rpa == 0:
-            raise ValueError("rosa.lambda_vna and rosa.lambda_rpa are both 0: nothing to train")
-        if self.train.restarts < 1:
-            raise ValueError(f"rosa.train.restarts must be >= 1, got {self.train.restarts}")
-        if self.train.batch_size % max(self.train.gpus, 1) != 0:
-            raise ValueError(
-                f"rosa.train.batch_size={self.train.batch_size} is not divisible by "
-                f"rosa.train.gpus={self.train.gpus}"
-            )
+            raise ConfigError("rosa.lambda_vna and rosa.lambda_rpa are both 0: nothing to train")
 
     @classmethod
     def from_mapping(cls, rosa: Mapping[str, Any]) -> RosaConfig:
-        """Build from a config mapping (``variants`` is ignored); unknown keys are an error."""
-        values = {k: v for k, v in rosa.items() if k != "variants"}
-        train = dict(values.pop("train", {}) or {})
-        _check_keys("rosa", values, cls)
-        _check_keys("rosa.train", train, TrainConfig)
-        return cls(**values, train=TrainConfig(**train))
+        """Build from the ``rosa`` group as a mapping (:func:`nvos.config.typed`; ``variants``
+        is not part of it, see :func:`resolve_variant`)."""
+        return typed(rosa, cls)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -183,22 +186,18 @@ class RosaConfig:
         return ModelConfig(feature_dim=feature_dim, **{k: getattr(self, k) for k in shared})
 
 
-def _check_keys(where: str, values: Mapping[str, Any], kind: type) -> None:
-    known = {f.name for f in fields(kind)} - {"train"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
-
-
 def resolve_variant(rosa: Mapping[str, Any], variant: str) -> RosaConfig:
     """The config of ablation ``variant``: ``rosa`` with ``rosa.variants[variant]`` merged in.
 
     E.g. ``variants: {rosa: {}, rosa_noctx: {use_context: false},
     rosa_vna_only: {lambda_rpa: 0.0}, rosa_rpa_only: {lambda_vna: 0.0}}``; overrides may also set
-    ``train`` keys (merged key by key).
+    ``train`` keys (merged key by key). A problem is named under ``rosa.variants.<variant>``.
     """
     variants = rosa.get("variants") or {}
     if variant not in variants:
-        raise ValueError(f"rosa.variants has no variant {variant!r} (has {sorted(variants)})")
+        raise ConfigError(f"rosa.variants has no variant {variant!r} (has {sorted(variants)})")
+    overrides = variants[variant] or {}
+    if "variants" in overrides:
+        raise ConfigError(f"rosa.variants.{variant}.variants: unknown key")
     base = {k: v for k, v in rosa.items() if k != "variants"}
-    return RosaConfig.from_mapping(merge(base, variants[variant] or {}))
+    return typed(merge(base, overrides), RosaConfig, ("rosa", "variants", variant))

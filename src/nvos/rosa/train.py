@@ -36,7 +36,7 @@ import math
 import random
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +54,12 @@ from nvos.rosa.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from nvos.rosa.config import RosaConfig
+from nvos.rosa.config import RosaConfig, TrainConfig
 from nvos.rosa.distributed import SINGLE, Collective, DistEnv, default_device, init_from_env
 from nvos.rosa.losses import LossOutput, rosa_loss
 from nvos.rosa.model import RosaModel, model_state
 from nvos.rosa.sources import (
+    BatchSource,
     as_source,
     feature_dim,
     input_statistics,
@@ -240,6 +241,34 @@ def fit_batch_to_data(config: RosaConfig, train_data: Any, world_size: int) -> R
     return replace(config, train=replace(config.train, batch_size=fitted))
 
 
+@dataclass
+class _Run:
+    """One training run: its parts and the running state that ``last.pt`` saves."""
+
+    config: RosaConfig
+    env: DistEnv
+    device: torch.device
+    collective: Collective
+    out: Path
+    model: RosaModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    resume_key: str
+    step: int = 0
+    best_val: float = math.inf
+    best_step: int = -1
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+
+    @property
+    def last_path(self) -> Path:
+        return self.out / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out / "best.pt"
+
+
 def train_rosa(
     train_data: Any,
     val_data: Any | None,
@@ -271,12 +300,53 @@ def train_rosa(
         A :class:`TrainSummary` (on every process; files are written by process 0 only).
     """
     started = time.perf_counter()
-    out = Path(out_dir)
     env = env or init_from_env()
-    collective = Collective(env) if env.is_distributed else SINGLE
     config = fit_batch_to_data(config, train_data, env.world_size)
     tc = config.train
-    if env.world_size != max(tc.gpus, 1):
+    device = _place(tc, env, device)
+    source = _training_source(train_data, tc, env)
+    steps_per_epoch = len(source)
+    total_steps = tc.steps if tc.steps is not None else tc.epochs * steps_per_epoch
+    run = _start(train_data, source, config, total_steps, Path(out_dir), env, device)
+    _resume(run, total_steps)
+    resumed_from = run.step
+    if run.step == 0:  # the model is the same everywhere; dropout draws differ between ranks
+        seed_everything(rank_seed(tc.seed, env.rank))
+    logger.info(
+        "training %d steps (%d per epoch, global batch %d on %d process(es), device %s)",
+        total_steps,
+        steps_per_epoch,
+        tc.batch_size,
+        env.world_size,
+        device,
+    )
+    last_loss = _train_steps(run, source, val_data, total_steps, stop_after)
+    if run.skipped:
+        logger.warning(
+            "%d clip-steps without phrase or proposal were left out of the losses", run.skipped
+        )
+    if run.step >= total_steps and env.is_main:
+        _write_final(run)
+    if env.is_distributed:
+        torch.distributed.barrier()
+    return TrainSummary(
+        steps=run.step,
+        epochs=math.ceil(run.step / steps_per_epoch),
+        final_loss=last_loss,
+        best_step=run.best_step,
+        best_val_vna=None if run.best_step < 0 else run.best_val,
+        resumed_from=resumed_from,
+        skipped_clips=run.skipped,
+        seconds=time.perf_counter() - started,
+        checkpoint=run.out / "checkpoint.pt",
+        log=run.out / "train_log.csv",
+    )
+
+
+def _place(tc: TrainConfig, env: DistEnv, device: torch.device | None) -> torch.device:
+    """The device this process trains on, after checking the global batch splits over the
+    processes (a ``rosa.train.gpus`` unlike the number of processes is only a warning)."""
+    if env.world_size != tc.gpus:
         logger.warning(
             "rosa.train.gpus=%d but %d process(es) run; the global batch stays %d clips",
             tc.gpus,
@@ -289,17 +359,35 @@ def train_rosa(
         device = default_device(env)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    return device
+
+
+def _training_source(train_data: Any, tc: TrainConfig, env: DistEnv) -> BatchSource:
+    """This process's training batches; ValueError when they make no full batch."""
     local_batch = tc.batch_size // env.world_size
     source = as_source(train_data, local_batch, True, tc.seed, tc.num_workers, env, train=True)
-    steps_per_epoch = len(source)
-    if steps_per_epoch == 0:
+    if len(source) == 0:
         raise ValueError(
             f"training data gives no full batch of {local_batch} clips per process "
             "(fewer clips than rosa.train.batch_size?)"
         )
-    total_steps = tc.steps if tc.steps is not None else tc.epochs * steps_per_epoch
-    dim = feature_dim(train_data, source)
+    return source
 
+
+def _start(
+    train_data: Any,
+    source: BatchSource,
+    config: RosaConfig,
+    total_steps: int,
+    out: Path,
+    env: DistEnv,
+    device: torch.device,
+) -> _Run:
+    """A new run: the model initialised from ``seed`` (with its input normalisation fitted on
+    the training data), AdamW and the learning-rate schedule."""
+    tc = config.train
+    collective = Collective(env) if env.is_distributed else SINGLE
+    dim = feature_dim(train_data, source)
     seed_everything(tc.seed)
     model = RosaModel(config.model_config(dim))
     if config.input_norm != "none":  # replaced by the saved buffers when resuming
@@ -317,155 +405,164 @@ def train_rosa(
         optimizer, lambda s: lr_factor(s, tc.warmup_steps, total_steps, tc.min_lr_ratio)
     )
     resume_key = fingerprint(config, dim, env.world_size)
-    step, best_val, best_step, rows, skipped = 0, math.inf, -1, [], 0
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if last_path.exists():
-        state = load_checkpoint(last_path)
-        _check_world_size(state, config, dim, env, last_path)
-        if state.get("fingerprint") == resume_key:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            step, best_val, best_step = state["step"], state["best_val_vna"], state["best_step"]
-            rows, skipped = list(state["log"]), int(state["skipped_clips"])
-            rngs = state["rng"]  # one dict per rank (older files: rank 0's dict only)
-            set_rng_state(rngs[env.rank] if isinstance(rngs, list) else rngs, device)
-            logger.info("resumed from %s at step %d of %d", last_path, step, total_steps)
-        else:
-            logger.warning("%s was made with another config: starting from scratch", last_path)
-    resumed_from = step
-    if step == 0:  # the model is the same everywhere; dropout draws differ between ranks
-        seed_everything(rank_seed(tc.seed, env.rank))
-    ddp_model: nn.Module = model
+    return _Run(config, env, device, collective, out, model, optimizer, scheduler, resume_key)
+
+
+def _resume(run: _Run, total_steps: int) -> None:
+    """Load ``last.pt`` into ``run`` when it was made with the same config (and processes)."""
+    if not run.last_path.exists():
+        return
+    state = load_checkpoint(run.last_path)
+    _check_world_size(state, run.config, run.model.config.feature_dim, run.env, run.last_path)
+    if state.get("fingerprint") != run.resume_key:
+        logger.warning("%s was made with another config: starting from scratch", run.last_path)
+        return
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.step, run.best_val, run.best_step = state["step"], state["best_val_vna"], state["best_step"]
+    run.rows, run.skipped = list(state["log"]), int(state["skipped_clips"])
+    rngs = state["rng"]  # one dict per rank (older files: rank 0's dict only)
+    set_rng_state(rngs[run.env.rank] if isinstance(rngs, list) else rngs, run.device)
+    logger.info("resumed from %s at step %d of %d", run.last_path, run.step, total_steps)
+
+
+def _train_steps(
+    run: _Run,
+    source: BatchSource,
+    val_data: Any | None,
+    total_steps: int,
+    stop_after: int | None,
+) -> float:
+    """Optimiser steps until ``total_steps`` (or ``stop_after`` in this call), logging,
+    validating and saving ``last.pt`` on their schedules; the last logged loss."""
+    tc, env = run.config.train, run.env
+    ddp_model: nn.Module = run.model
     if env.is_distributed:
-        ids = [device.index] if device.type == "cuda" else None
-        ddp_model = DistributedDataParallel(model, device_ids=ids)
-
-    def validate() -> float | None:
-        if val_data is None:
-            return None
-        share = validation_share(val_data, tc.batch_size, tc.seed, tc.num_workers, env)
-        return evaluate_vna(model, share, config, device, collective)
-
-    def checkpoint() -> None:
-        states = collective.all_gather_object(rng_state(device))  # every rank's generators
-        if not env.is_main:
-            return
-        state = {
-            "model": model.state_dict(),
-            "model_config": asdict(model.config),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "step": step,
-            "best_val_vna": best_val,
-            "best_step": best_step,
-            "rng": states,
-            "world_size": env.world_size,
-            "log": rows,
-            "skipped_clips": skipped,
-            "fingerprint": resume_key,
-            "config": config.to_dict(),
-        }
-        save_checkpoint(state, last_path)
-
-    model.train()
-    logger.info(
-        "training %d steps (%d per epoch, global batch %d on %d process(es), device %s)",
-        total_steps,
-        steps_per_epoch,
-        tc.batch_size,
-        env.world_size,
-        device,
-    )
+        ids = [run.device.index] if run.device.type == "cuda" else None
+        ddp_model = DistributedDataParallel(run.model, device_ids=ids)
+    run.model.train()
+    steps_per_epoch = len(source)
     window_start, window_clips = time.perf_counter(), 0
-    skipped_acc = torch.zeros((), device=device)  # summed on the device: no per-step sync
+    skipped_acc = torch.zeros((), device=run.device)  # summed on the device: no per-step sync
     last_loss = math.nan
     calls = 0
-    while step < total_steps and (stop_after is None or calls < stop_after):
-        epoch = step // steps_per_epoch
-        for batch in iter_from(source, epoch, step % steps_per_epoch):
-            batch = batch.to(device, non_blocking=True)
-            loss = _compute_loss(ddp_model, batch, config, model, device, collective)
-            optimizer.zero_grad(set_to_none=True)
-            loss.loss.backward()
-            if tc.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            step += 1
+    while run.step < total_steps and (stop_after is None or calls < stop_after):
+        epoch = run.step // steps_per_epoch
+        for batch in iter_from(source, epoch, run.step % steps_per_epoch):
+            loss, lr = _optimiser_step(run, ddp_model, batch.to(run.device, non_blocking=True))
             calls += 1
             window_clips += len(batch) * env.world_size
             skipped_acc = skipped_acc + loss.skipped_clips
-            is_last = step >= total_steps
-            do_val = is_last or (tc.val_every > 0 and step % tc.val_every == 0)
-            do_log = do_val or is_last or (tc.log_every > 0 and step % tc.log_every == 0)
-            if do_log:
-                now = time.perf_counter()
+            is_last = run.step >= total_steps
+            do_val = is_last or (tc.val_every > 0 and run.step % tc.val_every == 0)
+            if do_val or is_last or (tc.log_every > 0 and run.step % tc.log_every == 0):
                 last_loss = float(loss.total)
-                row: dict[str, Any] = {
-                    "step": step,
-                    "epoch": epoch,
-                    "loss": last_loss,
-                    "vna": float(loss.vna),
-                    "rpa": float(loss.rpa),
-                    "lr": lr,
-                    "clips_per_s": round(window_clips / max(now - window_start, 1e-9), 2),
-                    "val_vna": None,
-                }
-                if do_val:  # every process: sharded, the same value everywhere
-                    row["val_vna"] = validate()
-                    if row["val_vna"] is not None and row["val_vna"] < best_val:
-                        best_val, best_step = row["val_vna"], step
-                        if env.is_main:
-                            state = model_state(model, step=step, val_vna=best_val)
-                            save_checkpoint(state, best_path)
-                rows.append(row)
-                logger.info(
-                    "step %d/%d epoch %d loss %.4f (vna %.4f rpa %.4f) lr %.2e %.1f clips/s%s",
-                    step,
-                    total_steps,
-                    epoch,
-                    row["loss"],
-                    row["vna"],
-                    row["rpa"],
-                    lr,
-                    row["clips_per_s"],
-                    "" if row["val_vna"] is None else f" val_vna {row['val_vna']:.4f}",
-                )
+                clips_per_s = window_clips / max(time.perf_counter() - window_start, 1e-9)
+                _log_step(run, loss, lr, epoch, clips_per_s, total_steps, val_data, do_val)
                 window_start, window_clips = time.perf_counter(), 0
-            if is_last or (tc.checkpoint_every > 0 and step % tc.checkpoint_every == 0):
-                skipped += int(skipped_acc)
+            if is_last or (tc.checkpoint_every > 0 and run.step % tc.checkpoint_every == 0):
+                run.skipped += int(skipped_acc)
                 skipped_acc.zero_()
-                checkpoint()
+                _save_last(run)
             if is_last or (stop_after is not None and calls >= stop_after):
                 break
-    skipped += int(skipped_acc)
-    if skipped:
-        logger.warning(
-            "%d clip-steps without phrase or proposal were left out of the losses", skipped
-        )
-    finished = step >= total_steps
-    if finished and env.is_main:
-        if best_step >= 0:
-            final = load_checkpoint(best_path)
-        else:
-            final = model_state(model, step=step, val_vna=None)
-            logger.warning("no validation data: checkpoint.pt holds the final weights")
-        final.update(config=config.to_dict(), best_step=best_step, steps=step)
-        storage.write_csv(out / "train_log.csv", LOG_COLUMNS, rows)
-        save_checkpoint(final, out / "checkpoint.pt")
-    if env.is_distributed:
-        torch.distributed.barrier()
-    return TrainSummary(
-        steps=step,
-        epochs=math.ceil(step / steps_per_epoch),
-        final_loss=last_loss,
-        best_step=best_step,
-        best_val_vna=None if best_step < 0 else best_val,
-        resumed_from=resumed_from,
-        skipped_clips=skipped,
-        seconds=time.perf_counter() - started,
-        checkpoint=out / "checkpoint.pt",
-        log=out / "train_log.csv",
+    run.skipped += int(skipped_acc)
+    return last_loss
+
+
+def _optimiser_step(run: _Run, ddp_model: nn.Module, batch: ClipBatch) -> tuple[LossOutput, float]:
+    """One step on ``batch`` (on the device): the losses and the learning rate it used."""
+    tc = run.config.train
+    loss = _compute_loss(ddp_model, batch, run.config, run.model, run.device, run.collective)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.loss.backward()
+    if tc.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), tc.grad_clip)
+    lr = run.optimizer.param_groups[0]["lr"]
+    run.optimizer.step()
+    run.scheduler.step()
+    run.step += 1
+    return loss, lr
+
+
+def _log_step(
+    run: _Run,
+    loss: LossOutput,
+    lr: float,
+    epoch: int,
+    clips_per_s: float,
+    total_steps: int,
+    val_data: Any | None,
+    validate: bool,
+) -> None:
+    """A ``train_log.csv`` row and log line for this step; with ``validate``, the validation
+    VNA too (every process: sharded, the same value everywhere), kept in ``best.pt`` when it is
+    the lowest so far."""
+    row: dict[str, Any] = {
+        "step": run.step,
+        "epoch": epoch,
+        "loss": float(loss.total),
+        "vna": float(loss.vna),
+        "rpa": float(loss.rpa),
+        "lr": lr,
+        "clips_per_s": round(clips_per_s, 2),
+        "val_vna": None,
+    }
+    if validate and val_data is not None:
+        tc = run.config.train
+        share = validation_share(val_data, tc.batch_size, tc.seed, tc.num_workers, run.env)
+        row["val_vna"] = evaluate_vna(run.model, share, run.config, run.device, run.collective)
+        if row["val_vna"] < run.best_val:
+            run.best_val, run.best_step = row["val_vna"], run.step
+            if run.env.is_main:
+                state = model_state(run.model, step=run.step, val_vna=run.best_val)
+                save_checkpoint(state, run.best_path)
+    run.rows.append(row)
+    logger.info(
+        "step %d/%d epoch %d loss %.4f (vna %.4f rpa %.4f) lr %.2e %.1f clips/s%s",
+        run.step,
+        total_steps,
+        epoch,
+        row["loss"],
+        row["vna"],
+        row["rpa"],
+        lr,
+        row["clips_per_s"],
+        "" if row["val_vna"] is None else f" val_vna {row['val_vna']:.4f}",
     )
+
+
+def _save_last(run: _Run) -> None:
+    """``last.pt``: everything a resumed run needs, with every rank's generator states."""
+    states = run.collective.all_gather_object(rng_state(run.device))
+    if not run.env.is_main:
+        return
+    state = {
+        "model": run.model.state_dict(),
+        "model_config": asdict(run.model.config),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "step": run.step,
+        "best_val_vna": run.best_val,
+        "best_step": run.best_step,
+        "rng": states,
+        "world_size": run.env.world_size,
+        "log": run.rows,
+        "skipped_clips": run.skipped,
+        "fingerprint": run.resume_key,
+        "config": run.config.to_dict(),
+    }
+    save_checkpoint(state, run.last_path)
+
+
+def _write_final(run: _Run) -> None:
+    """``train_log.csv`` and ``checkpoint.pt`` (the best weights, else the final ones)."""
+    if run.best_step >= 0:
+        final = load_checkpoint(run.best_path)
+    else:
+        final = model_state(run.model, step=run.step, val_vna=None)
+        logger.warning("no validation data: checkpoint.pt holds the final weights")
+    final.update(config=run.config.to_dict(), best_step=run.best_step, steps=run.step)
+    storage.write_csv(run.out / "train_log.csv", LOG_COLUMNS, run.rows)
+    save_checkpoint(final, run.out / "checkpoint.pt")
