@@ -77,11 +77,11 @@ SUBMITTED = re.compile(r"^Job (\S+) has been submitted with SLURM jobid (\d+) \(
 SBATCH_CALL = re.compile(r"^sbatch call: (sbatch .*)$")
 RUN_ID = re.compile(r"SLURM run ID: (\S+)")
 LOCAL_JOB = re.compile(r"^localrule (\w+):$")
-DEVICE_LINE = re.compile(
-    r"CUDA_VISIBLE_DEVICES=(?P<visible>\S+) \(assigned by SLURM job (?P<job>\d+), "
-    r"SLURM_(?:STEP|JOB)_GPUS=(?P<gpus>[\d,]+)(?:\)|, no lock\))"
+DEVICE_LINE = re.compile(  # the CPU fallback's line and the one-visible-GPU line of nvos.devices
+    r"CUDA_VISIBLE_DEVICES=(?P<visible>[^\s,)]+)(?:, physical \S+,| \() ?assigned by SLURM job "
+    r"(?P<job>\d+), SLURM_(?:STEP|JOB)_GPUS=(?P<gpus>[\d,]+)(?:\)|; no lock\))"
 )
-USED_DEVICE = re.compile(r"device: cuda:0 of CUDA_VISIBLE_DEVICES=|running on the CPU")
+USED_DEVICE = re.compile(r"device: cuda:0 = the only visible GPU|running on the CPU")
 
 
 class IntegrationError(RuntimeError):

@@ -39,8 +39,11 @@ def shipped_profile() -> dict:
 
 
 def rules_declaring_gpu() -> set[str]:
-    """Rules whose `resources:` declare `gpu=` in workflow/rules/*.smk."""
-    found: set[str] = set()
+    """Rules whose `resources:` declare `gpu=` in workflow/rules/*.smk, and the per-shard rules
+    that workflow/rules/methods.smk makes for the prediction methods that claim a GPU."""
+    from nvos.methods import FAMILY
+
+    found: set[str] = {member.rule for member in FAMILY if member.gpu}
     for path in (REPO / "workflow/rules").glob("*.smk"):
         for block in re.split(r"\n(?=rule )", path.read_text()):
             name = re.match(r"rule (\w+):", block)
