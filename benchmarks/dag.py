@@ -27,11 +27,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def write_manifest(path: Path, n_clips: int) -> None:
-    """``n_clips`` lines pointing at one (never opened) video: a dry run reads no video."""
-    line = {"video": "video.mp4", "split": "train", "narration": "#C C picks a cup"}
+    """``n_clips`` lines pointing at one (never opened) video: a dry run reads no video. Every
+    tenth clip is val and every tenth test (the default config evaluates both)."""
+    line = {"video": "video.mp4", "narration": "#C C picks a cup"}
     with open(path, "w") as handle:
         for i in range(n_clips):
-            handle.write(json.dumps({"clip_id": f"c{i:07d}", **line}) + "\n")
+            split = {8: "val", 9: "test"}.get(i % 10, "train")
+            handle.write(json.dumps({"clip_id": f"c{i:07d}", "split": split, **line}) + "\n")
 
 
 def job_counts(stdout: str) -> dict[str, int]:
