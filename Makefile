@@ -30,8 +30,11 @@ demo-small: install
 		--configfile config/config.yaml config/demo_small.yaml
 	@echo "results table: results/demo-small/report/table.md"
 
+# Two pytest-xdist workers, whole test files each (module fixtures run once); the end-to-end runs
+# are collected first (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

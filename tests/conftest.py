@@ -11,6 +11,9 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The end-to-end runs (marked slow) first: with `make test`'s two workers (pytest-xdist,
+    # whole files per worker) the short tests then fill the time beside them, not after them.
+    items.sort(key=lambda item: "slow" not in item.keywords)
     try:
         import torch
 

@@ -46,7 +46,7 @@ def test_imported_visor_fixture_runs_through_snakemake_report(tmp_path: Path) ->
         "proposals": {"max_per_frame": 8, "classical": {"scales": [100, 400]}},
         "rosa": {
             "dim": 32,
-            "train": {"batch_size": 2, "epochs": 1, "warmup_steps": 1},
+            "train": {"batch_size": 2, "epochs": 1, "warmup_steps": 1, "restarts": 1},
             "variants": {"rosa": {}},
         },
         "predict": {"splits": ["val"]},
