@@ -54,6 +54,7 @@ def test_cpu_stages_import_no_torch() -> None:
         "nvos.dataset",
         "nvos.skips",
         "nvos.report.build",
+        "nvos.phrases.stage",
     ]
     assert not loads_torch(cpu_stages)
 

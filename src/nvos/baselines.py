@@ -35,9 +35,9 @@ import pyarrow.parquet as pq
 from nvos import storage
 from nvos.dataset import read_shard_clips
 from nvos.features.clip_model import ClipEncoder
-from nvos.features.stage import read_shard_phrases
 from nvos.frames import ROLE_ANNOTATED
 from nvos.methods.rows import PredictionRows
+from nvos.phrases.stage import read_shard_phrases
 from nvos.proposals.stage import read_proposals
 from nvos.skips import Ledger, Skip
 from nvos.types import PathLike

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
 
@@ -41,6 +40,7 @@ from nvos.features.text import PhraseSpan, embed_narrations
 from nvos.frames import iter_frames
 from nvos.logs import Progress
 from nvos.phrases import clean_narration
+from nvos.phrases.stage import read_shard_phrases
 from nvos.proposals.stage import read_proposals
 from nvos.skips import Ledger, Skip
 from nvos.types import PathLike
@@ -51,7 +51,6 @@ __all__ = [
     "crop_policy",
     "encode_regions",
     "extract_features",
-    "read_shard_phrases",
 ]
 
 logger = logging.getLogger(__name__)
@@ -108,16 +107,6 @@ def encode_regions(encoder: ClipEncoder, crops: torch.Tensor) -> np.ndarray:
     with encoder.autocast():
         features = encoder.model.encode_image(crops.to(encoder.device))
     return F.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float16)
-
-
-def read_shard_phrases(phrases_path: PathLike, clip_ids: list[str]) -> dict[str, list[dict]]:
-    """The phrases of ``clip_ids`` from ``phrases.parquet``, per clip in ``phrase_id`` order."""
-    table = storage.read_table(phrases_path, "phrases")
-    table = table.filter(pc.is_in(table["clip_id"], value_set=pa.array(clip_ids, pa.string())))
-    grouped: dict[str, list[dict]] = {clip_id: [] for clip_id in clip_ids}
-    for row in table.sort_by([("clip_id", "ascending"), ("phrase_id", "ascending")]).to_pylist():
-        grouped[row["clip_id"]].append(row)
-    return grouped
 
 
 def extract_features(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from nvos import storage
 from nvos.logs import Progress
@@ -26,7 +27,7 @@ from nvos.skips import Ledger, Skip
 from nvos.tags import TagError
 from nvos.types import PathLike
 
-__all__ = ["PhrasesSummary", "build_parser", "extract_phrases"]
+__all__ = ["PhrasesSummary", "build_parser", "extract_phrases", "read_shard_phrases"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,16 @@ class PhrasesSummary:
     zero_phrase_clips: tuple[str, ...]
     seconds: float
     ledger: Ledger = field(repr=False, compare=False)
+
+
+def read_shard_phrases(phrases_path: PathLike, clip_ids: list[str]) -> dict[str, list[dict]]:
+    """The phrases of ``clip_ids`` from ``phrases.parquet``, per clip in ``phrase_id`` order."""
+    table = storage.read_table(phrases_path, "phrases")
+    table = table.filter(pc.is_in(table["clip_id"], value_set=pa.array(clip_ids, pa.string())))
+    grouped: dict[str, list[dict]] = {clip_id: [] for clip_id in clip_ids}
+    for row in table.sort_by([("clip_id", "ascending"), ("phrase_id", "ascending")]).to_pylist():
+        grouped[row["clip_id"]].append(row)
+    return grouped
 
 
 def build_parser(config: Mapping[str, Any]) -> PhraseParser:

@@ -254,7 +254,7 @@ def _ledger(
     """Every clip of the shard: predicted, or skipped with the reason (other split, left out by
     the dataset, or kept but without any tagged phrase)."""
     from nvos.dataset import read_shard_clips
-    from nvos.features.stage import read_shard_phrases
+    from nvos.phrases.stage import read_shard_phrases
 
     clips = read_shard_clips(layout.clips, shard)
     clip_ids = clips["clip_id"].to_pylist()
