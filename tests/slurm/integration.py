@@ -70,6 +70,8 @@ TEST_TOP_LEVEL = {
 UNCOMPARED_DIRS = ("logs", "benchmarks", "locks")
 #: Keys / columns holding wall-clock measurements (differ between any two runs).
 TIMING_NAME = re.compile(r"seconds|_per_s$")
+#: The report header's build date (report/table.md, report/index.html): when the run finished.
+REPORT_DATE = re.compile(rb"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC")
 #: Provenance keys holding file hashes (the hashed files themselves are compared).
 HASH_NAME = re.compile(r"_sha256$")
 
@@ -480,7 +482,8 @@ def compare_runs(a: Path, b: Path, workdirs: tuple[Path, Path]) -> tuple[list[st
     and CSV files without timing keys/columns (``*seconds*``, ``*_per_s``); ``.pt`` checkpoints
     by their loaded content without timing keys (the zip archive inside names the temporary file
     it was written to);
-    everything else (report, overlays, demo videos, manifest) byte for byte. Absolute paths of
+    the report's pages without their build date; everything else (overlays, demo videos,
+    manifest) byte for byte. Absolute paths of
     the two work folders count as equal, and provenance ``*_sha256`` keys are not compared (the
     hashed files are). Not compared: ``logs/``, ``benchmarks/``, ``locks/`` (timings, hostnames,
     process ids).
@@ -512,6 +515,9 @@ def compare_runs(a: Path, b: Path, workdirs: tuple[Path, Path]) -> tuple[list[st
             keep = [c for c in ca.column_names if not TIMING_NAME.search(c)]
             if ca.column_names != cb.column_names or not ca.select(keep).equals(cb.select(keep)):
                 problems.append(f"{name}: differs (timing columns ignored)")
+        elif name.parts[-2:-1] == ("report",) and name.suffix in (".md", ".html"):
+            if REPORT_DATE.sub(b"", fa.read_bytes()) != REPORT_DATE.sub(b"", fb.read_bytes()):
+                problems.append(f"{name}: differs (the report's build date ignored)")
         elif name.suffix == ".pt":
             import torch
 
