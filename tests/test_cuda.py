@@ -26,6 +26,8 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from test_rosa_train import BASE as TRAIN_BASE  # noqa: E402
+from test_rosa_train import data  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
 from nvos.devices import claim_device  # noqa: E402
@@ -35,40 +37,17 @@ from nvos.rosa.model import load_model  # noqa: E402
 from nvos.rosa.stage import run_torchrun, torchrun_command  # noqa: E402
 from nvos.rosa.train import train_rosa  # noqa: E402
 from nvos.testing.cache_fixture import synthetic_clips, write_synthetic_cache  # noqa: E402
-from nvos.testing.synthetic import SyntheticSpec, make_synthetic_clips  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda", 0)
-SPEC = SyntheticSpec(n_clips=32, frames=(2, 3), regions=(4, 6), phrases=(1, 3), dim=16)
-BASE = {
-    "dim": 32,
-    "context_layers": 1,
-    "context_heads": 4,
-    "dropout": 0.1,
-    "train": {
-        "batch_size": 8,
-        "steps": 8,
-        "lr": 3e-3,
-        "warmup_steps": 2,
-        "log_every": 1,
-        "val_every": 2,
-        "checkpoint_every": 2,
-        "seed": 3,
-        "bf16": False,
-    },
-}
+# The CPU tests' synthetic data and model (tests/test_rosa_train.py), with bf16 off unless asked.
+BASE = {**TRAIN_BASE, "train": {**TRAIN_BASE["train"], "bf16": False}}
 
 
 def config(**train: object) -> RosaConfig:
     return RosaConfig.from_mapping({**BASE, "train": {**BASE["train"], **train}})
-
-
-def data() -> tuple[object, object]:
-    train = make_synthetic_clips(SPEC)
-    val = make_synthetic_clips(SyntheticSpec(**{**SPEC.__dict__, "n_clips": 8, "seed": 1}))
-    return train, val
 
 
 def rows(path: Path) -> list[dict[str, str]]:

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from test_demo import decode_all
 
 from nvos import rle
 from nvos.cli import main
@@ -52,18 +53,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def records(demo: Path) -> list[dict]:
     return [json.loads(line) for line in demo.read_text().splitlines()]
-
-
-def decode_all(path: Path) -> np.ndarray:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    return np.stack(frames)
 
 
 def template_words(vocab: Vocabulary) -> set[str]:

@@ -12,6 +12,7 @@ import tracemalloc
 import cv2
 import numpy as np
 import pytest
+from test_metrics import H, W, _square, _zeros
 
 from nvos import rle
 from nvos.evaluation.score import region_scores
@@ -19,18 +20,6 @@ from nvos.evaluation.truth import ObjectFrameTruth
 from nvos.metrics import connected_instances, instance_scores, jaccard
 from nvos.metrics.instances import Components
 from nvos.metrics.masks import bounding_box
-
-H, W = 48, 64
-
-
-def _zeros() -> np.ndarray:
-    return np.zeros((H, W), dtype=bool)
-
-
-def _square(y: int, x: int, size: int) -> np.ndarray:
-    mask = _zeros()
-    mask[y : y + size, x : x + size] = True
-    return mask
 
 
 def _full_masks(mask: np.ndarray, connectivity: int = 8) -> list[np.ndarray]:

@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from test_rosa_train import SPEC
 
 from nvos.rosa.config import RosaConfig
 from nvos.rosa.distributed import DistEnv
@@ -22,7 +23,6 @@ from nvos.rosa.train import rank_seed, train_rosa
 from nvos.testing.synthetic import SyntheticSpec, make_synthetic_clips
 
 CPU = torch.device("cpu")
-SPEC = SyntheticSpec(n_clips=32, frames=(2, 3), regions=(4, 6), phrases=(1, 3), dim=16)
 ROSA = {
     "dim": 32,
     "context_layers": 1,
