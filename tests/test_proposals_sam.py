@@ -26,7 +26,7 @@ from segment_anything.modeling.prompt_encoder import PositionEmbeddingRandom
 from torchvision.ops.boxes import batched_nms
 
 from nvos.config import ConfigError
-from nvos.devices import run_with_oom_retry
+from nvos.oom import AdaptiveBatch
 from nvos.proposals.base import FrameProposals, proposal_scores, top_k
 from nvos.proposals.sam import SamBackend, SamSettings, build_sam
 
@@ -250,8 +250,8 @@ def test_oom_at_batch_of_one_fails() -> None:
         raise torch.cuda.OutOfMemoryError("simulated")
 
     with pytest.raises(torch.cuda.OutOfMemoryError):
-        list(run_with_oom_retry(always_oom, 5, 4, "test"))
-    done = list(run_with_oom_retry(lambda a, b: (a, b), 5, 2, "test"))
+        list(AdaptiveBatch(4, "test").run(always_oom, 5))
+    done = list(AdaptiveBatch(2, "test").run(lambda a, b: (a, b), 5))
     assert [(s, e) for s, e, _ in done] == [(0, 2), (2, 4), (4, 5)]
 
 

@@ -201,7 +201,7 @@ def test_out_of_memory_retries_half_batches(frames_path: Path, tmp_path: Path) -
     backend = OomOnBig()
     summary = generate_proposals(frames_path, tmp_path / "o.parquet", backend, 3, 5)
     assert summary.frames == 5
-    # 5 fails, then halves: later batches keep the smaller size (nvos.devices.run_with_oom_retry)
+    # 5 fails, then halves: later batches keep the smaller size (nvos.oom.AdaptiveBatch)
     assert backend.batch_sizes == [-5, 2, 2, 1]
 
 

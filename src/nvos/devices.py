@@ -40,7 +40,6 @@ from pathlib import Path
 
 import torch
 
-from nvos.oom import run_with_oom_retry
 from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -53,7 +52,6 @@ __all__ = [
     "claim_devices",
     "lock_path",
     "resolve_lock_dir",
-    "run_with_oom_retry",
     "visible_ids",
 ]
 

@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OOM_MARKERS", "AdaptiveBatch", "free_device_memory", "is_oom", "run_with_oom_retry"]
+__all__ = ["OOM_MARKERS", "AdaptiveBatch", "free_device_memory", "is_oom"]
 
 #: Substrings (compared lower-case) of the messages of allocator failures raised as RuntimeError.
 OOM_MARKERS = ("out of memory", "cublas_status_alloc_failed", "cudnn_status_alloc_failed")
@@ -99,11 +99,3 @@ class AdaptiveBatch:
             size,
             self.size,
         )
-
-
-def run_with_oom_retry(
-    run: Callable[[int, int], T], n_items: int, batch_size: int, what: str
-) -> Iterator[tuple[int, int, T]]:
-    """:meth:`AdaptiveBatch.run` of a new :class:`AdaptiveBatch` (the reduction lasts this call;
-    keep an AdaptiveBatch to keep it across calls)."""
-    return AdaptiveBatch(batch_size, what).run(run, n_items)

@@ -39,6 +39,7 @@ Everything is deterministic (no random state).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -154,9 +155,9 @@ class _Level:
     candidate: np.ndarray
     confidence: np.ndarray
 
-    @property
+    @functools.cached_property
     def labels(self) -> np.ndarray:
-        """(h, w) int64 region index per pixel."""
+        """(h, w) int64 region index per pixel (made once, when first needed)."""
         return self.component[self.base.labels]
 
 
