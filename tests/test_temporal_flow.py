@@ -7,12 +7,12 @@ import pytest
 from temporal_scenes import HEIGHT, WIDTH, iou, scene_frame, square_mask
 
 from nvos import rle
+from nvos.metrics.coco import iou_matrix
 from nvos.temporal.flow import (
     FlowEstimator,
     FlowSettings,
     chained_links,
     clip_links,
-    iou_matrix,
     link_matrix,
 )
 
@@ -58,10 +58,10 @@ def test_iou_matrix_matches_numpy() -> None:
     a = rng.uniform(size=(4, 17, 23)) < 0.4
     b = rng.uniform(size=(3, 17, 23)) < 0.3
     b[2] = False  # an empty mask: IoU 0 with everything
-    got = iou_matrix(rle.encode_many(a), rle.encode_many(b), 17, 23)
+    got = iou_matrix(rle.encode_many(a), rle.encode_many(b), 17, 23, empty_iou=0.0)
     expected = np.array([[iou(x, y) if y.any() else 0.0 for y in b] for x in a])
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
-    assert iou_matrix([], rle.encode_many(b), 17, 23).shape == (0, 3)
+    assert iou_matrix([], rle.encode_many(b), 17, 23, empty_iou=0.0).shape == (0, 3)
 
 
 def test_link_matrix_compensates_motion() -> None:

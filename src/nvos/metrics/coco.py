@@ -24,13 +24,18 @@ def _coco(counts: Counts, height: int, width: int) -> dict:
 
 
 def iou_matrix(
-    pred_counts: Sequence[Counts], gt_counts: Sequence[Counts], height: int, width: int
+    pred_counts: Sequence[Counts],
+    gt_counts: Sequence[Counts],
+    height: int,
+    width: int,
+    empty_iou: float = 1.0,
 ) -> np.ndarray:
     """IoU of every prediction against every ground-truth mask, shape (P, G), float64.
 
     Uses ``pycocotools.mask.iou`` (no decoding), with DAVIS's rule that two empty masks have
-    IoU 1 (pycocotools says 0). Entry [p, g] equals ``jaccard(gt_g, pred_p)``. Used for oracle
-    selection: for each ground-truth object the proposal with the highest IoU.
+    IoU ``empty_iou`` = 1 (pycocotools says 0; the temporal link term wants 0). Entry [p, g]
+    equals ``jaccard(gt_g, pred_p)``. Used for oracle selection: for each ground-truth object the
+    proposal with the highest IoU.
     """
     n_pred, n_gt = len(pred_counts), len(gt_counts)
     if n_pred == 0 or n_gt == 0:
@@ -42,7 +47,7 @@ def iou_matrix(
     )
     pred_empty = np.asarray(mask_utils.area(preds)) == 0
     gt_empty = np.asarray(mask_utils.area(gts)) == 0
-    ious[np.outer(pred_empty, gt_empty)] = 1.0
+    ious[np.outer(pred_empty, gt_empty)] = empty_iou
     return ious
 
 

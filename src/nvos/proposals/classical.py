@@ -52,6 +52,7 @@ from scipy.sparse.csgraph import connected_components
 from skimage.segmentation import felzenszwalb
 
 from nvos.config import ConfigError, check_limits
+from nvos.frames import resize_to_max_side
 from nvos.proposals.base import FrameProposals
 
 __all__ = ["ClassicalBackend", "ClassicalConfig"]
@@ -190,7 +191,7 @@ class ClassicalBackend:
             )
         height, width = image.shape[:2]
         cfg = self.config
-        work = _resize_long_side(image, cfg.work_side)
+        work = resize_to_max_side(image, cfg.work_side)
         lab = cv2.cvtColor(work.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)  # L 0..100
         grid = self._levels(work, lab)
         levels = [level for row in grid for level in row]
@@ -233,16 +234,6 @@ class ClassicalBackend:
                 row.append(_level(stats, merged, min_area, max_area, cfg.contrast_tau))
             grid.append(row)
         return grid
-
-
-def _resize_long_side(image: np.ndarray, side: int) -> np.ndarray:
-    """Downscale (never upscale) an image so its long side is at most ``side``."""
-    height, width = image.shape[:2]
-    factor = side / max(height, width)
-    if factor >= 1.0:
-        return image
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:

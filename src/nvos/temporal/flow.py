@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from nvos import rle
+from nvos.metrics.coco import iou_matrix
 
 PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -95,17 +95,6 @@ class FlowEstimator:
         return warped.transpose(2, 0, 1)
 
 
-def iou_matrix(counts_a: list[bytes], counts_b: list[bytes], height: int, width: int) -> np.ndarray:
-    """IoU (K, L) float64 between two lists of RLE masks of one size (pycocotools, vectorised);
-    two empty masks have IoU 0."""
-    if not counts_a or not counts_b:
-        return np.zeros((len(counts_a), len(counts_b)), np.float64)
-    size = [int(height), int(width)]
-    a = [{"size": size, "counts": c} for c in counts_a]
-    b = [{"size": size, "counts": c} for c in counts_b]
-    return np.asarray(mask_utils.iou(a, b, [0] * len(b)), dtype=np.float64).reshape(len(a), len(b))
-
-
 def link_matrix(
     estimator: FlowEstimator,
     image_a: np.ndarray,
@@ -135,7 +124,7 @@ def _links(
     height, width = estimator.height, estimator.width
     masks_a = np.stack([rle.decode(c, height, width) for c in counts_a])
     warped = estimator.warp(masks_a.astype(np.float32), estimator.pull(grey_b, grey_a)) >= 0.5
-    return iou_matrix(rle.encode_many(warped), counts_b, height, width)
+    return iou_matrix(rle.encode_many(warped), counts_b, height, width, empty_iou=0.0)
 
 
 def clip_links(
@@ -194,7 +183,7 @@ def chained_links(
                     links.append(np.zeros((soft.shape[0], len(counts[t])), np.float64))
                 else:
                     warped = rle.encode_many(soft >= 0.5)
-                    links.append(iou_matrix(warped, counts[t], height, width))
+                    links.append(iou_matrix(warped, counts[t], height, width, empty_iou=0.0))
             masks = [rle.decode(c, height, width) for c in counts[t]]
             soft = np.stack(masks).astype(np.float32) if masks else np.zeros((0, height, width))
         last_grey = grey
