@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from nvos.evaluation.protocols import (
+    IGNORE_LABEL,
     Protocol,
     ProtocolError,
     Statistics,
@@ -42,7 +43,6 @@ from nvos.evaluation.protocols import (
 from nvos.metrics import DEFAULT_BOUND_TH, boundary_f, jaccard
 from nvos.types import PathLike
 
-IGNORE_LABEL = 255
 """Void / ignore label of both benchmarks; their semi-supervised scoring treats it as background."""
 
 OFFICIAL_SETS: dict[str, tuple[str, ...]] = {
@@ -207,7 +207,7 @@ def _sequence(
     first = set(np.unique(gt[0]).tolist())
     k = object_count(protocol, [label in first for label in range(1, int(gt[0].max()) + 1)])
     frames = evaluated(protocol, [p.stem for p in paths])
-    gt = gt[1:-1] if protocol.drop_ends else gt
+    gt = list(evaluated(protocol, gt))
     pred = []
     for frame, truth in zip(frames, gt, strict=True):
         path = results / sequence / f"{frame}.png"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -33,6 +33,11 @@ from nvos import rle
 from nvos.errors import NvosError
 from nvos.evaluation.predictions import PredictionCounts
 from nvos.evaluation.score import ClipTask
+
+T = TypeVar("T")
+
+IGNORE_LABEL = 255
+"""VOST's label for ambiguous regions that belong to no object (background when scoring)."""
 
 
 class ProtocolError(NvosError, ValueError):
@@ -86,8 +91,9 @@ def get_protocol(name: str) -> Protocol:
         ) from None
 
 
-def evaluated(protocol: Protocol, frames: Sequence[int]) -> tuple[int, ...]:
-    """The scored frames among a clip's annotated ``frames`` (ascending): all, or ``[1:-1]``."""
+def evaluated(protocol: Protocol, frames: Sequence[T]) -> tuple[T, ...]:
+    """The scored frames among a clip's annotated ``frames`` (ascending): all, or ``[1:-1]``
+    (frame indices, or anything given per frame in that order)."""
     return tuple(frames[1:-1]) if protocol.drop_ends else tuple(frames)
 
 

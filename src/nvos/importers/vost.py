@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from nvos.evaluation.protocols import IGNORE_LABEL
 from nvos.importers.common import (
     ClipSkip,
     ImportFormatError,
@@ -66,8 +67,6 @@ logger = logging.getLogger(__name__)
 NARRATION_COLUMNS: tuple[str, ...] = ("sequence", "narration")
 """Required columns of the VOST narration table (``clip_id``, ``split``, ``instances`` optional)."""
 
-IGNORE_LABEL = 255
-"""VOST's label for ambiguous regions that belong to no object."""
 
 GROUP = re.compile(r"([A-Za-z0-9_-]+)\s*=\s*(\d+(?:\s*\+\s*\d+)*)")
 
