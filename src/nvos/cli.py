@@ -112,9 +112,10 @@ def cmd_phrases(args: argparse.Namespace, config: dict[str, Any]) -> int:
 
 
 def cmd_features(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.features.clip_names import features_params
     from nvos.pipeline import run_features
 
-    features = {k: v for k, v in config["features"].items() if k != "prompt"}
+    features = features_params(config)
     print(run_features(_layout(args), args.shard, features, config["gpu_lock_dir"]))
     return 0
 

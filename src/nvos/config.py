@@ -171,18 +171,19 @@ def _build(values: Mapping[str, Any], kind: type[T]) -> T:
 def check_limits(instance: Typed) -> None:
     """Raise :class:`ConfigError` unless every field of the dataclass ``instance`` is within the
     limits the schema sets for its group (tuples are checked as arrays)."""
-    values = _plain(dataclasses.asdict(instance))  # type: ignore[call-overload]
+    values = plain(dataclasses.asdict(instance))  # type: ignore[call-overload]
     problems = instance_errors(values, group_schema(instance.GROUP), instance.GROUP)
     if problems:
         raise invalid(problems)
 
 
-def _plain(value: Any) -> Any:
-    """``value`` with every tuple a list, as the schema's ``array`` type expects."""
+def plain(value: Any) -> Any:
+    """``value`` with every mapping a dict with string keys and every sequence a list: what the
+    schema's ``object``/``array`` types and YAML expect (Snakemake's config types are neither)."""
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
+        return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     return value
 
 

@@ -3,9 +3,9 @@
 # before any clip is read (see nvos.shards).
 import re
 
+from nvos.features.clip_names import clip_checkpoint, features_params
 from nvos.layout import RunLayout
 from nvos.methods import FAMILY, evaluated_methods, method_names
-from nvos.methods.sam_clip import clip_checkpoint
 from nvos.workflow import manifest_path, shard_list
 
 

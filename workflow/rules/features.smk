@@ -13,7 +13,7 @@ rule features_shard:
         text_cache=LAYOUT.feature_cache("{shard}", "text"),
         skipped=LAYOUT.skipped("features", "{shard}"),
     params:
-        features={k: v for k, v in config["features"].items() if k != "prompt"},
+        features=features_params(config),
         run=LAYOUT.root,
         lock_dir=config["gpu_lock_dir"],
     resources:

@@ -8,7 +8,10 @@ prefix are resolved by open_clip itself (a Hugging Face hub id or a local folder
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from nvos.resources import resource_path
 
@@ -26,3 +29,16 @@ def known_clip_models() -> set[str]:
     if spec is not None and spec.submodule_search_locations:
         folders += [Path(p) / "model_configs" for p in spec.submodule_search_locations]
     return {path.stem for folder in folders for path in folder.glob("*.json")}
+
+
+def clip_checkpoint(config: Mapping[str, Any]) -> list[str]:
+    """The local CLIP checkpoint file (``features.clip.pretrained``) when it is one, else
+    nothing: an input, so that replacing the file reruns the jobs that embed with it."""
+    pretrained = config["features"]["clip"]["pretrained"]
+    return [pretrained] if pretrained and os.path.isfile(pretrained) else []
+
+
+def features_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``features`` group as the features stage depends on it: without ``prompt`` (the
+    baseline's text template, not the features'), so a new prompt reruns no features job."""
+    return {k: v for k, v in config["features"].items() if k != "prompt"}

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from nvos.features.clip_names import clip_checkpoint
 from nvos.layout import RunLayout
 from nvos.methods.base import ShardJob, ShardResult
-
-
-def clip_checkpoint(config: Mapping[str, Any]) -> list[str]:
-    """The local CLIP checkpoint file (``features.clip.pretrained``) when it is one, else
-    nothing: an input, so that replacing the file reruns the jobs that embed with it."""
-    pretrained = config["features"]["clip"]["pretrained"]
-    return [pretrained] if pretrained and os.path.isfile(pretrained) else []
 
 
 class SamClip:

@@ -21,6 +21,7 @@ import yaml
 
 import nvos
 from nvos import storage
+from nvos.config import plain
 from nvos.report.table import method_label, order_splits, plural
 
 UNKNOWN = "unknown"
@@ -76,16 +77,7 @@ def _named(label: str, method: str) -> str:
 def config_yaml(config: Mapping[str, Any]) -> str:
     """The full config as YAML with sorted keys: the text ``config.yaml`` holds and the digest
     is taken of."""
-    return yaml.safe_dump(_plain(config), sort_keys=True, allow_unicode=True)
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with every mapping a dict and every sequence a list (Snakemake's config types)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+    return yaml.safe_dump(plain(config), sort_keys=True, allow_unicode=True)
 
 
 def random_weights(config: Mapping[str, Any]) -> list[str]:
