@@ -258,8 +258,12 @@ def read_table(
 
 
 def read_provenance(path: PathLike) -> dict[str, Any]:
-    """The provenance record written with a table (empty if none)."""
-    metadata = pq.read_schema(path).metadata or {}
+    """The provenance record written with a table (empty if none).
+
+    Read from the file's key-value metadata, where :func:`write_table` (through the schema) and
+    :func:`nvos.segment.writer.table_writer` (when it closes the file) both put it.
+    """
+    metadata = pq.read_metadata(path).metadata or {}
     raw = metadata.get(PROVENANCE_KEY)
     return json.loads(raw) if raw else {}
 
