@@ -173,14 +173,17 @@ def main() -> None:
         )
         print("RSS as the video goes (frame: MiB): "
               + ", ".join(f"{f}: {m:.0f}" for f, m in samples))  # fmt: skip
-        total = sum(summary.seconds.values())
-        print("time: " + ", ".join(
-            f"{phase} {s:.0f} s ({100 * s / total:.0f}%)" for phase, s in
-            sorted(summary.seconds.items(), key=lambda kv: -kv[1])
+        cpu = sum(summary.cpu_seconds.values())
+        print("time (wall s / CPU s, share of CPU): " + ", ".join(
+            f"{phase} {summary.seconds[phase]:.0f}/{s:.0f} ({100 * s / cpu:.0f}%)"
+            for phase, s in sorted(summary.cpu_seconds.items(), key=lambda kv: -kv[1])
         ) + f"; {summary.keyframes} keyframes, {summary.regions} regions, "
             f"{summary.absent_keyframe_masks} absent keyframe masks")  # fmt: skip
         hours = 3600 * FPS / (summary.frames_read / seconds) / 3600
-        print(f"extrapolated: one hour of video in {hours:.2f} h at this rate")
+        print(
+            f"extrapolated: one hour of video in {hours:.2f} h wall at this rate, "
+            f"{3600 * FPS * cpu / summary.frames_read / 3600:.2f} CPU-hours"
+        )
 
 
 if __name__ == "__main__":

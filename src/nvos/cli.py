@@ -8,6 +8,7 @@ Stage commands read the same configuration as the workflow (``config/config.yaml
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -194,6 +195,31 @@ def cmd_export_davis(args: argparse.Namespace, config: dict[str, Any]) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from pathlib import Path
+
+    from nvos import storage
+    from nvos.exports.formats import export_masks
+    from nvos.exports.source import HeadNouns
+    from nvos.phrases import load_spacy
+
+    layout = _layout(args)
+    paths: list[str] = []
+    for given in args.masks:
+        folder = Path(given)
+        found = sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else [given]
+        if not found:
+            raise FileNotFoundError(f"--masks {given}: a folder without .parquet files")
+        paths += found
+    nlp = None if args.no_spacy else load_spacy(str(config["phrases"]["spacy_model"]))
+    meta = storage.provenance("export", {"format": args.format, "masks": paths,
+                                         "splits": args.split, "run": layout.root})  # fmt: skip
+    counts = export_masks(args.format, paths, layout.phrases, args.out, layout.clips, args.split,
+                          HeadNouns(nlp), meta)  # fmt: skip
+    print(json.dumps(dataclasses.asdict(counts)))
+    return 0
+
+
 RUN_HELP = "the run folder, results/<run> (every path in it: docs/design.md, section 3)"
 
 
@@ -274,6 +300,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--with-gt", action="store_true", help="also write GT, JPEGs and ImageSets")
     p.add_argument("--split", action="append", help="only these splits (repeatable)")
+    p = _stage(sub, "export", cmd_export, "masks as YouTube-VIS or COCO JSON, or DAVIS PNGs")
+    p.add_argument(
+        "--masks", nargs="+", required=True, metavar="PATH",
+        help="dense_masks or predictions tables: files, or folders of them (e.g. "
+        "RUN/predictions/sam_clip)",
+    )  # fmt: skip
+    p.add_argument(
+        "--format", required=True, choices=["ytvis", "coco", "davis"],
+        help="ytvis or coco: one JSON file; davis: a folder of palette PNGs (docs/segment.md)",
+    )  # fmt: skip
+    p.add_argument("--out", required=True, help="the JSON file (ytvis, coco) or folder (davis)")
+    p.add_argument("--split", action="append", help="only clips of these splits (repeatable)")
+    p.add_argument(
+        "--no-spacy", action="store_true",
+        help="categories from the last word before a preposition, not from the spaCy parse",
+    )  # fmt: skip
     add_import_parser(sub)
     return parser
 

@@ -37,7 +37,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -211,7 +211,8 @@ class _Prediction:
     counts: bytes
 
 
-def _check_sequence_name(clip_id: str) -> None:
+def check_sequence_name(clip_id: str) -> None:
+    """Raise :class:`ExportError` unless ``clip_id`` is usable as a sequence folder's name."""
     if not _SAFE_NAME.fullmatch(clip_id) or clip_id in _RESERVED_NAMES:
         raise ExportError(
             f"clip {clip_id!r}: not usable as a sequence folder name "
@@ -275,8 +276,17 @@ def _jpeg_at(jpeg: bytes, height: int, width: int) -> bytes:
     return buffer.tobytes()
 
 
+class OverlapCounts(Protocol):
+    """Where :func:`count_overlaps` adds up (:class:`ExportSummary` and the other exports')."""
+
+    overlap_pixels: int
+    overlap_object_frames: int
+    lost_object_frames: int
+    overlap_examples: list[str]
+
+
 def count_overlaps(
-    masks: Sequence[ObjectMask], labels: np.ndarray, summary: ExportSummary, where: str
+    masks: Sequence[ObjectMask], labels: np.ndarray, summary: OverlapCounts, where: str
 ) -> None:
     """Count the pixels claimed by several masks, the object-frames that lose pixels to another
     object in the label map (H, W), and those that lose all of them."""
@@ -424,7 +434,7 @@ def export_davis(
 
     for row in selected:
         clip_id = row["clip_id"]
-        _check_sequence_name(clip_id)
+        check_sequence_name(clip_id)
         truth = truths[clip_id]
         clip = _ClipExporter(truth, row["narration"], predictions.get(clip_id, []), summary)
         names = frame_names(truth.frames)
