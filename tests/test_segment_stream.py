@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from nvos import rle, storage
+from nvos.exports.formats import export_masks
 from nvos.segment.stream import NarrationWindow, StreamSettings, keyframe_schedule, segment_stream
 from nvos.segment.writer import table_writer
 from nvos.segment.zero_shot import KeyframeRegions
@@ -92,6 +94,15 @@ def test_every_phrase_gets_a_mask_on_every_frame_of_its_window(tmp_path: Path) -
     # Frames 0..39 are held until w0 ends, then 20..59 for w1; never the whole video.
     assert summary.max_buffered_frames == 40
     assert summary.windows_without_phrases == [] and summary.absent_keyframe_masks == 0
+    # The exports read the segmenter's output (with a phrases table of the windows).
+    phrases = [(w.narration_id, p, t, 0, len(t), None, "parser") for w in WINDOWS
+               for p, t in zip(w.phrase_ids, w.texts, strict=True)]  # fmt: skip
+    names = storage.SCHEMAS["phrases"].names
+    columns = {n: [row[i] for row in phrases] for i, n in enumerate(names)}
+    storage.write_table(pa.table(columns), tmp_path / "phrases.parquet", "phrases")
+    counts = export_masks("coco", [path], tmp_path / "phrases.parquet", tmp_path / "coco.json")
+    assert (counts.clips, counts.tracks, counts.masks) == (3, 4, len(table))
+    assert counts.categories == 2 and counts.frames == 40 + 40 + 6
 
 
 def test_windows_without_phrases_are_listed_and_short_sources_named(tmp_path: Path) -> None:
