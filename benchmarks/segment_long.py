@@ -85,25 +85,29 @@ def write_mp4(path: str, n_frames: int) -> None:
 
 
 def windows(n_frames: int, args: argparse.Namespace) -> list:
-    """The narration windows of the video, phrases parsed from the free-text narrations."""
+    """The narration windows of the video (clip rows as in the clips table), phrases parsed from
+    the free-text narrations."""
     from nvos.config import load_config
     from nvos.phrases.normalise import normalise_narration
     from nvos.phrases.stage import build_parser
-    from nvos.segment.stream import NarrationWindow
+    from nvos.segment.stream import clip_windows
+    from nvos.video import VideoInfo
 
     starts = np.arange(0.0, n_frames / FPS - args.window + 1e-9, args.every)
-    texts = [narration(i) for i in range(len(starts))]
+    clips = [
+        {"clip_id": f"n{i:05d}", "start_sec": float(s), "end_sec": float(s) + args.window}
+        for i, s in enumerate(starts)
+    ]
     parser = build_parser(load_config([])["phrases"])
-    parsed = parser.parse([normalise_narration(t) for t in texts])
-    out = []
-    for i, (start, phrases) in enumerate(zip(starts, parsed, strict=True)):
-        first = int(round(start * FPS))
-        last = min(n_frames - 1, int(round((start + args.window) * FPS)) - 1)
-        out.append(
-            NarrationWindow(f"n{i:05d}", first, last, tuple(p.text for p in phrases),
-                            tuple(range(len(phrases))), tuple(None for _ in phrases))
-        )  # fmt: skip
-    return out
+    parsed = parser.parse([normalise_narration(narration(i)) for i in range(len(clips))])
+    phrases = {
+        clip["clip_id"]: [
+            {"phrase_id": k, "text": p.text, "object_id": None} for k, p in enumerate(found)
+        ]
+        for clip, found in zip(clips, parsed, strict=True)
+    }
+    info = VideoInfo("synthetic", HEIGHT, WIDTH, n_frames, FPS, is_folder=False)
+    return clip_windows(info, clips, phrases)[0]
 
 
 def main() -> None:

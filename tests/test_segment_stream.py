@@ -11,9 +11,16 @@ import pytest
 
 from nvos import rle, storage
 from nvos.exports.formats import export_masks
-from nvos.segment.stream import NarrationWindow, StreamSettings, keyframe_schedule, segment_stream
+from nvos.segment.stream import (
+    NarrationWindow,
+    StreamSettings,
+    clip_windows,
+    keyframe_schedule,
+    segment_stream,
+)
 from nvos.segment.writer import table_writer
 from nvos.segment.zero_shot import KeyframeRegions
+from nvos.video import VideoInfo
 from tests.temporal_scenes import HEIGHT, WIDTH, iou, scene_frame, square_mask
 
 BOX = np.zeros((HEIGHT, WIDTH), bool)
@@ -103,6 +110,22 @@ def test_every_phrase_gets_a_mask_on_every_frame_of_its_window(tmp_path: Path) -
     counts = export_masks("coco", [path], tmp_path / "phrases.parquet", tmp_path / "coco.json")
     assert (counts.clips, counts.tracks, counts.masks) == (3, 4, len(table))
     assert counts.categories == 2 and counts.frames == 40 + 40 + 6
+
+
+def test_clip_windows_from_clip_and_phrase_rows() -> None:
+    info = VideoInfo("v.mp4", HEIGHT, WIDTH, frame_count=100, fps=10.0, is_folder=False)
+    clips = [
+        {"clip_id": "a", "start_sec": 1.0, "end_sec": 2.5},
+        {"clip_id": "b", "start_sec": 9.5, "end_sec": None},
+        {"clip_id": "c", "start_sec": 20.0, "end_sec": 21.0},  # after the video's end
+    ]
+    phrases = {"a": [{"phrase_id": 0, "text": "red cup", "object_id": "3"}]}
+    windows, empty = clip_windows(info, clips, phrases)
+    assert windows == [
+        NarrationWindow("a", 10, 24, ("red cup",), (0,), ("3",)),
+        NarrationWindow("b", 95, 99, (), (), ()),
+    ]
+    assert empty == ["c"]
 
 
 def test_windows_without_phrases_are_listed_and_short_sources_named(tmp_path: Path) -> None:

@@ -28,9 +28,9 @@ window on. :class:`StreamSummary` reports counts, the largest buffer and where t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -40,9 +40,10 @@ from nvos.segment.zero_shot import KeyframeRegions
 from nvos.temporal.decode import ABSENT, DecodeSettings, decode_phrases
 from nvos.temporal.flow import FlowEstimator, FlowSettings, link_matrix
 from nvos.temporal.propagate import FlowPropagator, Keyframe, dense_table, dense_targets
+from nvos.video import VideoInfo, frame_window
 
 __all__ = ["KeyframeScorer", "NarrationWindow", "StreamSettings", "StreamSummary",
-           "keyframe_schedule", "segment_stream"]  # fmt: skip
+           "clip_windows", "keyframe_schedule", "segment_stream"]  # fmt: skip
 
 
 class KeyframeScorer(Protocol):
@@ -124,6 +125,30 @@ class StreamSummary:
         self.cpu_seconds[phase] = self.cpu_seconds.get(phase, 0.0) + cpu - self._cpu
         self._cpu = cpu
         return now
+
+
+def clip_windows(
+    info: VideoInfo, clips: Sequence[Mapping[str, Any]], phrases: Mapping[str, Sequence[Mapping]]
+) -> tuple[list[NarrationWindow], list[str]]:
+    """The windows of the clips of one video: ``clips`` are rows of the clips table (``clip_id``,
+    ``start_sec``, ``end_sec``), ``phrases`` the phrases table's rows per clip
+    (:func:`nvos.phrases.stage.read_shard_phrases`). Frames: :func:`nvos.video.frame_window`.
+    Returns the windows and the clips whose window holds no frame of the video."""
+    windows, empty = [], []
+    for clip in clips:
+        frames = frame_window(info, clip["start_sec"], clip["end_sec"])
+        if not len(frames):
+            empty.append(str(clip["clip_id"]))
+            continue
+        rows = phrases.get(clip["clip_id"], [])
+        windows.append(
+            NarrationWindow(
+                str(clip["clip_id"]), frames[0], frames[-1],
+                tuple(str(r["text"]) for r in rows), tuple(int(r["phrase_id"]) for r in rows),
+                tuple(r["object_id"] for r in rows),
+            )
+        )  # fmt: skip
+    return windows, empty
 
 
 def keyframe_schedule(windows: Sequence[NarrationWindow], key_every: int) -> list[int]:
