@@ -119,7 +119,11 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=None, help="dense output rate (all frames)")
     parser.add_argument("--preset", default="ultrafast", help="DIS preset")
     parser.add_argument("--flow-max-side", type=int, default=640)
-    parser.add_argument("--threads", type=int, default=2, help="torch and OpenCV threads")
+    parser.add_argument("--threads", type=int, default=2, help="OpenCV threads")
+    parser.add_argument(
+        "--torch-threads", type=int, default=1,
+        help="torch threads (1: on a shared machine more threads spin, 9x the CPU of one)",
+    )  # fmt: skip
     parser.add_argument("--mp4", action="store_true", help="decode the frames from an mp4")
     parser.add_argument("--out", default=None, help="output folder (default: a temporary one)")
     args = parser.parse_args()
@@ -134,7 +138,7 @@ def main() -> None:
     from nvos.segment.zero_shot import ZeroShotScorer
     from nvos.temporal.flow import FlowSettings
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.torch_threads)
     cv2.setNumThreads(args.threads)
     n_frames = int(round(args.minutes * 60 * FPS))
     with tempfile.TemporaryDirectory(prefix="segment_long_") as tmp:
@@ -156,7 +160,7 @@ def main() -> None:
             f"({n_frames} frames), {len(items)} narrations ({args.window:g} s windows every "
             f"{args.every:g} s, {sum(len(w.texts) for w in items)} phrases), keyframe every "
             f"{args.key_every} frames, DIS {args.preset} at {args.flow_max_side} px, "
-            f"{args.threads} threads, {os.cpu_count()} CPUs, load {load[0]:.1f} {load[1]:.1f}"
+            f"{args.threads} OpenCV / {args.torch_threads} torch threads, {os.cpu_count()} CPUs, load {load[0]:.1f} {load[1]:.1f}"
         )
         samples: list[tuple[int, float]] = [(0, rss_mib())]
         path = out / "dense_masks.parquet"
