@@ -160,7 +160,8 @@ def main() -> None:
             f"({n_frames} frames), {len(items)} narrations ({args.window:g} s windows every "
             f"{args.every:g} s, {sum(len(w.texts) for w in items)} phrases), keyframe every "
             f"{args.key_every} frames, DIS {args.preset} at {args.flow_max_side} px, "
-            f"{args.threads} OpenCV / {args.torch_threads} torch threads, {os.cpu_count()} CPUs, load {load[0]:.1f} {load[1]:.1f}"
+            f"{args.threads} OpenCV / {args.torch_threads} torch threads, {os.cpu_count()} CPUs, "
+            f"load {load[0]:.1f} {load[1]:.1f}"
         )
         samples: list[tuple[int, float]] = [(0, rss_mib())]
         path = out / "dense_masks.parquet"
