@@ -1,4 +1,4 @@
-"""CLIP feature cache: crop geometry, embeddings, the stage's tables and their provenance."""
+"""CLIP feature cache: embeddings, the stage's tables, their provenance (crops: test_crops.py)."""
 
 from __future__ import annotations
 

@@ -16,9 +16,12 @@ exactly that, one region at a time, for ``features.crop.mode: reference``):
   preprocessing ``interpolation``, bicubic for CLIP; :mod:`nvos.features.resample`) and clipped
   to the colour range, as PIL's uint8 output is.
 
-All proposals of a frame are done together: windows are gathered (padded to a common side, in
-groups of similar sides that fit :data:`GROUP_ELEMENTS`) and resized by two batched matrix
-products. The result matches open_clip's transform to within PIL's uint8 rounding
+On a GPU, the proposals of a frame are done together: their windows are gathered (padded to a
+common side, in groups of similar sides, :data:`GROUP_SIDE_RATIO`, :data:`GROUP_ELEMENTS`) and
+resized by two batched matrix products with PIL's weights (:mod:`nvos.features.resample`): a few
+kernels per frame. On the CPU, where those dense products cost more than the filter's few taps,
+each window is resized by ``torch.nn.functional.interpolate(..., antialias=True)``, the same
+filter. Either way the result matches open_clip's transform to within PIL's uint8 rounding
 (``benchmarks/features.py`` prints the difference). It is the model's input directly:
 (N, 3, size, size) float32, normalised. A proposal with an empty mask has no box and no crop:
 :func:`masked_crops` rejects it, and the features stage skips and counts it
@@ -32,12 +35,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from nvos.features.resample import INTERPOLATIONS, resample_matrix
 
 __all__ = [
     "CROP_MODES",
     "GROUP_ELEMENTS",
+    "GROUP_SIDE_RATIO",
     "CropPolicy",
     "crop_windows",
     "masked_crops",
@@ -49,6 +54,9 @@ CROP_MODES = ("fast", "reference")
 
 GROUP_ELEMENTS = 1 << 24
 """Most float32 elements (64 MiB) of the padded windows resized in one batch."""
+
+GROUP_SIDE_RATIO = 0.7
+"""Windows resized in one batch have sides of at least this fraction of the largest's."""
 
 
 @dataclass(frozen=True)
@@ -133,8 +141,9 @@ def masked_crops(
     masks: torch.Tensor,
     boxes_xywh: torch.Tensor,
     policy: CropPolicy,
+    batched: bool | None = None,
 ) -> torch.Tensor:
-    """Masked crops of N proposals of one frame, resampled in batches on ``frame.device``.
+    """Masked crops of N proposals of one frame, resampled on ``frame.device``.
 
     Args:
         frame: (1, 3, H, W) float32 frame normalised with ``policy.mean``/``policy.std`` (see
@@ -142,6 +151,8 @@ def masked_crops(
         masks: (N, H, W) bool masks of the proposals (non-empty).
         boxes_xywh: (N, 4) boxes ``(x, y, w, h)`` of the masks (e.g. the proposals' ``bbox``).
         policy: Margin, output size, normalisation and filter.
+        batched: Resize the windows in batches of matrix products (True) or one at a time
+            (False); None: batched on a GPU (module docstring). Both give the same crops.
 
     Returns:
         (N, 3, size, size) float32 crops, normalised, 0 (the mean colour) outside the mask.
@@ -165,12 +176,18 @@ def masked_crops(
         raise ValueError("masked_crops: a proposal has an empty box (empty mask); skip it first")
     windows = crop_windows(boxes, policy.margin)
     masks = masks.to(device=frame.device, dtype=torch.bool)
-    for group in _groups(windows[:, 2] - windows[:, 0]):
-        sides = windows[group, 2] - windows[group, 0]
-        width = int(sides.max())
-        pixels = _window_pixels(frame, masks, group, windows[group, :2], width)
-        weights = resample_matrix(sides, width, policy.size, policy.interpolation).unsqueeze(1)
-        out[group] = weights @ pixels @ weights.transpose(-1, -2)
+    if batched is None:
+        batched = frame.device.type == "cuda"
+    if batched:
+        for group in _groups(windows[:, 2] - windows[:, 0]):
+            sides = windows[group, 2] - windows[group, 0]
+            width = int(sides.max())
+            pixels = _window_pixels(frame, masks, group, windows[group, :2], width)
+            weights = resample_matrix(sides, width, policy.size, policy.interpolation)
+            out[group] = weights.unsqueeze(1) @ pixels @ weights.unsqueeze(1).transpose(-1, -2)
+    else:
+        for k, window in enumerate(windows.tolist()):
+            out[k] = _resize_window(frame, masks[k], window, policy)
     low = _channels(policy.mean, out).neg() / _channels(policy.std, out)
     high = (1.0 - _channels(policy.mean, out)) / _channels(policy.std, out)
     return torch.maximum(torch.minimum(out, high), low)
@@ -182,15 +199,20 @@ def _channels(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
 
 
 def _groups(sides: torch.Tensor) -> list[torch.Tensor]:
-    """Indices of the windows in groups of similar sides (largest first) whose windows, padded
-    to the group's largest side, hold at most :data:`GROUP_ELEMENTS` values (at least one)."""
+    """Indices of the windows in groups of similar sides, largest first: a group's sides are at
+    least :data:`GROUP_SIDE_RATIO` of its largest (padding wastes at most half the work) and its
+    windows, padded to that side, hold at most :data:`GROUP_ELEMENTS` values (at least one)."""
     order = torch.argsort(sides, descending=True, stable=True)
-    groups, start = [], 0
     ordered = sides[order].tolist()
+    groups, start = [], 0
     while start < len(ordered):
-        count = max(1, GROUP_ELEMENTS // (3 * ordered[start] ** 2))
-        groups.append(order[start : start + count])
-        start += count
+        largest = ordered[start]
+        end = start + 1
+        limit = min(len(ordered), start + max(1, GROUP_ELEMENTS // (3 * largest**2)))
+        while end < limit and ordered[end] >= GROUP_SIDE_RATIO * largest:
+            end += 1
+        groups.append(order[start:end])
+        start = end
     return groups
 
 
@@ -208,3 +230,17 @@ def _window_pixels(
     keep = masks[index[:, None, None], rows, cols] & keep_rows[:, :, None] & keep_cols[:, None, :]
     pixels = frame[0][:, rows, cols].transpose(0, 1)  # (n, 3, width, width)
     return pixels * keep.unsqueeze(1)
+
+
+def _resize_window(
+    frame: torch.Tensor, mask: torch.Tensor, window: Sequence[int], policy: CropPolicy
+) -> torch.Tensor:
+    """(3, size, size) crop of one window ``(x0, y0, x1, y1)`` of ``mask`` (H, W), resized by
+    ``F.interpolate`` with antialiasing (PIL's filter)."""
+    height, width = frame.shape[2:]
+    x0, y0, x1, y1 = window
+    top, left, bottom, right = max(y0, 0), max(x0, 0), min(y1, height), min(x1, width)
+    pixels = frame[:, :, top:bottom, left:right] * mask[top:bottom, left:right]
+    pixels = F.pad(pixels, (left - x0, x1 - right, top - y0, y1 - bottom))
+    size = (policy.size, policy.size)
+    return F.interpolate(pixels, size, mode=policy.interpolation, antialias=True)[0]
