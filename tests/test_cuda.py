@@ -124,7 +124,7 @@ def test_masked_crops_on_cuda_match_the_cpu() -> None:
     masks[1, 40:60, 60:80] = True
     masks[2, 0:2, 0:3] = True
     boxes = torch.tensor([[10, 5, 40, 25], [60, 40, 20, 20], [0, 0, 3, 2]], dtype=torch.float32)
-    policy = CropPolicy(margin=0.1, size=32)
+    policy = CropPolicy(margin=0.1, size=32, mean=(0.5, 0.4, 0.3), std=(0.25, 0.2, 0.3))
     cpu = masked_crops(frame, masks, boxes, policy)
     gpu = masked_crops(frame.to(CUDA), masks.to(CUDA), boxes.to(CUDA), policy).cpu()
     torch.testing.assert_close(gpu, cpu, rtol=1e-4, atol=1e-4)

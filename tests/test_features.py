@@ -1,4 +1,4 @@
-"""CLIP feature cache: crop geometry, embeddings, the stage's tables and their provenance."""
+"""CLIP feature cache: embeddings, the stage's tables, their provenance (crops: test_crops.py)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,15 @@ import pyarrow as pa
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from nvos import rle, storage
 from nvos.features.clip_model import ClipEncoder, load_clip
-from nvos.features.regions import CropPolicy, crop_windows, masked_crops, normalise_frame
-from nvos.features.stage import encode_regions, extract_features
+from nvos.features.regions import CropPolicy
+from nvos.features.stage import crop_policy, encode_regions, extract_features, region_crops
 from nvos.features.text import PhraseSpan, embed_narrations, encode_texts, token_features
 from nvos.features.tokens import align_tokens
 from nvos.frames import encode_jpeg
 from nvos.phrases import clean_narration
-
-MEAN = (0.5, 0.4, 0.3)
-STD = (0.25, 0.2, 0.3)
 
 
 @pytest.fixture(scope="module")
@@ -40,100 +36,9 @@ def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.stack(channels, axis=-1).round().astype(np.uint8)
 
 
-def normalised(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float normalised image, as the crops see it."""
-    return (image / 255.0 - np.array(MEAN)) / np.array(STD)
-
-
 def box_of(mask: np.ndarray) -> torch.Tensor:
     code = rle.encode(mask)
     return torch.tensor([rle.bbox(code, *mask.shape)], dtype=torch.float32)
-
-
-# --- crop geometry ---------------------------------------------------------------------------
-
-
-def test_mask_at_the_border_fills_outside_with_the_mean():
-    image = smooth_image(40, 60)
-    mask = np.zeros((40, 60), bool)
-    mask[0:10, 0:10] = True
-    mask[2, 3] = False  # a hole: filled too
-    frame = normalise_frame(image, MEAN, STD, "cpu")
-    # margin 0.5: window 20 px centred on (5, 5) -> x, y in [-5, 15); size 20 = one pixel each
-    crop = masked_crops(frame, torch.from_numpy(mask[None]), box_of(mask), CropPolicy(0.5, 20))
-    assert crop.shape == (1, 3, 20, 20)
-    expected = np.zeros((20, 20, 3))
-    inside = normalised(image)[0:15, 0:15] * mask[0:15, 0:15, None]
-    expected[5:, 5:] = inside
-    np.testing.assert_allclose(crop[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
-    assert (crop[0, :, :5, :] == 0).all() and (crop[0, :, :, :5] == 0).all()
-
-
-def test_one_pixel_mask():
-    image = np.full((30, 30, 3), 200, np.uint8)
-    mask = np.zeros((30, 30), bool)
-    mask[12, 17] = True
-    frame = normalise_frame(image, MEAN, STD, "cpu")
-    crop = masked_crops(frame, torch.from_numpy(mask[None]), box_of(mask), CropPolicy(0.0, 8))[0]
-    colour = torch.tensor(normalised(image)[0, 0], dtype=torch.float32)
-    weight = crop / colour.view(3, 1, 1)  # uniform colour: the crop is colour x resampled mask
-    np.testing.assert_allclose(weight[0].numpy(), weight[1].numpy(), atol=1e-5)
-    assert float(weight.min()) >= 0 and float(weight.max()) <= 1 + 1e-5
-    assert float(weight[0, 3:5, 3:5].min()) > 0.8  # the pixel fills the middle of the crop
-
-
-def test_empty_mask_is_rejected():
-    frame = normalise_frame(smooth_image(10, 10), MEAN, STD, "cpu")
-    masks = torch.zeros((1, 10, 10), dtype=torch.bool)
-    with pytest.raises(ValueError, match="empty"):
-        masked_crops(frame, masks, torch.zeros((1, 4)), CropPolicy(0.1, 8))
-
-
-def test_crop_windows_are_square_with_margin():
-    windows = crop_windows(torch.tensor([[10.0, 20.0, 30.0, 10.0]]), margin=0.1)
-    np.testing.assert_allclose(windows[0].numpy(), [7.0, 7.0, 43.0, 43.0], atol=1e-5)
-
-
-def reference_crop(
-    image: np.ndarray, mask: np.ndarray, window: np.ndarray, size: int
-) -> np.ndarray:
-    """One region the slow way: mask the normalised image, pad, crop + resize with PIL."""
-    masked = normalised(image) * mask[..., None]
-    pad = 64
-    padded = np.pad(masked, ((pad, pad), (pad, pad), (0, 0)))
-    box = tuple(float(v) + pad for v in window)
-    channels = [
-        np.asarray(
-            Image.fromarray(padded[..., c].astype(np.float32), mode="F").resize(
-                (size, size), Image.Resampling.BILINEAR, box=box
-            )
-        )
-        for c in range(3)
-    ]
-    return np.stack(channels)
-
-
-def test_batched_crops_equal_a_slow_reference():
-    rng = np.random.default_rng(1)
-    height, width = 72, 96
-    image = smooth_image(height, width, seed=2)
-    yy, xx = np.mgrid[0:height, 0:width]
-    masks = []
-    for _ in range(6):  # ellipses of various sizes, some near the border
-        cy, cx = rng.uniform(5, height - 5), rng.uniform(5, width - 5)
-        ry, rx = rng.uniform(3, 25, size=2)
-        masks.append(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1)
-    masks = np.stack(masks)
-    boxes = torch.cat([box_of(m) for m in masks])
-    policy = CropPolicy(margin=0.15, size=24)
-    frame = normalise_frame(image, MEAN, STD, "cpu")
-    crops = masked_crops(frame, torch.from_numpy(masks), boxes, policy).numpy()
-    windows = crop_windows(boxes, policy.margin).numpy()
-    for crop, mask, window in zip(crops, masks, windows, strict=True):
-        reference = reference_crop(image, mask, window, policy.size)
-        error = np.abs(crop - reference)
-        assert error.mean() < 0.03, error.mean()  # |values| average 0.2-0.5
-        assert np.corrcoef(crop.ravel(), reference.ravel())[0, 1] > 0.98
 
 
 # --- embeddings ------------------------------------------------------------------------------
@@ -282,7 +187,8 @@ def test_stage_writes_both_tables(encoder, tmp_path):
     config = {"clip": {"model": "nvos-tiny-vit", "pretrained": None}, "crop": {"margin": 0.1}}
     regions_out = tmp_path / "features" / "s00000.regions.parquet"
     text_out = tmp_path / "features" / "s00000.text.parquet"
-    policy = CropPolicy(0.1, encoder.image_size)
+    policy = crop_policy(config, encoder)
+    assert policy == CropPolicy(0.1, encoder.image_size, encoder.mean, encoder.std, "bicubic")
     summary = extract_features(
         tmp_path / "frames" / "s00000.parquet",
         tmp_path / "proposals" / "s00000.parquet",
@@ -307,13 +213,12 @@ def test_stage_writes_both_tables(encoder, tmp_path):
     image = smooth_image(48, 64, seed=0)
     mask = np.zeros((48, 64), bool)
     mask[5:20, 8:30] = True
-    frame = normalise_frame(image, encoder.mean, encoder.std, "cpu")
-    crop = masked_crops(frame, torch.from_numpy(mask[None]), box_of(mask), policy)
+    crop = region_crops(image, mask[None], box_of(mask).numpy(), policy, "cpu")
     direct = encode_regions(encoder, crop)[0].astype(np.float32)
     assert float(direct @ matrix[0]) > 0.99  # the JPEG round trip changes pixels slightly
 
     meta = storage.read_provenance(regions_out)
-    assert meta["clip"] == encoder.describe() and meta["crop"]["margin"] == 0.1
+    assert meta["clip"] == encoder.describe() and meta["crop"] == policy.describe()
     assert meta["input_size"] == encoder.image_size and meta["config"] == config
     assert sorted(meta["empty_regions"]) == sorted([c, f, 2] for c in ("c0", "c1") for f in (0, 1))
 
@@ -334,6 +239,31 @@ def test_stage_writes_both_tables(encoder, tmp_path):
     assert align_tokens(encoder.tokenizer, narration).text == narration
 
 
+def test_reference_mode_gives_the_fast_embeddings(encoder, tmp_path):
+    """features.crop.mode: reference (open_clip's transform per region) writes the same rows
+    and, within PIL's uint8 rounding, the same embeddings as the batched crops."""
+    write_shard(tmp_path)
+    tables = {}
+    for mode in ("fast", "reference"):
+        out = tmp_path / mode
+        extract_features(
+            tmp_path / "frames" / "s00000.parquet",
+            tmp_path / "proposals" / "s00000.parquet",
+            tmp_path / "phrases.parquet",
+            tmp_path / "clips.parquet",
+            "s00000",
+            out / "regions.parquet",
+            out / "text.parquet",
+            encoder,
+            crop_policy({"crop": {"mode": mode}}, encoder),
+        )
+        tables[mode] = storage.read_table(out / "regions.parquet")
+        assert storage.read_provenance(out / "regions.parquet")["crop"]["mode"] == mode
+    fast, reference = (np.array(tables[m]["embedding"].to_pylist(), np.float32) for m in tables)
+    assert tables["fast"].drop(["embedding"]).equals(tables["reference"].drop(["embedding"]))
+    assert np.sum(fast * reference, axis=1).min() > 0.999
+
+
 def test_stage_rejects_proposals_of_unknown_frames(encoder, tmp_path):
     write_shard(tmp_path)
     table = storage.read_table(tmp_path / "proposals" / "s00000.parquet")
@@ -350,6 +280,6 @@ def test_stage_rejects_proposals_of_unknown_frames(encoder, tmp_path):
             tmp_path / "r.parquet",
             tmp_path / "t.parquet",
             encoder,
-            CropPolicy(0.1, encoder.image_size),
+            crop_policy({}, encoder),
         )
     assert not (tmp_path / "r.parquet").exists()

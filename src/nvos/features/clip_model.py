@@ -52,6 +52,8 @@ class ClipEncoder:
         device: Where the model lives.
         autocast_bf16: Run the towers under bfloat16 autocast (outputs are float32).
         info: Provenance: model name, pretrained tag / file / None, sha256, seed.
+        interpolation: The resampling filter of the model's preprocessing (open_clip's
+            ``interpolation``, ``bicubic`` for CLIP).
     """
 
     model: torch.nn.Module
@@ -62,6 +64,7 @@ class ClipEncoder:
     device: torch.device
     autocast_bf16: bool
     info: dict[str, Any]
+    interpolation: str = "bicubic"
 
     @property
     def embed_dim(self) -> int:
@@ -77,6 +80,7 @@ class ClipEncoder:
             "context_length": int(self.tokenizer.context_length),
             "mean": list(self.mean),
             "std": list(self.std),
+            "interpolation": self.interpolation,
             "autocast_bf16": self.autocast_bf16,
         }
 
@@ -179,4 +183,5 @@ def load_clip(
         device=device,
         autocast_bf16=bool(autocast_bf16),
         info=info,
+        interpolation=str(preprocess.get("interpolation") or "bicubic"),
     )

@@ -4,10 +4,11 @@ Writes two tables per shard (DESIGN §4), both float16 and L2-normalised:
 
 - ``features/<shard>.regions.parquet`` (:func:`nvos.storage.regions_schema`): one row per
   proposal with a non-empty mask, for every stored frame (file order: clips, frames, proposals).
-  Crops are made in batches on the device (:mod:`nvos.features.regions`) and encoded by the image
-  tower ``batch_regions`` at a time. A proposal with an empty mask has no row: it is counted,
-  logged and listed in the provenance (``empty_regions``: ``[clip_id, frame_index,
-  proposal_id]``).
+  Crops are made in batches on the device (:mod:`nvos.features.regions`), or with open_clip's
+  own transform one at a time (``features.crop.mode: reference``,
+  :mod:`nvos.features.reference`), and encoded by the image tower ``batch_regions`` at a time.
+  A proposal with an empty mask has no row: it is counted, logged and listed in the provenance
+  (``empty_regions``: ``[clip_id, frame_index, proposal_id]``).
 - ``features/<shard>.text.parquet`` (:func:`nvos.storage.text_schema`): per clip, the narration
   (``phrase_id`` -1, both columns its ``encode_text`` embedding) then each phrase with its context
   and plain embeddings (:mod:`nvos.features.text`). Narrations are cleaned with
@@ -35,6 +36,7 @@ from nvos import storage
 from nvos.config import group_values
 from nvos.dataset import read_shard_clips
 from nvos.features.clip_model import ClipEncoder, load_clip
+from nvos.features.reference import reference_crops
 from nvos.features.regions import CropPolicy, masked_crops, normalise_frame
 from nvos.features.text import PhraseSpan, embed_narrations
 from nvos.frames import iter_frames
@@ -51,6 +53,7 @@ __all__ = [
     "crop_policy",
     "encode_regions",
     "extract_features",
+    "region_crops",
 ]
 
 logger = logging.getLogger(__name__)
@@ -97,8 +100,33 @@ def build_encoder(features: Mapping[str, Any], device: torch.device | str) -> Cl
 
 
 def crop_policy(features: Mapping[str, Any], encoder: ClipEncoder) -> CropPolicy:
-    """The crop policy of the ``features`` config group at the encoder's input size."""
-    return CropPolicy(margin=float(features["crop"]["margin"]), size=encoder.image_size)
+    """The crop policy of the ``features`` config group (``features.crop``; missing keys: the
+    schema's defaults) for the encoder's input size, normalisation and resampling filter."""
+    crop = group_values(features, ("features",))["crop"]
+    return CropPolicy(
+        margin=float(crop["margin"]),
+        size=encoder.image_size,
+        mean=encoder.mean,
+        std=encoder.std,
+        interpolation=encoder.interpolation,
+        mode=str(crop["mode"]),
+    )
+
+
+def region_crops(
+    image: np.ndarray, masks: np.ndarray, boxes_xywh: np.ndarray, policy: CropPolicy,
+    device: torch.device | str,
+) -> torch.Tensor:  # fmt: skip
+    """(N, 3, size, size) normalised crops on ``device`` of a frame's proposals by
+    ``policy.mode``: :func:`~nvos.features.regions.masked_crops` (``fast``) or
+    :func:`~nvos.features.reference.reference_crops` (``reference``).
+
+    ``image``: RGB uint8 (H, W, 3); ``masks``: (N, H, W) bool, non-empty; ``boxes_xywh``: (N, 4).
+    """
+    if policy.mode == "reference":
+        return reference_crops(image, masks, boxes_xywh, policy).to(device)
+    frame = normalise_frame(image, policy.mean, policy.std, device)
+    return masked_crops(frame, torch.from_numpy(masks), torch.from_numpy(boxes_xywh), policy)
 
 
 @torch.no_grad()
@@ -212,9 +240,9 @@ def _region_table(
     all_empty: list[tuple[str, int]] = []
     total = sum(int(np.count_nonzero(p.area > 0)) for p in proposals.values())
     logger.info(
-        "features: %d regions of %d frames with proposals in %s (crops %d px, margin %.2f, "
-        "batches of %d)", total, len(proposals), proposals_path, policy.size, policy.margin,
-        batch_regions,
+        "features: %d regions of %d frames with proposals in %s (%s crops %d px, margin %.2f, "
+        "batches of %d)", total, len(proposals), proposals_path, policy.mode, policy.size,
+        policy.margin, batch_regions,
     )  # fmt: skip
     progress = Progress(logger, total, "regions")
     columns: dict[str, list[Any]] = {"clip_id": [], "frame_index": [], "proposal_id": []}
@@ -233,9 +261,7 @@ def _region_table(
         if not keep.any():
             all_empty.append((clip_id, frame_index))
             continue
-        frame = normalise_frame(image, encoder.mean, encoder.std, encoder.device)
-        masks = torch.from_numpy(props.masks()[keep])
-        crops = masked_crops(frame, masks, torch.from_numpy(props.bbox[keep]), policy)
+        crops = region_crops(image, props.masks()[keep], props.bbox[keep], policy, encoder.device)
         pending.crops.append(crops)
         pending.ids.extend((clip_id, frame_index, int(i)) for i in props.proposal_id[keep])
         pending.count += len(crops)
