@@ -1,0 +1,267 @@
+"""GroundedSAM and SAM 3 (nvos.prompted) against the libraries' own documented inference paths,
+on tiny randomly initialised models built from the libraries' classes; the shard loop on a
+synthetic shard; loading a saved checkpoint folder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+from segment_anything import SamPredictor
+
+from nvos import rle, storage
+from nvos.config import ConfigError
+from nvos.frames import encode_jpeg
+from nvos.prompted.base import PhraseMask
+from nvos.prompted.grounded_sam import GroundedSam
+from nvos.prompted.hub import seeded
+from nvos.prompted.predict import predict_prompted_shard
+from nvos.prompted.sam3 import Sam3Segmenter, choose_instances
+from nvos.testing.cache_fixture import SyntheticClip, write_synthetic_cache
+
+CPU = torch.device("cpu")
+PHRASES = ["red cup", "wooden spoon"]
+SAM_RANDOM = {"model_type": "tiny", "checkpoint": None, "random_weights": True, "image_size": None}
+GROUNDED = {"detector": None, "random_weights": True, "box_threshold": 0.0, "seed": 0}
+SAM3 = {"model": None, "random_weights": True, "score_threshold": 0.0, "mask_threshold": 0.5,
+        "union_threshold": None, "seed": 0}  # fmt: skip
+
+
+def images() -> list[np.ndarray]:
+    """Two RGB frames of different sizes: smooth colour fields with a bright square."""
+    out = []
+    for seed, (height, width) in enumerate([(72, 96), (90, 60)]):
+        rng = np.random.default_rng(seed)
+        image = np.stack(np.meshgrid(np.linspace(0, 200, width), np.linspace(30, 160, height)), -1)
+        image = np.concatenate([image, rng.uniform(0, 255, (height, width, 1))], -1)
+        image[height // 4 : height // 2, width // 3 : width // 2] = (250, 240, 20)
+        out.append(image.astype(np.uint8))
+    return out
+
+
+IMAGES = images()
+
+
+@pytest.fixture(scope="module")
+def grounded() -> GroundedSam:
+    return GroundedSam.from_config(GROUNDED, SAM_RANDOM, CPU)
+
+
+@pytest.fixture(scope="module")
+def sam3() -> Sam3Segmenter:
+    return Sam3Segmenter.from_config(SAM3, CPU)
+
+
+# ------------------------------------------------------------------ GroundedSAM
+
+
+def reference_grounded(
+    model: Any, processor: Any, sam: Any, image: np.ndarray, phrase: str, threshold: float
+) -> tuple[np.ndarray, float]:
+    """Grounding DINO + SAM as the libraries document them, for one phrase on one image."""
+    inputs = processor(images=Image.fromarray(image), text=[[phrase]], return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    results = processor.post_process_grounded_object_detection(
+        outputs, inputs.input_ids, threshold=threshold, target_sizes=[image.shape[:2]]
+    )[0]
+    if len(results["scores"]) == 0:
+        return np.zeros(image.shape[:2], bool), 0.0
+    best = int(results["scores"].argmax())
+    predictor = SamPredictor(sam)
+    predictor.set_image(image)
+    masks, _, _ = predictor.predict(box=results["boxes"][best].numpy(), multimask_output=False)
+    return masks[0], float(results["scores"][best])
+
+
+def test_grounded_sam_equals_the_documented_path(grounded: GroundedSam) -> None:
+    model, processor, sam = grounded.detector, grounded.processor, grounded.predictor.model
+    pairs = [(i, p) for i in range(len(IMAGES)) for p in PHRASES]
+    # Threshold 0: each phrase's best box and SAM's mask for it; the best box above a threshold
+    # t is that box when its score is above t, else there is none.
+    reference = {pair: reference_grounded(model, processor, sam, IMAGES[pair[0]], pair[1], 0.0)
+                 for pair in pairs}  # fmt: skip
+    threshold = float(np.median([score for _, score in reference.values()]))
+    segmenter = GroundedSam(model, processor, sam, CPU, threshold)
+    found = 0
+    for i, image in enumerate(IMAGES):
+        for phrase, got in zip(PHRASES, segmenter.segment(image, PHRASES), strict=True):
+            mask, score = reference[(i, phrase)]
+            if score <= threshold:
+                mask, score = np.zeros(image.shape[:2], bool), 0.0
+            assert got.mask.shape == image.shape[:2] and got.mask.dtype == bool
+            assert np.array_equal(got.mask, mask) and got.score == score
+            found += score > 0
+    assert 0 < found < len(pairs)  # both branches compared
+    assert any(mask.any() for mask, _ in reference.values())
+
+
+# ------------------------------------------------------------------ SAM 3
+
+
+def reference_sam3(
+    model: Any, processor: Any, image: np.ndarray, phrase: str, threshold: float
+) -> dict[str, torch.Tensor]:
+    """SAM 3 as transformers documents it: processor, model, post_process_instance_segmentation."""
+    inputs = processor(images=Image.fromarray(image), text=phrase, return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    return processor.post_process_instance_segmentation(
+        outputs, threshold=threshold, mask_threshold=0.5,
+        target_sizes=inputs.get("original_sizes").tolist(),
+    )[0]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sam3_reference(sam3: Sam3Segmenter) -> dict[tuple[int, str], dict[str, torch.Tensor]]:
+    """The documented path's instances (threshold 0) of each (image, phrase)."""
+    return {(i, p): reference_sam3(sam3.model, sam3.processor, image, p, 0.0)
+            for i, image in enumerate(IMAGES) for p in PHRASES}  # fmt: skip
+
+
+@pytest.mark.parametrize("union", [False, True])
+def test_sam3_equals_the_documented_path(
+    sam3: Sam3Segmenter, sam3_reference: dict[tuple[int, str], Any], union: bool
+) -> None:
+    # Best: at the median of each phrase's best score (some phrases find an instance, some
+    # none); union: at the median of all scores (phrases with several instances to unite).
+    scores = [found["scores"] for found in sam3_reference.values()]
+    pool = torch.cat(scores) if union else torch.stack([s.max() for s in scores])
+    threshold = float(pool.median())
+    segmenter = Sam3Segmenter(
+        sam3.model, sam3.processor, CPU, score_threshold=threshold, mask_threshold=0.5,
+        union_threshold=threshold if union else None,
+    )  # fmt: skip
+    kinds = set()
+    for i, image in enumerate(IMAGES):
+        for phrase, got in zip(PHRASES, segmenter.segment(image, PHRASES), strict=True):
+            found = sam3_reference[(i, phrase)]
+            keep = found["scores"] > threshold  # what post-processing at the threshold keeps
+            scores, masks = found["scores"][keep], found["masks"][keep]
+            if len(scores) == 0:
+                expected = np.zeros(image.shape[:2], bool)
+            elif union:
+                expected = masks.any(dim=0).numpy()
+            else:
+                expected = masks[int(scores.argmax())].numpy()
+            assert got.mask.shape == image.shape[:2]
+            assert np.array_equal(got.mask, expected)
+            assert got.score == (float(scores.max()) if len(scores) else 0.0)
+            kinds.add(len(scores) > 1 if len(scores) else None)
+    assert True in kinds if union else {None, False} <= kinds or {None, True} <= kinds
+
+
+def test_choose_instances_best_union_or_empty() -> None:
+    masks = torch.zeros((3, 4, 5), dtype=torch.bool)
+    masks[0, 0, :2] = masks[1, 1, :] = masks[2, 3, 4] = True
+    scores = torch.tensor([0.6, 0.9, 0.3])
+    best = choose_instances(masks, scores, 0.5, None, (4, 5))
+    assert np.array_equal(best.mask, masks[1].numpy()) and best.score == pytest.approx(0.9)
+    union = choose_instances(masks, scores, 0.5, 0.5, (4, 5))  # the 0.3 instance left out
+    assert np.array_equal(union.mask, (masks[0] | masks[1]).numpy())
+    none = choose_instances(masks, scores, 0.95, None, (4, 5))
+    assert none.score == 0.0 and not none.mask.any() and none.mask.shape == (4, 5)
+    assert not choose_instances(masks[:0], scores[:0], 0.0, 0.0, (4, 5)).mask.any()
+
+
+# ------------------------------------------------------------------ checkpoints and config
+
+
+def test_saved_checkpoint_folders_load_offline_with_their_hashes(
+    tmp_path: Path, sam3: Sam3Segmenter
+) -> None:
+    folder = tmp_path / "sam3"
+    sam3.model.save_pretrained(folder)
+    sam3.processor.save_pretrained(folder)
+    loaded = Sam3Segmenter.from_config({**SAM3, "model": str(folder), "random_weights": False}, CPU)
+    digests = loaded.describe()["model_sha256"]
+    assert list(digests) == ["model.safetensors"]
+    assert digests["model.safetensors"] == storage.file_sha256(folder / "model.safetensors")
+    image = IMAGES[0]
+    for a, b in zip(loaded.segment(image, PHRASES), sam3.segment(image, PHRASES), strict=True):
+        assert np.array_equal(a.mask, b.mask) and a.score == b.score
+
+
+def test_missing_or_contradictory_weights_are_named() -> None:
+    with pytest.raises(ConfigError, match=r"sam3\.model: a local checkpoint folder is needed"):
+        Sam3Segmenter.from_config({**SAM3, "random_weights": False}, CPU)
+    with pytest.raises(ConfigError, match=r"grounded_sam\.random_weights: true contradicts"):
+        GroundedSam.from_config({**GROUNDED, "detector": "/somewhere"}, SAM_RANDOM, CPU)
+    no_sam = {**SAM_RANDOM, "random_weights": False}
+    with pytest.raises(ConfigError, match=r"proposals\.sam\.checkpoint: SAM needs a checkpoint"):
+        GroundedSam.from_config(GROUNDED, no_sam, CPU)
+
+
+# ------------------------------------------------------------------ the shard loop
+
+
+class Recorder:
+    """A segmenter that marks the first k pixels of row k for phrase k (none for 'object 1')."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[int, ...], tuple[str, ...]]] = []
+
+    def segment(self, image: np.ndarray, phrases: Sequence[str]) -> list[PhraseMask]:
+        self.calls.append((image.shape, tuple(phrases)))
+        out = []
+        for k, phrase in enumerate(phrases):
+            mask = np.zeros(image.shape[:2], bool)
+            if phrase != "object 1":
+                mask[k, : k + 1] = True
+            out.append(PhraseMask(mask, 0.5 + k))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"segmenter": "recorder"}
+
+
+def test_shard_loop_predicts_every_tagged_phrase_on_every_annotated_frame(tmp_path: Path) -> None:
+    clips = [
+        SyntheticClip("a", split="val", sampled_frames=2, annotated_frames=3, phrases=2),
+        SyntheticClip("b", split="train", phrases=2),
+        SyntheticClip("c", split="test", phrases=2, tagged=False),
+    ]
+    (shard,) = write_synthetic_cache(tmp_path, clips)
+    frames_path = tmp_path / f"frames/{shard}.parquet"
+    frames = pq.read_table(frames_path)  # the synthetic frames' JPEGs are placeholders
+    jpeg = encode_jpeg(np.full((24, 32, 3), 90, np.uint8), 90)
+    frames = frames.set_column(frames.schema.get_field_index("jpeg"), "jpeg",
+                               pa.array([jpeg] * frames.num_rows, pa.binary()))  # fmt: skip
+    storage.write_table(frames, frames_path, "frames")
+    out = tmp_path / "predictions/x/s00000.parquet"
+    recorder = Recorder()
+    summary = predict_prompted_shard(
+        recorder, "x", tmp_path / "clips.parquet", tmp_path / "phrases.parquet",
+        tmp_path / f"frames/{shard}.parquet", shard, out, splits=["val", "test"],
+        config={"threshold": 1},
+    )  # fmt: skip
+    assert recorder.calls == [((24, 32, 3), ("object 0", "object 1"))] * 3
+    table = storage.read_table(out, "predictions").to_pylist()
+    annotated = sorted(r["frame_index"] for r in frames.to_pylist() if r["clip_id"] == "a" and
+                       r["role"] == "annotated")  # fmt: skip
+    assert sorted({r["frame_index"] for r in table}) == annotated
+    assert [(r["clip_id"], r["phrase_id"]) for r in table] == [("a", 0), ("a", 1)] * 3
+    for row in table:
+        mask = rle.decode(row["rle_counts"], row["height"], row["width"])
+        assert mask.sum() == (1 if row["phrase_id"] == 0 else 0)
+        assert row["proposal_id"] == -1 and row["score"] == 0.5 + row["phrase_id"]
+    assert summary.predictions == 6 and summary.empty == 3 and summary.frames == 3
+    reasons = {s.clip_id: s.reason for s in summary.ledger.skips}
+    assert reasons == {"b": "split_not_predicted", "c": "no_tagged_phrase"}
+    meta = storage.read_provenance(out)
+    assert meta["stage"] == "predict.x" and meta["segmenter"] == {"segmenter": "recorder"}
+    assert meta["config"] == {"threshold": 1} and meta["empty_masks"] == 3
+
+
+def test_seeded_random_weights_are_reproducible() -> None:
+    with seeded(5):
+        first = torch.rand(3)
+    with seeded(5):
+        assert torch.equal(first, torch.rand(3))
