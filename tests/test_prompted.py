@@ -15,8 +15,10 @@ import pytest
 import torch
 from PIL import Image
 from segment_anything import SamPredictor
+from test_mistakes import SPLITS, config_with
 
 from nvos import rle, storage
+from nvos.checks import config_problems
 from nvos.config import ConfigError
 from nvos.frames import encode_jpeg
 from nvos.prompted.base import PhraseMask
@@ -265,3 +267,23 @@ def test_seeded_random_weights_are_reproducible() -> None:
         first = torch.rand(3)
     with seeded(5):
         assert torch.equal(first, torch.rand(3))
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ({"proposals": {"sam": {"random_weights": True}}},
+         "grounded_sam.detector: a local checkpoint folder is needed"),
+        ({"grounded_sam": {"random_weights": True}},
+         "proposals.sam.checkpoint: SAM needs a checkpoint file"),
+        ({"sam3": {"model": "/nowhere/sam3"}},
+         "sam3.model: /nowhere/sam3: not a checkpoint folder (no config.json)"),
+    ],
+)  # fmt: skip
+def test_config_check_names_the_missing_weights_of_an_evaluated_row(
+    layer: dict[str, Any], message: str
+) -> None:
+    methods = ["sam3"] if "sam3" in layer else ["grounded_sam"]
+    problems = config_problems(config_with({**layer, "evaluate": {"methods": methods}}), SPLITS)
+    assert len(problems) == 1 and message in problems[0], problems
+    assert config_problems(config_with(layer), SPLITS) == []  # not evaluated: not checked
