@@ -19,13 +19,14 @@ from test_mistakes import SPLITS, config_with
 
 from nvos import rle, storage
 from nvos.checks import config_problems
-from nvos.config import ConfigError
+from nvos.config import ConfigError, merge
 from nvos.frames import encode_jpeg
 from nvos.prompted.base import PhraseMask
 from nvos.prompted.grounded_sam import GroundedSam
 from nvos.prompted.hub import seeded
 from nvos.prompted.predict import predict_prompted_shard
 from nvos.prompted.sam3 import Sam3Segmenter, choose_instances
+from nvos.report.facts import random_weights
 from nvos.testing.cache_fixture import SyntheticClip, write_synthetic_cache
 
 CPU = torch.device("cpu")
@@ -191,6 +192,32 @@ def test_saved_checkpoint_folders_load_offline_with_their_hashes(
         assert np.array_equal(a.mask, b.mask) and a.score == b.score
 
 
+def test_saved_grounding_dino_loads_offline_with_its_hash(
+    tmp_path: Path, grounded: GroundedSam
+) -> None:
+    folder = tmp_path / "grounding-dino"
+    grounded.detector.save_pretrained(folder)
+    grounded.processor.save_pretrained(folder)
+    layer = {**GROUNDED, "detector": str(folder), "random_weights": False}
+    loaded = GroundedSam.from_config(layer, SAM_RANDOM, CPU)
+    described = loaded.describe()
+    assert described["detector"] == str(folder.resolve())
+    assert described["detector_sha256"] == {
+        "model.safetensors": storage.file_sha256(folder / "model.safetensors")
+    }
+    image = IMAGES[1]
+
+    def boxes(source: GroundedSam) -> list[Any]:
+        pixels = source.processor.image_processor(
+            images=Image.fromarray(image), return_tensors="pt"
+        )
+        return [source.best_box(dict(pixels), phrase, image.shape[:2]) for phrase in PHRASES]
+
+    # box_threshold 0: every phrase has a best box; the saved weights give the same ones
+    for (box, score), (box_b, score_b) in zip(boxes(loaded), boxes(grounded), strict=True):
+        assert np.array_equal(box, box_b) and score == score_b
+
+
 def test_missing_or_contradictory_weights_are_named() -> None:
     with pytest.raises(ConfigError, match=r"sam3\.model: a local checkpoint folder is needed"):
         Sam3Segmenter.from_config({**SAM3, "random_weights": False}, CPU)
@@ -287,3 +314,17 @@ def test_config_check_names_the_missing_weights_of_an_evaluated_row(
     problems = config_problems(config_with({**layer, "evaluate": {"methods": methods}}), SPLITS)
     assert len(problems) == 1 and message in problems[0], problems
     assert config_problems(config_with(layer), SPLITS) == []  # not evaluated: not checked
+
+
+def test_the_report_names_random_weights_of_an_evaluated_row() -> None:
+    config = config_with({"evaluate": {"methods": ["grounded_sam", "sam3"]}})
+    notes = [n for n in random_weights(config) if not n.startswith("CLIP")]
+    assert notes == [
+        "grounded_sam is randomly initialised (grounded_sam.detector: null, "
+        "proposals.sam.checkpoint: null)",
+        "sam3 is randomly initialised (sam3.model: null)",
+    ]
+    real = merge(config, {"sam3": {"model": "/sam3"}, "grounded_sam": {"detector": "/gd"},
+                          "proposals": {"sam": {"checkpoint": "/sam.pth"}}})  # fmt: skip
+    assert [n for n in random_weights(real) if not n.startswith("CLIP")] == []
+    assert [n for n in random_weights(config_with({})) if not n.startswith("CLIP")] == []

@@ -32,6 +32,8 @@ def test_report_has_grounded_sam_and_sam3_rows(tmp_path: Path) -> None:
     table = (run / "report/table.md").read_text()
     for label in ("GroundedSAM", "SAM 3"):
         assert f"| {label} |" in table, table
+    note = table.split("**Random weights: ")[1].split("\n")[0]
+    assert "grounded_sam is randomly initialised" in note and "sam3 is randomly" in note
     for method, segmenter in (("grounded_sam", "grounded_sam"), ("sam3", "sam3")):
         path = run / f"predictions/{method}/s00000.parquet"
         predictions = storage.read_table(path, "predictions")
