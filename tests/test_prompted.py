@@ -19,7 +19,7 @@ from test_mistakes import SPLITS, config_with
 
 from nvos import rle, storage
 from nvos.checks import config_problems
-from nvos.config import ConfigError, merge
+from nvos.config import ConfigError, load_config, merge
 from nvos.frames import encode_jpeg
 from nvos.prompted.base import PhraseMask
 from nvos.prompted.grounded_sam import GroundedSam
@@ -328,3 +328,28 @@ def test_the_report_names_random_weights_of_an_evaluated_row() -> None:
                           "proposals": {"sam": {"checkpoint": "/sam.pth"}}})  # fmt: skip
     assert [n for n in random_weights(real) if not n.startswith("CLIP")] == []
     assert [n for n in random_weights(config_with({})) if not n.startswith("CLIP")] == []
+
+
+@pytest.mark.parametrize(
+    ("example", "keys"),
+    [
+        ("grounded_sam.yaml", {"proposals.sam.checkpoint", "grounded_sam.detector"}),
+        ("sam3.yaml", {"proposals.sam.checkpoint", "sam3.model"}),
+    ],
+)
+def test_real_weight_examples_validate_and_name_their_placeholders(
+    tmp_path: Path, example: str, keys: set[str]
+) -> None:
+    examples = Path(__file__).resolve().parents[1] / "config" / "examples"
+    config = load_config([examples / "visor_nvos.yaml", examples / example])
+    method = example.removesuffix(".yaml")
+    assert method in config["evaluate"]["methods"] and "rosa" in config["evaluate"]["methods"]
+    problems = config_problems(config)
+    assert {problem.split(":")[0] for problem in problems} == keys, problems
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (tmp_path / "sam.pth").write_bytes(b"")
+    group = {"grounded_sam": {"detector": str(folder)}, "sam3": {"model": str(folder)}}[method]
+    real = merge(config, {"proposals": {"sam": {"checkpoint": str(tmp_path / "sam.pth")}}})
+    assert config_problems(merge(real, {method: group})) == []
