@@ -353,3 +353,33 @@ def test_real_weight_examples_validate_and_name_their_placeholders(
     group = {"grounded_sam": {"detector": str(folder)}, "sam3": {"model": str(folder)}}[method]
     real = merge(config, {"proposals": {"sam": {"checkpoint": str(tmp_path / "sam.pth")}}})
     assert config_problems(merge(real, {method: group})) == []
+
+
+@pytest.mark.gpu
+def test_the_models_run_on_cuda_close_to_the_cpu(
+    grounded: GroundedSam, sam3: Sam3Segmenter
+) -> None:
+    """The tiny models on CUDA: outputs close to the CPU's (kernels round differently, so the
+    random models' near-tied boxes and instances are compared as raw outputs, not choices)."""
+    cuda = torch.device("cuda", 0)
+    image = IMAGES[0]
+    gdino = GroundedSam.from_config(GROUNDED, SAM_RANDOM, cuda)
+    inputs = grounded.processor(images=Image.fromarray(image), text=[["cup"]], return_tensors="pt")
+    s3 = Sam3Segmenter.from_config(SAM3, cuda)
+    s3_inputs = sam3.processor(images=Image.fromarray(image), text="cup", return_tensors="pt")
+    with torch.no_grad():
+        for cpu_model, gpu_model, batch, names in (
+            (grounded.detector, gdino.detector, inputs, ("logits", "pred_boxes")),
+            (sam3.model, s3.model, s3_inputs, ("pred_logits", "pred_boxes", "pred_masks")),
+        ):
+            on_cpu, on_gpu = cpu_model(**batch), gpu_model(**batch.to(cuda))
+            for name in names:
+                torch.testing.assert_close(
+                    getattr(on_gpu, name).cpu(), getattr(on_cpu, name), atol=2e-3, rtol=2e-3
+                )
+    box = np.array([10.0, 12.0, 60.0, 50.0])  # one SAM box prompt on both devices
+    grounded.predictor.set_image(image)
+    gdino.predictor.set_image(image)
+    cpu_mask = grounded.predictor.predict(box=box, multimask_output=False)[0]
+    gpu_mask = gdino.predictor.predict(box=box, multimask_output=False)[0]
+    assert np.count_nonzero(cpu_mask != gpu_mask) <= 0.01 * cpu_mask.size
