@@ -131,14 +131,9 @@ class Sam3Segmenter:
                 mask_threshold=self.mask_threshold,
                 target_sizes=[size],
             )
+            masks, scores = found["masks"], found["scores"]
             out.append(
-                choose_instances(
-                    found["masks"],
-                    found["scores"],
-                    self.score_threshold,
-                    self.union_threshold,
-                    size,
-                )  # fmt: skip
+                choose_instances(masks, scores, self.score_threshold, self.union_threshold, size)
             )
         return out
 
