@@ -42,7 +42,7 @@ CONFIG_MISTAKES = {
     "unknown method": (
         {"evaluate": {"methods": ["sam_clip", "rosaa"]}},
         SPLITS,
-        "evaluate.methods: unknown method 'rosaa' (known: oracle, rosa, rosa_noctx,",
+        "evaluate.methods: unknown method 'rosaa' (known: grounded_sam, oracle, rosa, rosa_noctx,",
     ),
     "typo in a variant": (
         {"rosa": {"variants": {"rosa": {}, "rosa_noctx": {"use_contxt": False}}}},

@@ -228,14 +228,15 @@ def prediction_skips(
     splits: Sequence[str],
     tagged: Mapping[str, Sequence[Any]],
     frames: Mapping[str, Sequence[tuple[int, int, int]]],
-    regions: Mapping[tuple[str, int], Any],
+    regions: Mapping[tuple[str, int], Any] | None = None,
 ) -> list[Skip]:
     """Why a clip of the shard gets no prediction row: ``split_not_predicted`` (its split is not
     in ``splits``), ``no_tagged_phrase`` (no ``[phrase]<id>`` phrase), ``no_annotated_frame``,
     or ``no_regions_on_annotated_frames`` (no region embedding on any annotated frame).
 
     ``tagged``: clip → its tagged phrases; ``frames``: clip → annotated (frame, height, width);
-    ``regions``: the (clip_id, frame_index) keys that have region embeddings.
+    ``regions``: the (clip_id, frame_index) keys that have region embeddings (None: a method
+    that reads no regions, which predicts every annotated frame).
     """
     skips = []
     for clip_id, split in zip(
@@ -247,7 +248,9 @@ def prediction_skips(
             skips.append(Skip(clip_id, "no_tagged_phrase"))
         elif not frames.get(clip_id):
             skips.append(Skip(clip_id, "no_annotated_frame"))
-        elif not any((clip_id, f) in regions for f, _, _ in frames[clip_id]):
+        elif regions is not None and not any(
+            (clip_id, f) in regions for f, _, _ in frames[clip_id]
+        ):
             skips.append(Skip(clip_id, "no_regions_on_annotated_frames"))
     return skips
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from nvos.config import ConfigError, invalid
 from nvos.features.clip_names import REMOTE_PREFIXES, SHIPPED_CONFIGS_DIR, known_clip_models
-from nvos.methods import method_names
+from nvos.methods import evaluated_methods, method_names
 from nvos.rosa.config import MIN_VAL_CLIPS, TRAIN_SPLIT, VAL_SPLIT, resolve_variant
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
@@ -45,6 +45,19 @@ def sam_checkpoint_problem(checkpoint: str | None, random_weights: bool) -> str 
         )
     if checkpoint is not None and not os.path.isfile(checkpoint):
         return f"proposals.sam.checkpoint: {checkpoint}: file not found"
+    return None
+
+
+def folder_checkpoint_problem(key: str, folder: str | None, random_weights: bool) -> str | None:
+    """Why the config ``key`` (a checkpoint folder) cannot be used with ``random_weights``, or
+    None: no folder without random weights, both set, or a folder without ``config.json``."""
+    flag = key.rsplit(".", 1)[0] + ".random_weights"
+    if folder is None and not random_weights:
+        return f"{key}: a local checkpoint folder is needed; set {flag}: true for random weights"
+    if folder is not None and random_weights:
+        return f"{flag}: true contradicts {key} {folder!r}; set one of them"
+    if folder is not None and not os.path.isfile(os.path.join(folder, "config.json")):
+        return f"{key}: {folder}: not a checkpoint folder (no config.json)"
     return None
 
 
@@ -216,12 +229,31 @@ def config_problems(
     if split_counts is not None and not problems:
         problems += _training_problems(config, split_counts)
     problems += _clip_problems(config) + _spacy_problems(config)
-    proposals = config["proposals"]
-    if proposals["backend"] == "sam":
-        sam = proposals["sam"]
-        problem = sam_checkpoint_problem(sam.get("checkpoint"), sam.get("random_weights", False))
-        problems += [problem] if problem is not None else []
-    return problems
+    return problems + _weights_problems(config)
+
+
+def _weights_problems(config: Mapping[str, Any]) -> list[str]:
+    """The checkpoints of the SAM proposals and of the text-prompted rows that will run."""
+    methods = evaluated_methods(config)
+    sam = config["proposals"]["sam"]
+    found = []
+    if config["proposals"]["backend"] == "sam" or "grounded_sam" in methods:
+        found.append(
+            sam_checkpoint_problem(sam.get("checkpoint"), sam.get("random_weights", False))
+        )
+    if "grounded_sam" in methods:
+        group = config["grounded_sam"]
+        found.append(
+            folder_checkpoint_problem(
+                "grounded_sam.detector", group["detector"], group["random_weights"]
+            )
+        )
+    if "sam3" in methods:
+        group = config["sam3"]
+        found.append(
+            folder_checkpoint_problem("sam3.model", group["model"], group["random_weights"])
+        )
+    return [problem for problem in found if problem is not None]
 
 
 def check_config(config: Mapping[str, Any], split_counts: Mapping[str, int] | None = None) -> None:

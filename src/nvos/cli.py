@@ -276,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", required=True, help="the variant (a key of rosa.variants)")
     p = _stage(sub, "predict", cmd_predict, "one method's predictions for one shard", shard=True)
     p.add_argument(
-        "--method", required=True, help="sam_clip, oracle or a ROSA variant (trained first)"
+        "--method",
+        required=True,
+        help="sam_clip, oracle, grounded_sam, sam3 or a ROSA variant (trained first)",
     )
     p = _stage(sub, "evaluate", cmd_evaluate, "score one method on one split")
     p.add_argument("--method", required=True, help="the method's name, as in the results table")

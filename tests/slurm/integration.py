@@ -56,7 +56,10 @@ LOCAL_PROFILE = REPO / "profiles" / "local"
 RUN_SUBDIR = Path("results") / "demo"  # results_dir/run of config.yaml (demo.yaml keeps both)
 
 #: The rules that must get a GPU from SLURM (DESIGN §3: the rules declaring ``resources: gpu``).
-GPU_RULES = {"proposals_shard", "features_shard", "sam_clip_shard", "train", "predict_shard"}
+GPU_RULES = {
+    "proposals_shard", "features_shard", "sam_clip_shard", "train", "predict_shard",
+    "grounded_sam_shard", "sam3_shard",
+}  # fmt: skip
 #: Values the test cluster needs instead of the profile's cluster-specific ones (see adapt_profile).
 TEST_PARTITION = "debug"
 TEST_MEM_MB = "1500 * attempt"

@@ -11,6 +11,7 @@ from typing import Any
 
 from nvos.methods.base import Method
 from nvos.methods.oracle import Oracle
+from nvos.methods.prompted import GroundedSamMethod, Sam3Method
 from nvos.methods.rosa import Rosa
 from nvos.methods.sam_clip import SamClip
 
@@ -20,6 +21,8 @@ FAMILY: tuple[Method, ...] = (
     SamClip(),
     Rosa(),
     Oracle(),
+    GroundedSamMethod(),
+    Sam3Method(),
 )
 
 

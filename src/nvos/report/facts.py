@@ -91,7 +91,28 @@ def random_weights(config: Mapping[str, Any]) -> list[str]:
     proposals = config.get("proposals") or {}
     if proposals.get("backend") == "sam" and (proposals.get("sam") or {}).get("checkpoint") is None:
         notes.append("SAM is randomly initialised (proposals.sam.checkpoint: null)")
+    methods = (config.get("evaluate") or {}).get("methods") or []
+    for method, keys in PROMPTED_CHECKPOINTS.items():
+        missing = [key for key in keys if _value(config, key) is None]
+        if method in methods and missing:
+            nulls = ", ".join(f"{key}: null" for key in missing)
+            notes.append(f"{method} is randomly initialised ({nulls})")
     return notes
+
+
+PROMPTED_CHECKPOINTS = {
+    "grounded_sam": ("grounded_sam.detector", "proposals.sam.checkpoint"),
+    "sam3": ("sam3.model",),
+}
+"""The checkpoint keys of the text-prompted rows (docs/methods.md): null means random weights."""
+
+
+def _value(config: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted key path of ``config`` (None where any part is missing)."""
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
 
 
 def encoders(config: Mapping[str, Any]) -> str:

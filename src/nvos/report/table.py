@@ -31,6 +31,8 @@ ROSA = "rosa"
 DEFAULT_LABELS: dict[str, str] = {
     "oracle": "SAM upper bound (oracle)",
     "sam_clip": "SAM + CLIP (zero-shot)",
+    "grounded_sam": "GroundedSAM",
+    "sam3": "SAM 3",
     "rosa": "ROSA",
     "rosa_noctx": "ROSA w/o phrase context",
     "rosa_vna_only": "ROSA (L_VNA only)",
