@@ -12,6 +12,7 @@ from typing import Any
 from nvos.methods.base import Method
 from nvos.methods.oracle import Oracle
 from nvos.methods.rosa import Rosa
+from nvos.methods.rosa_chosen import RosaChosen
 from nvos.methods.sam_clip import SamClip
 
 __all__ = ["FAMILY", "evaluated_methods", "member", "method_names"]
@@ -19,6 +20,7 @@ __all__ = ["FAMILY", "evaluated_methods", "member", "method_names"]
 FAMILY: tuple[Method, ...] = (
     SamClip(),
     Rosa(),
+    RosaChosen(),
     Oracle(),
 )
 
