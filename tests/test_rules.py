@@ -24,6 +24,7 @@ AGGREGATES = {
     "predict": "target of predict_shard over all variants and shards",
     "oracle": "target of oracle_shard over all shards",
     "evaluate": "target of evaluate_method over all methods and splits",
+    "rosa_chosen": "target of rosa_chosen_shard over all shards",
 }
 
 #: Directives that make a rule run a job.
