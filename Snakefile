@@ -34,7 +34,8 @@ include: "workflow/rules/report.smk"
 
 
 # With evaluation splits: everything up to the report. Without (a training-only manifest, e.g.
-# Ego4D or EPIC narrations): everything up to the trained checkpoints, and the skip accounting.
+# Ego4D or EPIC narrations): everything up to the trained checkpoints, and the skip accounting
+# (and a rosa.sweep's choice, by validation VNA).
 rule all:
     """Default target: the report (no evaluation splits: the checkpoints and skip accounting)."""
     default_target: True
@@ -42,5 +43,9 @@ rule all:
         (
             rules.report.output
             if config["evaluate"]["splits"]
-            else [*rules.skips.output, *expand(rules.train.output.checkpoint, variant=ROSA_VARIANTS)]
+            else [
+                *rules.skips.output,
+                *expand(rules.train.output.checkpoint, variant=ROSA_VARIANTS),
+                *([LAYOUT.sweep_selection] if is_swept(config["rosa"]) else []),
+            ]
         ),

@@ -1,6 +1,6 @@
 # A rosa.sweep's choice (nvos.rosa.sweep): its points are ROSA variants (rules train, predict_shard,
 # evaluate_method on val); this rule reads their train logs and val summaries only, never test.
-from nvos.rosa.sweep import select_by, selection_inputs, sweep_points
+from nvos.rosa.sweep import is_swept, select_by, selection_inputs, sweep_points
 
 
 rule select_sweep:
