@@ -18,7 +18,7 @@ The rule's inputs are the variants' train logs and val summaries (:func:`selecti
 before the choice. ``sweep/sweep.csv`` lists every setting with its val scores, the chosen one
 marked (:data:`SWEEP_COLUMNS`; the report shows it); ``sweep/selection.json`` names the choice.
 
-Imports nothing heavy and nothing of :mod:`nvos.rosa.config` (which imports this module).
+Imports no torch and nothing of :mod:`nvos.rosa.config` (which imports this module).
 """
 
 from __future__ import annotations
