@@ -27,13 +27,15 @@ include: "workflow/rules/proposals.smk"
 include: "workflow/rules/phrases.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/rosa.smk"
+include: "workflow/rules/sweep.smk"
 include: "workflow/rules/methods.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
 # With evaluation splits: everything up to the report. Without (a training-only manifest, e.g.
-# Ego4D or EPIC narrations): everything up to the trained checkpoints, and the skip accounting.
+# Ego4D or EPIC narrations): everything up to the trained checkpoints, and the skip accounting
+# (and a rosa.sweep's choice, by validation VNA).
 rule all:
     """Default target: the report (no evaluation splits: the checkpoints and skip accounting)."""
     default_target: True
@@ -41,5 +43,9 @@ rule all:
         (
             rules.report.output
             if config["evaluate"]["splits"]
-            else [*rules.skips.output, *expand(rules.train.output.checkpoint, variant=ROSA_VARIANTS)]
+            else [
+                *rules.skips.output,
+                *expand(rules.train.output.checkpoint, variant=ROSA_VARIANTS),
+                *([LAYOUT.sweep_selection] if is_swept(config["rosa"]) else []),
+            ]
         ),

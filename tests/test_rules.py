@@ -26,6 +26,7 @@ AGGREGATES = {
     "grounded_sam": "target of grounded_sam_shard over all shards",
     "sam3": "target of sam3_shard over all shards",
     "evaluate": "target of evaluate_method over all methods and splits",
+    "rosa_chosen": "target of rosa_chosen_shard over all shards",
 }
 
 #: Directives that make a rule run a job.

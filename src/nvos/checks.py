@@ -22,6 +22,7 @@ from nvos.config import ConfigError, invalid
 from nvos.features.clip_names import REMOTE_PREFIXES, SHIPPED_CONFIGS_DIR, known_clip_models
 from nvos.methods import evaluated_methods, method_names
 from nvos.rosa.config import MIN_VAL_CLIPS, TRAIN_SPLIT, VAL_SPLIT, resolve_variant
+from nvos.rosa.sweep import sweep_names
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 """A ``features.clip.pretrained`` value ending so is a file, not an open_clip tag."""
@@ -102,9 +103,10 @@ def _method_problems(config: Mapping[str, Any]) -> list[str]:
 
 
 def _variant_problems(config: Mapping[str, Any]) -> list[str]:
-    """Each variant's overrides merged into the ``rosa`` group: schema, then cross-field rules."""
+    """Each variant's overrides (and each ``rosa.sweep`` point's) merged into the ``rosa`` group:
+    schema, then cross-field rules."""
     problems = []
-    for name in config["rosa"]["variants"]:
+    for name in [*config["rosa"]["variants"], *sweep_names(config["rosa"])]:
         try:
             resolve_variant(config["rosa"], name)
         except ConfigError as error:  # the schema's lines name their key paths, others do not
@@ -224,6 +226,10 @@ def config_problems(
     every named split has clips, that ROSA has a train split and a val split large enough to
     select its checkpoint.
     """
+    try:  # first: every method name below depends on the sweep's points
+        sweep_names(config["rosa"])
+    except ConfigError as error:  # a sweep key that is no rosa key, an empty list, no rosa
+        return list(error.problems) or [str(error)]
     problems = _method_problems(config) + _variant_problems(config)
     problems += _split_problems(config, split_counts)
     if split_counts is not None and not problems:

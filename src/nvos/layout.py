@@ -10,6 +10,7 @@ take their paths from :class:`RunLayout`. A method's argument may be a Snakemake
     <run>/features/<shard>.{regions,text}.parquet, features/cache/<shard>.{regions,text}.arrow
     <run>/models/<variant>/checkpoint.pt, train_log.csv
     <run>/predictions/<method>/<shard>.parquet
+    <run>/sweep/{selection.json,sweep.csv}    a rosa.sweep's choice on val
     <run>/metrics/<method>/<split>/{per_object.csv,summary.json}
     <run>/skipped/<stage>[/<method>]/<shard>.parquet, skipped.csv, reconciliation.csv
     <run>/report/{table.md,index.html,config.yaml,overlays/}
@@ -143,6 +144,16 @@ class RunLayout:
     def method_predictions(self, method: str, shards: Sequence[str]) -> list[str]:
         """``predictions/<method>/<shard>.parquet`` of every shard, in shard order."""
         return [self.predictions(method, shard) for shard in shards]
+
+    @property
+    def sweep_selection(self) -> str:
+        """The setting of ``rosa.sweep`` chosen on val (:mod:`nvos.rosa.sweep`)."""
+        return self._join("sweep", "selection.json")
+
+    @property
+    def sweep_table(self) -> str:
+        """Every setting of ``rosa.sweep`` with its val scores, the chosen one marked."""
+        return self._join("sweep", "sweep.csv")
 
     # -- evaluation and report -----------------------------------------------------------------
 

@@ -207,13 +207,16 @@ def run_report(
 ) -> Any:
     """The results table, the HTML page with the run's facts (from the full run ``config``) and
     the qualitative overlays of ``methods`` on ``splits`` (:class:`nvos.report.build.ReportInputs`
-    of the run ``layout``), with the skip counts of ``reconciliation.csv`` (``with_skips``)."""
+    of the run ``layout``), with the skip counts of ``reconciliation.csv`` (``with_skips``) and,
+    with a ``rosa.sweep``, its ``sweep/sweep.csv``."""
     from nvos.report import build_report
     from nvos.report.build import ReportInputs
+    from nvos.rosa.sweep import is_swept
 
     inputs = ReportInputs.in_run(layout, methods, splits, shards)
     reconciliation = layout.reconciliation if with_skips else None
-    return build_report(inputs, layout.report_dir, dict(config), reconciliation)
+    sweep = layout.sweep_table if is_swept(config.get("rosa") or {}) else None
+    return build_report(inputs, layout.report_dir, dict(config), reconciliation, sweep=sweep)
 
 
 def run_shards(layout: RunLayout) -> list[str]:

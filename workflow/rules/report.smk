@@ -1,3 +1,6 @@
+from nvos.rosa.sweep import is_swept
+
+
 rule skips:
     """Every item a stage skipped, with its reason -> skipped.csv + reconciliation.csv."""
     input:
@@ -26,6 +29,7 @@ rule report:
         clips=rules.dataset.output.clips,
         annotations=rules.dataset.output.annotations,
         reconciliation=rules.skips.output.reconciliation,
+        sweep=[LAYOUT.sweep_table] if is_swept(config["rosa"]) else [],
     output:
         table=report(
             LAYOUT.report_file("table.md"), category="Results", caption="../report/table.rst"

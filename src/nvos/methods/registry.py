@@ -13,6 +13,7 @@ from nvos.methods.base import Method
 from nvos.methods.oracle import Oracle
 from nvos.methods.prompted import GroundedSamMethod, Sam3Method
 from nvos.methods.rosa import Rosa
+from nvos.methods.rosa_chosen import RosaChosen
 from nvos.methods.sam_clip import SamClip
 
 __all__ = ["FAMILY", "evaluated_methods", "member", "method_names"]
@@ -20,6 +21,7 @@ __all__ = ["FAMILY", "evaluated_methods", "member", "method_names"]
 FAMILY: tuple[Method, ...] = (
     SamClip(),
     Rosa(),
+    RosaChosen(),
     Oracle(),
     GroundedSamMethod(),
     Sam3Method(),

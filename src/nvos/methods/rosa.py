@@ -8,6 +8,7 @@ from typing import Any
 from nvos.layout import RunLayout
 from nvos.methods.base import ShardJob, ShardResult
 from nvos.rosa.config import RosaConfig, resolve_variant
+from nvos.rosa.sweep import trained_variants
 
 
 class Rosa:
@@ -22,7 +23,7 @@ class Rosa:
     target_doc = "Target: the predictions of every ROSA variant for every shard."
 
     def names(self, config: Mapping[str, Any]) -> list[str]:
-        return list(config["rosa"]["variants"])
+        return trained_variants(config["rosa"])  # the variants and a sweep's points
 
     def inputs(
         self, config: Mapping[str, Any], layout: RunLayout, method: str, shard: str

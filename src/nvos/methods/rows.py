@@ -46,6 +46,13 @@ class PredictionRows:
         for values, value in zip(self.columns.values(), row, strict=True):
             values.append(value)
 
+    @classmethod
+    def from_table(cls, table: pa.Table) -> PredictionRows:
+        """The rows of a ``predictions`` table (e.g. another method's, copied)."""
+        rows = cls()
+        rows.columns = {n: table[n].to_pylist() for n in rows.columns}
+        return rows
+
     def __len__(self) -> int:
         return len(self.columns["clip_id"])
 

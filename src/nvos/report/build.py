@@ -26,6 +26,7 @@ from nvos.report.overlays import (
     read_method_predictions,
     select_clips,
 )
+from nvos.report.sweep import sweep_html, sweep_markdown
 from nvos.report.table import (
     ORACLE,
     MetricsError,
@@ -39,6 +40,7 @@ from nvos.report.table import (
     skips_markdown,
     split_tables,
 )
+from nvos.rosa.sweep import read_sweep_table
 from nvos.skips import read_reconciliation
 from nvos.types import PathLike
 
@@ -168,6 +170,7 @@ def build_report(
     config: Mapping[str, Any] | None = None,
     reconciliation: PathLike | None = None,
     now: datetime | None = None,
+    sweep: PathLike | None = None,
 ) -> ReportSummary:
     """Write ``table.md``, ``index.html``, ``config.yaml`` and ``overlays/*.jpg`` in ``out_dir``.
 
@@ -175,7 +178,8 @@ def build_report(
     ``report`` group: :class:`ReportConfig`), written to ``config.yaml`` and digested in the
     header (:mod:`nvos.report.facts`); ``reconciliation``: the run's ``reconciliation.csv``
     (:mod:`nvos.skips`), shown as a "Skipped clips" section; ``now``: the report's date
-    (default: now, UTC).
+    (default: now, UTC); ``sweep``: a ``rosa.sweep``'s ``sweep.csv`` (:mod:`nvos.rosa.sweep`),
+    shown as a "ROSA sweep" section.
     """
     run_config = dict(config or {})
     cfg = typed(run_config.get("report"), ReportConfig)
@@ -193,6 +197,8 @@ def build_report(
     skips = read_reconciliation(reconciliation) if reconciliation is not None else []
     text = markdown_report(tables, cfg.title, facts_markdown(facts, labels))
     table_path = out / "table.md"
+    sweep_rows = read_sweep_table(sweep) if sweep is not None else []
+    text += "\n" + sweep_markdown(sweep_rows) if sweep_rows else ""
     storage.write_text(table_path, text + ("\n" + skips_markdown(skips) if skips else ""))
 
     overlay_method, reason = choose_overlay_method(tables, inputs.predictions, cfg.overlay_method)
@@ -231,6 +237,7 @@ def build_report(
         LEGEND,
         skips,
         labels,
+        [sweep_html(sweep_rows)] if sweep_rows else [],
     )
     storage.write_text(out / "index.html", page)
     logger.info("report: %s", summary)

@@ -157,13 +157,15 @@ def render_html(
     legend_text: str,
     skips: Sequence[Mapping[str, object]] = (),
     labels: Mapping[str, str] | None = None,
+    sections: Sequence[str] = (),
 ) -> str:
     """The report page: the run's facts, one section per split, the overlays, the skips.
 
     ``overlay_text``: the sentences on which method the overlays show and why (shown only with
     ``clips``); ``links``: text -> relative path of files beside the page; ``skips``: the rows of
     ``reconciliation.csv`` (:func:`nvos.skips.read_reconciliation`), if any; ``labels``: the
-    method labels of the config. Sections with nothing to show are left out.
+    method labels of the config; ``sections``: further HTML sections, before the skips (e.g.
+    :func:`nvos.report.sweep.sweep_html`). Sections with nothing to show are left out.
     """
     body = [f"<h1>{html.escape(title)}</h1>", _facts_html(facts, labels)]
     if links:
@@ -188,6 +190,7 @@ def render_html(
         body.append("<h2>Qualitative results</h2>")
         body.append(f"<p>{html.escape(overlay_text)}</p>")
         body += [_clip_html(section) for section in clips]
+    body += sections
     if skips:
         body.append(_skips_html(skips))
     return (

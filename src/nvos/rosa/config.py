@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from nvos.config import ConfigError, check_limits, group_schema, merge, typed
+from nvos.rosa.sweep import sweep_overrides
 
 __all__ = [
     "INPUT_NORMS",
@@ -192,12 +193,17 @@ def resolve_variant(rosa: Mapping[str, Any], variant: str) -> RosaConfig:
     E.g. ``variants: {rosa: {}, rosa_noctx: {use_context: false},
     rosa_vna_only: {lambda_rpa: 0.0}, rosa_rpa_only: {lambda_vna: 0.0}}``; overrides may also set
     ``train`` keys (merged key by key). A problem is named under ``rosa.variants.<variant>``.
+    A point of ``rosa.sweep`` (``rosa-sw-…``, :mod:`nvos.rosa.sweep`) is the ``rosa`` variant
+    with the point's settings, named under ``rosa.sweep.<variant>``.
     """
     variants = rosa.get("variants") or {}
-    if variant not in variants:
+    swept = sweep_overrides(rosa, variant)  # a point of rosa.sweep (nvos.rosa.sweep)
+    if variant not in variants and swept is None:
         raise ConfigError(f"rosa.variants has no variant {variant!r} (has {sorted(variants)})")
-    overrides = variants[variant] or {}
-    if "variants" in overrides:
-        raise ConfigError(f"rosa.variants.{variant}.variants: unknown key")
-    base = {k: v for k, v in rosa.items() if k != "variants"}
-    return typed(merge(base, overrides), RosaConfig, ("rosa", "variants", variant))
+    overrides = (variants[variant] or {}) if swept is None else swept
+    for key in ("variants", "sweep"):
+        if key in overrides:
+            raise ConfigError(f"rosa.variants.{variant}.{key}: unknown key")
+    where = ("rosa", "variants", variant) if swept is None else ("rosa", "sweep", variant)
+    base = {k: v for k, v in rosa.items() if k not in ("variants", "sweep")}
+    return typed(merge(base, overrides), RosaConfig, where)
