@@ -10,6 +10,8 @@ take their paths from :class:`RunLayout`. A method's argument may be a Snakemake
     <run>/features/<shard>.{regions,text}.parquet, features/cache/<shard>.{regions,text}.arrow
     <run>/models/<variant>/checkpoint.pt, train_log.csv
     <run>/predictions/<method>/<shard>.parquet
+    <run>/scores/<method>/<shard>.parquet, links/<shard>.parquet
+    <run>/temporal/<method>/{selection.json,grid.csv}
     <run>/metrics/<method>/<split>/{per_object.csv,summary.json}
     <run>/skipped/<stage>[/<method>]/<shard>.parquet, skipped.csv, reconciliation.csv
     <run>/report/{table.md,index.html,config.yaml,overlays/}
@@ -143,6 +145,22 @@ class RunLayout:
     def method_predictions(self, method: str, shards: Sequence[str]) -> list[str]:
         """``predictions/<method>/<shard>.parquet`` of every shard, in shard order."""
         return [self.predictions(method, shard) for shard in shards]
+
+    def scores(self, method: str, shard: str) -> str:
+        """Every proposal's score of a region-scoring method (schema ``region_scores``)."""
+        return self._join("scores", method, f"{shard}.parquet")
+
+    def links(self, shard: str) -> str:
+        """The link term between consecutive keyframes of each clip (schema ``links``)."""
+        return self._join("links", f"{shard}.parquet")
+
+    def temporal_selection(self, method: str) -> str:
+        """The decoder settings of a ``<base>+temporal`` method, chosen on val."""
+        return self._join("temporal", method, "selection.json")
+
+    def temporal_grid(self, method: str) -> str:
+        """Val J, F, J&F of every grid point of the selection (CSV)."""
+        return self._join("temporal", method, "grid.csv")
 
     # -- evaluation and report -----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from nvos.methods.base import Method
 from nvos.methods.oracle import Oracle
 from nvos.methods.rosa import Rosa
 from nvos.methods.sam_clip import SamClip
+from nvos.methods.temporal import Temporal
 
 __all__ = ["FAMILY", "evaluated_methods", "member", "method_names"]
 
@@ -20,6 +21,7 @@ FAMILY: tuple[Method, ...] = (
     SamClip(),
     Rosa(),
     Oracle(),
+    Temporal(),
 )
 
 
