@@ -6,7 +6,7 @@ import re
 from nvos.features.clip_names import clip_checkpoint, features_params
 from nvos.layout import RunLayout
 from nvos.methods import FAMILY, evaluated_methods, method_names
-from nvos.methods.temporal import base_method as temporal_base
+from nvos.methods.temporal import base_method as temporal_base, is_temporal
 from nvos.workflow import manifest_path, shard_list
 
 

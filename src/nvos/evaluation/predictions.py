@@ -31,9 +31,10 @@ UNSCORED_REASONS = (
 """Why a prediction row is not scored: its clip is not in ``clips.parquet``; its clip belongs to
 another split; its phrase_id is not a tagged phrase of the clip's narration; its object_id differs
 from the tag of that phrase; it belongs to a later phrase of an object that an earlier phrase
-already describes (an object is scored once, with its first phrase); the evaluation protocol does not score its frame (e.g. DAVIS drops a clip's first
-and last annotated frames) or its object (an object beyond the first frame's K,
-:mod:`nvos.evaluation.protocols`)."""
+already describes (an object is scored once, with its first phrase); the evaluation protocol does
+not score its frame (e.g. DAVIS drops a clip's first and last annotated frames) or its object (an
+object beyond the first frame's K, :mod:`nvos.evaluation.protocols`). Rows on unannotated frames
+are counted apart (:attr:`PredictionCounts.keyframe_only`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -485,7 +485,9 @@ def _log_unscored(counts: PredictionCounts) -> None:
     """One log line per reason with unscored prediction rows, with examples (and the rows on
     unannotated keyframes, which are expected)."""
     if counts.keyframe_only:
-        logger.info("%d prediction rows on unannotated keyframes (not scored)", counts.keyframe_only)
+        logger.info(
+            "%d prediction rows on unannotated keyframes (not scored)", counts.keyframe_only
+        )
     for reason, n in counts.unscored.items():
         if n:
             examples = "; ".join(counts.examples.get(reason, []))

@@ -12,6 +12,11 @@ from nvos.methods.base import ShardJob, ShardResult
 SUFFIX = "+temporal"
 
 
+def is_temporal(method: str) -> bool:
+    """Whether ``method`` is a ``<base>+temporal`` method."""
+    return method.endswith(SUFFIX)
+
+
 def base_method(method: str) -> str:
     """The region-scoring method a ``<base>+temporal`` method decodes."""
     if not method.endswith(SUFFIX):

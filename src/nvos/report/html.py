@@ -157,13 +157,16 @@ def render_html(
     legend_text: str,
     skips: Sequence[Mapping[str, object]] = (),
     labels: Mapping[str, str] | None = None,
+    extra: Sequence[str] = (),
 ) -> str:
     """The report page: the run's facts, one section per split, the overlays, the skips.
 
     ``overlay_text``: the sentences on which method the overlays show and why (shown only with
     ``clips``); ``links``: text -> relative path of files beside the page; ``skips``: the rows of
     ``reconciliation.csv`` (:func:`nvos.skips.read_reconciliation`), if any; ``labels``: the
-    method labels of the config. Sections with nothing to show are left out.
+    method labels of the config; ``extra``: HTML fragments shown after the tables (e.g. the
+    temporal decoding's selection, :mod:`nvos.report.selection`). Sections with nothing to show
+    are left out.
     """
     body = [f"<h1>{html.escape(title)}</h1>", _facts_html(facts, labels)]
     if links:
@@ -184,6 +187,7 @@ def render_html(
         if any(v is not None for _, scores in groups for v in scores.values()):
             chart = bar_chart_svg(f"{table.split}: scores ×100", groups)
             body.append(f"<figure>{chart}</figure>")
+    body += list(extra)
     if clips:
         body.append("<h2>Qualitative results</h2>")
         body.append(f"<p>{html.escape(overlay_text)}</p>")
