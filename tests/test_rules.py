@@ -23,6 +23,8 @@ AGGREGATES = {
     "sam_clip": "target of sam_clip_shard over all shards",
     "predict": "target of predict_shard over all variants and shards",
     "oracle": "target of oracle_shard over all shards",
+    "temporal": "target of temporal_shard over all decoded methods and shards",
+    "links": "target of links_shard over all shards",
     "evaluate": "target of evaluate_method over all methods and splits",
 }
 
