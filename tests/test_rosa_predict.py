@@ -202,7 +202,9 @@ def test_predict_shard_loads_the_checkpoint(cache: Path, tmp_path: Path) -> None
     config = resolve_variant(rosa, "rosa")
     summary = predict_shard(RunLayout.at(cache), "s00000", "rosa", config, lock_dir=tmp_path / "l")
     direct = cache / "direct.parquet"
-    predict_rosa(model, _dataset(cache, "keyframes"), cache / "proposals" / "s00000.parquet", direct)
+    predict_rosa(
+        model, _dataset(cache, "keyframes"), cache / "proposals" / "s00000.parquet", direct
+    )
     got = storage.read_table(out, "predictions")
     # every keyframe: va 3 phrases x 5 frames; vb 2 phrases x 2 of its 3 frames (one has none)
     assert summary.predictions == got.num_rows == 3 * 5 + 2 * 2

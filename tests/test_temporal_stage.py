@@ -213,6 +213,8 @@ def test_selection_chooses_on_val_and_never_reads_the_test_split(
     assert len(grid) == 6 and sum(p["chosen"] for p in grid.values()) == 1
     assert grid[(0.0, None)]["J"] == pytest.approx(2 / 3)  # per frame: the distractor once
     assert grid[(0.05, None)]["J"] == pytest.approx(2 / 3)  # too weak to overrule 0.6 vs 0.4
+    assert grid[(0.0, None)]["flips"] == 1.0  # object -> distractor -> object: both pairs
+    assert grid[(1.0, None)]["flips"] == 0.0
     # quantile 0.5 of val's best scores (0.9, 0.6, 0.9) is 0.9: frame 3 becomes ABSENT (J 0)
     assert grid[(0.0, 0.5)]["absent_score"] == pytest.approx(0.9)
     assert grid[(0.0, 0.5)]["J"] == pytest.approx(2 / 3)

@@ -14,12 +14,14 @@ from nvos.report.table import MISSING, MetricsError, format_score, method_label
 
 __all__ = ["read_selections", "selection_html", "selection_markdown"]
 
-HEADER = ("link weight", "absent quantile", "absent score", "val J", "val F", "val J&F", "chosen")
+HEADER = ("link weight", "absent quantile", "absent score", "val J", "val F", "val J&F", "flips",
+          "chosen")  # fmt: skip
 TEXT = (
     "Each decoded method's settings are chosen on val (best J&F; ties: the first grid point): "
     "the link term's weight (0 = the per-frame choice) and the absent threshold, a quantile of "
     "the method's own best score per (phrase, keyframe) on val (–: no ABSENT state). The test "
-    "rows above use the chosen setting."
+    "rows above use the chosen setting. flips: % of consecutive keyframe pairs where the path "
+    "changes object (link IoU of the two chosen proposals < 0.5)."
 )
 
 
@@ -45,7 +47,7 @@ def _cells(point: Mapping[str, Any]) -> list[str]:
         _number(point.get("link_weight")),
         _number(point.get("absent_quantile")),
         _number(point.get("absent_score")),
-        *(format_score(point.get(key)) for key in ("J", "F", "J&F")),
+        *(format_score(point.get(key)) for key in ("J", "F", "J&F", "flips")),
         "✓" if point.get("chosen") else "",
     ]
 

@@ -11,7 +11,9 @@ link weights then quantiles as configured). Only val clips are read: their score
 proposals, keyframes and annotations (the test split's are never opened beyond the filter).
 
 Writes ``temporal/<method>/selection.json`` (the chosen settings, their val scores and the grid)
-and ``temporal/<method>/grid.csv`` (one line per grid point).
+and ``temporal/<method>/grid.csv`` (one line per grid point). ``flips``: the share of consecutive
+keyframe pairs (phrases with a proposal on both) whose chosen proposals overlap by a link IoU
+below 0.5, i.e. how often the path changes object (:func:`nvos.temporal.stage.flip_rate`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ from nvos.frames import keyframes
 from nvos.proposals.stage import StoredProposals, read_proposals
 from nvos.temporal.decode import ABSENT, DecodeSettings
 from nvos.temporal.links import read_links
-from nvos.temporal.stage import ClipProblem, clip_problems, decode_clip, empty_mask, read_scores
+from nvos.temporal.stage import (
+    ClipProblem,
+    clip_problems,
+    decode_clip,
+    empty_mask,
+    flip_rate,
+    read_scores,
+)
 from nvos.types import PathLike
 
 __all__ = ["GRID_COLUMNS", "SELECT_SPLIT", "SelectInputs", "select_settings"]
@@ -44,7 +53,8 @@ __all__ = ["GRID_COLUMNS", "SELECT_SPLIT", "SelectInputs", "select_settings"]
 logger = logging.getLogger(__name__)
 
 SELECT_SPLIT = "val"
-GRID_COLUMNS = ("link_weight", "absent_quantile", "absent_score", "J", "F", "J&F", "chosen")
+GRID_COLUMNS = ("link_weight", "absent_quantile", "absent_score", "J", "F", "J&F", "flips",
+                "chosen")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -156,12 +166,14 @@ def select_settings(
             if quantile is not None:
                 absent = float(np.quantile(best, quantile)) if len(best) else 0.0
             settings = DecodeSettings(link_weight=float(weight), absent_score=absent)
-            predictions = {
-                clip_id: _predictions(
-                    problem, decode_clip(problem, settings), scorer.annotated(clip_id), proposals
+            predictions, flips, pairs = {}, 0, 0
+            for clip_id, problem in problems.items():
+                chosen = decode_clip(problem, settings)
+                predictions[clip_id] = _predictions(
+                    problem, chosen, scorer.annotated(clip_id), proposals
                 )
-                for clip_id, problem in problems.items()
-            }
+                clip_flips, clip_pairs = flip_rate(problem, chosen)
+                flips, pairs = flips + clip_flips, pairs + clip_pairs
             scores = scorer(predictions)
             grid.append(
                 {
@@ -171,7 +183,8 @@ def select_settings(
                     "J": scores["J"],
                     "F": scores["F"],
                     "J&F": scores["J&F"],
-                }  # fmt: skip
+                    "flips": flips / pairs if pairs else None,
+                }
             )
             logger.info("%s val grid point %s", method, grid[-1])
     chosen = _choose(grid)

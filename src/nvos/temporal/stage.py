@@ -38,6 +38,7 @@ __all__ = [
     "TemporalSummary",
     "clip_problems",
     "decode_clip",
+    "flip_rate",
     "read_scores",
     "temporal_predictions",
 ]
@@ -173,6 +174,22 @@ def decode_clip(problem: ClipProblem, settings: DecodeSettings) -> np.ndarray:
         chosen = choice[:, t] != ABSENT
         out[chosen, t] = ids[choice[chosen, t]]
     return out
+
+
+def flip_rate(problem: ClipProblem, chosen: np.ndarray, threshold: float = 0.5) -> tuple[int, int]:
+    """How often a path changes object between consecutive keyframes: (flips, pairs) over the
+    phrases' pairs where both keyframes chose a proposal; a flip is a link IoU below
+    ``threshold`` between the two chosen proposals (``chosen`` (N, T) from :func:`decode_clip`)."""
+    flips = pairs = 0
+    for t, link in enumerate(problem.links):
+        position_a = {int(p): i for i, p in enumerate(problem.proposal_ids[t])}
+        position_b = {int(p): i for i, p in enumerate(problem.proposal_ids[t + 1])}
+        for a, b in zip(chosen[:, t], chosen[:, t + 1], strict=True):
+            if a == ABSENT or b == ABSENT:
+                continue
+            pairs += 1
+            flips += int(link[position_a[int(a)], position_b[int(b)]] < threshold)
+    return flips, pairs
 
 
 def empty_mask(height: int, width: int) -> bytes:
