@@ -30,6 +30,7 @@ from nvos.methods.rows import PredictionRows
 from nvos.proposals.stage import read_proposals
 from nvos.skips import Ledger, Skip
 from nvos.temporal.decode import ABSENT, DecodeSettings, decode_phrases
+from nvos.temporal.links import read_links
 from nvos.types import PathLike
 
 __all__ = [
@@ -215,8 +216,6 @@ def temporal_predictions(
     clips = read_shard_clips(clips_path, shard)
     clip_ids = [c for c, s in zip(clips["clip_id"].to_pylist(), clips["split"].to_pylist(),
                                   strict=True) if s in set(splits)]  # fmt: skip
-    from nvos.temporal.links import read_links
-
     frames = keyframes(frames_path, clip_ids)
     problems = clip_problems(
         read_scores([scores_path], clip_ids), read_links([links_path], clip_ids), frames
