@@ -42,7 +42,12 @@ CONFIG_MISTAKES = {
     "unknown method": (
         {"evaluate": {"methods": ["sam_clip", "rosaa"]}},
         SPLITS,
-        "evaluate.methods: unknown method 'rosaa' (known: grounded_sam, oracle, rosa, rosa_noctx,",
+        "evaluate.methods: unknown method 'rosaa' (known: grounded_sam, oracle, rosa, rosa+temporal,",
+    ),
+    "decoding a method that scores no region": (
+        {"temporal": {"decode": {"methods": ["sam_clip", "rosa", "oracle"]}}},
+        SPLITS,
+        "temporal.decode.methods: 'oracle' does not score regions (decodable: rosa, rosa_noctx,",
     ),
     "typo in a variant": (
         {"rosa": {"variants": {"rosa": {}, "rosa_noctx": {"use_contxt": False}}}},

@@ -36,6 +36,7 @@ class KnownSimilarity:
         n_ = batch.phrase_id.shape[1]
         index = torch.full((b_, t_, n_), -1, dtype=torch.int64)
         score = torch.full((b_, t_, n_), float("nan"))
+        every = torch.full((b_, t_, k_, n_), float("-inf"))
         for b in range(b_):
             for t in range(t_):
                 for n in range(n_):
@@ -54,7 +55,8 @@ class KnownSimilarity:
                     ]
                     index[b, t, n] = int(np.argmax(g))
                     score[b, t, n] = max(g)
-        return Alignment(index=index, score=score)
+                    every[b, t, :, n] = torch.tensor(g)
+        return Alignment(index=index, score=score, g=every)
 
 
 @pytest.fixture
@@ -200,12 +202,60 @@ def test_predict_shard_loads_the_checkpoint(cache: Path, tmp_path: Path) -> None
     config = resolve_variant(rosa, "rosa")
     summary = predict_shard(RunLayout.at(cache), "s00000", "rosa", config, lock_dir=tmp_path / "l")
     direct = cache / "direct.parquet"
-    predict_rosa(model, _dataset(cache), cache / "proposals" / "s00000.parquet", direct)
+    predict_rosa(
+        model, _dataset(cache, "keyframes"), cache / "proposals" / "s00000.parquet", direct
+    )
     got = storage.read_table(out, "predictions")
-    assert summary.predictions == got.num_rows == 11
+    # every keyframe: va 3 phrases x 5 frames; vb 2 phrases x 2 of its 3 frames (one has none)
+    assert summary.predictions == got.num_rows == 3 * 5 + 2 * 2
+    scores = storage.read_table(RunLayout.at(cache).scores("rosa", "s00000"), "region_scores")
+    assert scores.num_rows == got.num_rows
+    best = {
+        (r["clip_id"], r["phrase_id"], r["frame_index"]): (
+            r["proposal_ids"][int(np.argmax(r["scores"]))],
+            max(r["scores"]),
+        )
+        for r in scores.to_pylist()
+    }
+    for row in got.to_pylist():
+        pid, score = best[(row["clip_id"], row["phrase_id"], row["frame_index"])]
+        assert row["proposal_id"] == pid and row["score"] == pytest.approx(score, abs=1e-6)
     assert got.drop_columns(["score"]).equals(
         storage.read_table(direct, "predictions").drop_columns(["score"])
     )
     record = storage.read_provenance(out)
     assert record["method"] == "rosa" and record["shard"] == "s00000"
     assert len(record["checkpoint_sha256"]) == 64
+
+
+def test_keyframe_predictions_keep_the_annotated_choices_and_store_every_score(
+    cache: Path,
+) -> None:
+    """Predicting on every keyframe adds rows on the sampled frames; the annotated frames' rows
+    are those of annotated-only prediction (g of a region does not depend on other frames here),
+    and the scores file holds g of each frame's MAX_REGIONS best proposals."""
+    proposals = cache / "proposals" / "s00000.parquet"
+    annotated_only, every = cache / "eval.parquet", cache / "keyframes.parquet"
+    scores_path = cache / "scores.parquet"
+    predict_rosa(KnownSimilarity(), _dataset(cache), proposals, annotated_only)
+    predict_rosa(KnownSimilarity(), _dataset(cache, "keyframes"), proposals, every,
+                 scores_path=scores_path)  # fmt: skip
+    frames = pq.read_table(cache / "frames" / "s00000.parquet").to_pandas()
+    annotated = set(zip(frames.clip_id[frames.role == "annotated"],
+                        frames.frame_index[frames.role == "annotated"], strict=True))  # fmt: skip
+    rows = storage.read_table(every, "predictions").to_pylist()
+    on_annotated = [r for r in rows if (r["clip_id"], r["frame_index"]) in annotated]
+    assert on_annotated == storage.read_table(annotated_only, "predictions").to_pylist()
+    assert len(rows) > len(on_annotated)  # the sampled keyframes too
+    table = pq.read_table(proposals).to_pandas()
+    table["quality"] = table.predicted_iou * table.stability_score
+    scored = storage.read_table(scores_path, "region_scores").to_pylist()
+    assert len(scored) == len(rows)
+    for r in scored:
+        frame = table[(table.clip_id == r["clip_id"]) & (table.frame_index == r["frame_index"])]
+        best = frame.sort_values("quality", ascending=False).head(MAX_REGIONS)
+        assert sorted(r["proposal_ids"]) == sorted(best.proposal_id.tolist())
+        expected = [known_g(r["clip_id"], r["phrase_id"], r["frame_index"], p)
+                    for p in r["proposal_ids"]]  # fmt: skip
+        np.testing.assert_allclose(r["scores"], expected, rtol=1e-6)
+        assert r["object_id"] is not None  # tagged phrases only

@@ -25,6 +25,8 @@ AGGREGATES = {
     "oracle": "target of oracle_shard over all shards",
     "grounded_sam": "target of grounded_sam_shard over all shards",
     "sam3": "target of sam3_shard over all shards",
+    "temporal": "target of temporal_shard over all decoded methods and shards",
+    "links": "target of links_shard over all shards",
     "evaluate": "target of evaluate_method over all methods and splits",
     "rosa_chosen": "target of rosa_chosen_shard over all shards",
 }

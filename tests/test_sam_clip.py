@@ -78,6 +78,7 @@ def run(root, template="a photo of a {phrase}."):
         encode,
         template,
         meta={"config": {"prompt": template}},
+        scores_path=root / "scores" / "sam_clip" / "s00000.parquet",
     )
     return summary, prompts
 
@@ -88,17 +89,17 @@ def test_baseline_selects_the_known_proposal(shard):
     table = storage.read_table(shard / "predictions" / "sam_clip" / "s00000.parquet", "predictions")
     rows = table.to_pylist()
     frames = storage.read_table(shard / "frames" / "s00000.parquet").to_pylist()
-    annotated = {(f["clip_id"], f["frame_index"]) for f in frames if f["role"] == "annotated"}
+    keyframes = {(f["clip_id"], f["frame_index"]) for f in frames}  # every frame has a role
     proposals = read_proposals(shard / "proposals" / "s00000.parquet")
     expected_keys = set()
     for clip_id, phrases in (("a", 3), ("b", 2)):
-        for frame_clip, frame_index in annotated:
+        for frame_clip, frame_index in keyframes:
             if frame_clip != clip_id or (clip_id, frame_index) not in proposals:
                 continue
             for k in range(phrases):
                 expected_keys.add((clip_id, k, frame_index))
     assert {(r["clip_id"], r["phrase_id"], r["frame_index"]) for r in rows} == expected_keys
-    assert len(rows) == len(expected_keys) == 3 * 3 + 2 * 2
+    assert len(rows) == len(expected_keys) == 3 * 3 + 2 * 4  # b: 2 sampled + 2 annotated
     for r in rows:
         assert r["proposal_id"] == (r["phrase_id"] - r["frame_index"] // 3) % DIM
         assert r["score"] == pytest.approx(1.0, abs=1e-3)
@@ -111,6 +112,16 @@ def test_baseline_selects_the_known_proposal(shard):
     meta = storage.read_provenance(shard / "predictions" / "sam_clip" / "s00000.parquet")
     assert sorted(meta["frames_without_regions"]) == [["a", k, 9] for k in range(3)]
     assert meta["prompt"] == "a photo of a {phrase}." and meta["splits"] == ["val", "test"]
+    # every proposal's cosine: one-hot regions and prompts, so 1 for the chosen one, 0 elsewhere
+    scores = storage.read_table(shard / "scores" / "sam_clip" / "s00000.parquet", "region_scores")
+    chosen = {(r["clip_id"], r["phrase_id"], r["frame_index"]): r["proposal_id"] for r in rows}
+    assert scores.num_rows == len(rows)
+    for r in scores.to_pylist():
+        stored = proposals[(r["clip_id"], r["frame_index"])]
+        assert sorted(r["proposal_ids"]) == stored.proposal_id.tolist()
+        expected = [float(p == chosen[(r["clip_id"], r["phrase_id"], r["frame_index"])])
+                    for p in r["proposal_ids"]]  # fmt: skip
+        np.testing.assert_allclose(r["scores"], expected, atol=1e-3)
 
 
 def test_prompt_template_is_checked(shard):

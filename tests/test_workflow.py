@@ -31,7 +31,7 @@ SMALL_DEMO = {
         "train": {"batch_size": 2, "epochs": 2, "warmup_steps": 1},
         "variants": {"rosa": {}, "rosa_noctx": {"use_context": False}},
     },
-    "evaluate": {"methods": ["sam_clip", "rosa", "rosa_noctx", "oracle"]},
+    "evaluate": {"methods": ["sam_clip", "rosa", "rosa+temporal", "rosa_noctx", "oracle"]},
 }
 
 
@@ -115,14 +115,14 @@ def test_demo_dag_writes_every_stage(demo_run: Path) -> None:
 
 def test_every_stage_reconciles_its_clips(demo_run: Path) -> None:
     rows = {row["stage"]: row for row in skips.read_reconciliation(demo_run / "reconciliation.csv")}
-    methods = ["sam_clip", "rosa", "rosa_noctx", "oracle"]
+    methods = ["sam_clip", "rosa", "rosa+temporal", "rosa_noctx", "oracle"]
     stages = ["frames", "proposals", "phrases", "features", *(f"predictions/{m}" for m in methods)]
     assert list(rows) == stages
     for row in rows.values():
         assert row["clips_in"] == row["clips_out"] + row["clips_skipped"], row
     assert rows["frames"]["clips_in"] == rows["phrases"]["clips_in"] == 10
     assert rows["frames"]["jobs"] == 2 and rows["phrases"]["jobs"] == 1
-    for method in ("sam_clip", "rosa", "rosa_noctx"):  # the 6 train clips are not predicted
+    for method in ("sam_clip", "rosa", "rosa+temporal", "rosa_noctx"):  # 6 train clips each
         assert "split_not_predicted=6" in rows[f"predictions/{method}"]["reasons"]
     assert "no_tagged_object=6" in rows["predictions/oracle"]["reasons"]  # untagged train clips
     with open(demo_run / "skipped.csv", newline="") as handle:
@@ -135,6 +135,10 @@ def test_every_stage_reconciles_its_clips(demo_run: Path) -> None:
     assert (demo_run / "benchmarks/skips.tsv").exists()
     table = (demo_run / "report/table.md").read_text()
     assert "## Skipped clips" in table and "| predictions/oracle | 2 | 10 |" in table
+    # the decoded method: settings chosen on val, a row and its grid in the report
+    selection = json.loads((demo_run / "temporal/rosa+temporal/selection.json").read_text())
+    assert selection["split"] == "val" and len(selection["grid"]) == 6 * 4
+    assert "| ROSA + temporal |" in table and "### ROSA + temporal" in table
 
 
 def test_rerun_has_nothing_to_do_and_config_change_reruns_dependents(demo_run: Path) -> None:

@@ -1,15 +1,19 @@
 """The ``sam_clip`` baseline (the paper's "SAM + CLIP" row): zero-shot, raw CLIP cosine.
 
 For every tagged phrase (``object_id`` not null in ``phrases.parquet``) of every evaluation clip
-(``split`` in ``splits``) and every annotated frame of the clip (role ``annotated`` in the frames
-table), the prediction is the proposal whose region embedding (``features/<shard>.regions.parquet``,
-the masked crop through the frozen CLIP image tower) has the highest cosine with the embedding of
-the **prompt** built from the phrase (``features.prompt``, default ``"a photo of a {phrase}."``,
-encoded with the same CLIP model's standard ``encode_text``). Ties go to the lowest
+(``split`` in ``splits``) and every keyframe of the clip (every frame with proposals, roles
+:data:`nvos.frames.KEYFRAME_ROLES` in the frames table: the annotated frames are scored, the
+others are what the temporal decoder and propagation build on), the prediction is the proposal
+whose region embedding (``features/<shard>.regions.parquet``, the masked crop through the frozen
+CLIP image tower) has the highest cosine with the embedding of the **prompt** built from the
+phrase (``features.prompt``, default ``"a photo of a {phrase}."``, encoded with the same CLIP
+model's standard ``encode_text``). Ties go to the lowest
 ``proposal_id`` (the proposals stage's best-ranked).
 
 It writes ``predictions/sam_clip/<shard>.parquet`` (schema ``predictions``): the chosen proposal's
-RLE (copied from the proposals table) and the cosine as ``score``. A frame without any region
+RLE (copied from the proposals table) and the cosine as ``score``; and, given ``scores_path``,
+``scores/sam_clip/<shard>.parquet`` (schema ``region_scores``): the cosine of every proposal. A
+frame without any region
 embedding (no proposal, or only empty masks) gets no row; such (phrase, frame) pairs are counted
 in the log and listed in the provenance (``frames_without_regions``), and the evaluation scores
 them as missing, like the oracle's.
@@ -35,8 +39,8 @@ import pyarrow.parquet as pq
 from nvos import storage
 from nvos.dataset import read_shard_clips
 from nvos.features.clip_model import ClipEncoder
-from nvos.frames import ROLE_ANNOTATED
-from nvos.methods.rows import PredictionRows
+from nvos.frames import keyframes
+from nvos.methods.rows import PredictionRows, ScoreRows
 from nvos.phrases.stage import read_shard_phrases
 from nvos.proposals.stage import read_proposals
 from nvos.skips import Ledger, Skip
@@ -49,6 +53,7 @@ __all__ = [
     "clip_prompt_encoder",
     "prediction_skips",
     "read_region_embeddings",
+    "region_cosines",
     "sam_clip_predictions",
     "select_region",
 ]
@@ -72,18 +77,23 @@ class SamClipSummary:
     ledger: Ledger = field(repr=False, compare=False)
 
 
-def select_region(embeddings: np.ndarray, prompt: np.ndarray) -> tuple[int, float]:
-    """Row of ``embeddings`` (N, D) with the highest cosine to ``prompt`` (D,), and that cosine.
+def region_cosines(embeddings: np.ndarray, prompt: np.ndarray) -> np.ndarray:
+    """Cosine (N,) float32 of each row of ``embeddings`` (N, D) with ``prompt`` (D,).
 
-    Both are normalised here (stored float16 embeddings are only nearly unit length); ties go to
-    the first row.
+    Both are normalised here (stored float16 embeddings are only nearly unit length).
     """
-    if len(embeddings) == 0:
-        raise ValueError("select_region: no region to choose from")
     regions = embeddings.astype(np.float32)
     regions /= np.maximum(np.linalg.norm(regions, axis=1, keepdims=True), 1e-12)
     query = prompt.astype(np.float32) / max(float(np.linalg.norm(prompt)), 1e-12)
-    scores = regions @ query
+    return regions @ query
+
+
+def select_region(embeddings: np.ndarray, prompt: np.ndarray) -> tuple[int, float]:
+    """Row of ``embeddings`` (N, D) with the highest cosine to ``prompt`` (D,), and that cosine
+    (:func:`region_cosines`); ties go to the first row."""
+    if len(embeddings) == 0:
+        raise ValueError("select_region: no region to choose from")
+    scores = region_cosines(embeddings, prompt)
     best = int(np.argmax(scores))
     return best, float(scores[best])
 
@@ -143,13 +153,14 @@ def sam_clip_predictions(
     prompt_template: str = "a photo of a {phrase}.",
     splits: Sequence[str] = ("val", "test"),
     meta: Mapping[str, Any] | None = None,
+    scores_path: PathLike | None = None,
 ) -> SamClipSummary:
     """Write the baseline's predictions for the evaluation clips of one shard (module docstring).
 
     Args:
         regions_path: ``features/<shard>.regions.parquet``.
         proposals_path: ``proposals/<shard>.parquet`` (the chosen proposal's RLE).
-        frames_path: ``frames/<shard>.parquet`` (which frames are annotated; their size).
+        frames_path: ``frames/<shard>.parquet`` (the keyframes; their size).
         phrases_path: ``phrases.parquet``.
         clips_path: ``clips.parquet`` (splits).
         shard: The shard id.
@@ -158,6 +169,8 @@ def sam_clip_predictions(
         prompt_template: ``str.format`` template with a ``{phrase}`` field.
         splits: Splits whose clips are predicted.
         meta: Extra provenance (e.g. ``config`` and the model description).
+        scores_path: ``scores/sam_clip/<shard>.parquet``: every proposal's cosine (None: not
+            written).
     """
     if "{phrase}" not in prompt_template:
         raise ValueError(f"features.prompt must contain '{{phrase}}', got {prompt_template!r}")
@@ -169,7 +182,7 @@ def sam_clip_predictions(
         clip_id: [row for row in rows if row["object_id"] is not None]
         for clip_id, rows in read_shard_phrases(phrases_path, clip_ids).items()
     }
-    frames = _annotated_frames(frames_path, clip_ids)
+    frames = keyframes(frames_path, clip_ids)
     regions = read_region_embeddings(regions_path, clip_ids)
     proposals = read_proposals(proposals_path, clip_ids)
     flat = [(clip_id, row) for clip_id in clip_ids for row in phrases[clip_id]]
@@ -177,7 +190,7 @@ def sam_clip_predictions(
     embedded = encode_prompts(prompts) if prompts else np.zeros((0, 1), np.float32)
     if len(embedded) != len(prompts):
         raise ValueError(f"prompt encoder returned {len(embedded)} rows for {len(prompts)}")
-    rows = PredictionRows()
+    rows, score_rows = PredictionRows(), ScoreRows()
     missing: list[list[Any]] = []
     for (clip_id, phrase), prompt in zip(flat, embedded, strict=True):
         for frame_index, height, width in frames.get(clip_id, []):
@@ -186,8 +199,11 @@ def sam_clip_predictions(
                 missing.append([clip_id, phrase["phrase_id"], frame_index])
                 continue
             proposal_ids, embeddings = regions[key]
-            row, score = select_region(embeddings, prompt)
-            proposal_id = int(proposal_ids[row])
+            cosines = region_cosines(embeddings, prompt)
+            row = int(np.argmax(cosines))  # ties: the first (select_region)
+            proposal_id, score = int(proposal_ids[row]), float(cosines[row])
+            score_rows.add(clip_id, phrase["phrase_id"], phrase["object_id"], frame_index,
+                           proposal_ids, cosines)  # fmt: skip
             rows.add(clip_id, phrase["phrase_id"], phrase["object_id"], frame_index, proposal_id,
                      score, height, width, proposals[key].rle_counts[proposal_id])  # fmt: skip
     if missing:
@@ -211,6 +227,8 @@ def sam_clip_predictions(
     ledger = Ledger.of("predictions/sam_clip", shard, clips["clip_id"].to_pylist(),
                        rows.clip_ids, skips)  # fmt: skip
     table = rows.write(out_path, record)
+    if scores_path is not None:
+        score_rows.write(scores_path, record)
     summary = SamClipSummary(
         clips=len(clip_ids),
         phrases=len(flat),
@@ -231,12 +249,13 @@ def prediction_skips(
     regions: Mapping[tuple[str, int], Any] | None = None,
 ) -> list[Skip]:
     """Why a clip of the shard gets no prediction row: ``split_not_predicted`` (its split is not
-    in ``splits``), ``no_tagged_phrase`` (no ``[phrase]<id>`` phrase), ``no_annotated_frame``,
-    or ``no_regions_on_annotated_frames`` (no region embedding on any annotated frame).
+    in ``splits``), ``no_tagged_phrase`` (no ``[phrase]<id>`` phrase), ``no_keyframe``, or
+    ``no_regions_on_keyframes`` (no region embedding on any keyframe).
 
-    ``tagged``: clip → its tagged phrases; ``frames``: clip → annotated (frame, height, width);
+    ``tagged``: clip → its tagged phrases; ``frames``: clip → the (frame, height, width) it
+    predicts: its keyframes, or its annotated frames for a method that reads no regions;
     ``regions``: the (clip_id, frame_index) keys that have region embeddings (None: a method
-    that reads no regions, which predicts every annotated frame).
+    that reads no regions; a clip without frames is then ``no_annotated_frame``).
     """
     skips = []
     for clip_id, split in zip(
@@ -247,28 +266,11 @@ def prediction_skips(
         elif not tagged.get(clip_id):
             skips.append(Skip(clip_id, "no_tagged_phrase"))
         elif not frames.get(clip_id):
-            skips.append(Skip(clip_id, "no_annotated_frame"))
+            skips.append(
+                Skip(clip_id, "no_keyframe" if regions is not None else "no_annotated_frame")
+            )
         elif regions is not None and not any(
             (clip_id, f) in regions for f, _, _ in frames[clip_id]
         ):
-            skips.append(Skip(clip_id, "no_regions_on_annotated_frames"))
+            skips.append(Skip(clip_id, "no_regions_on_keyframes"))
     return skips
-
-
-def _annotated_frames(
-    frames_path: PathLike, clip_ids: Sequence[str]
-) -> dict[str, list[tuple[int, int, int]]]:
-    """clip_id → [(frame_index, height, width)] of its annotated frames, ascending."""
-    if not clip_ids:
-        return {}
-    table = pq.read_table(
-        frames_path,
-        columns=["clip_id", "frame_index", "role", "height", "width"],
-        filters=[("clip_id", "in", list(clip_ids)), ("role", "=", ROLE_ANNOTATED)],
-    )
-    out: dict[str, list[tuple[int, int, int]]] = {}
-    for row in table.sort_by([("clip_id", "ascending"), ("frame_index", "ascending")]).to_pylist():
-        out.setdefault(row["clip_id"], []).append(
-            (int(row["frame_index"]), int(row["height"]), int(row["width"]))
-        )
-    return out

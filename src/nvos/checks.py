@@ -20,7 +20,7 @@ from typing import Any
 
 from nvos.config import ConfigError, invalid
 from nvos.features.clip_names import REMOTE_PREFIXES, SHIPPED_CONFIGS_DIR, known_clip_models
-from nvos.methods import evaluated_methods, method_names
+from nvos.methods import FAMILY, evaluated_methods, method_names
 from nvos.rosa.config import MIN_VAL_CLIPS, TRAIN_SPLIT, VAL_SPLIT, resolve_variant
 from nvos.rosa.sweep import sweep_names
 
@@ -80,11 +80,18 @@ def _method_problems(config: Mapping[str, Any]) -> list[str]:
         for name in variants
         if name in baselines
     ]
+    scoring = sorted({n for m in FAMILY if m.scores_regions for n in owners[m.name]})
+    for base in config["temporal"]["decode"]["methods"]:
+        if base not in scoring:
+            problems.append(
+                f"temporal.decode.methods: {base!r} does not score regions (decodable: "
+                f"{_listed(scoring)})"
+            )
     for method in config["evaluate"]["methods"]:
         if method not in known:
             problems.append(
                 f"evaluate.methods: unknown method {method!r} (known: {_listed(known)}: "
-                "the baselines and the rosa.variants)"
+                "the baselines, the rosa.variants and <base>+temporal)"
             )
     report = config["report"]
     methods = config["evaluate"]["methods"]

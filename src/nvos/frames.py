@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 ROLE_ANNOTATED = "annotated"
 ROLE_SAMPLED = "sampled"
 ROLES = (ROLE_ANNOTATED, ROLE_SAMPLED)
+KEYFRAME_ROLES = (ROLE_ANNOTATED, ROLE_SAMPLED)
+"""Roles of the frames that get proposals ("keyframes"): per-frame region-scoring methods predict
+on all of them, the temporal decoder chooses a path over them (docs/temporal.md)."""
 
 
 class ClipFramesError(video.VideoError):
@@ -355,3 +358,23 @@ def iter_frames(
                 buffer.append(row)
     if current is not None and buffer:
         yield _clip_frames(current, buffer)
+
+
+def keyframes(
+    frames_path: PathLike, clip_ids: Sequence[str]
+) -> dict[str, list[tuple[int, int, int]]]:
+    """clip_id → [(frame_index, height, width)] of its keyframes (roles :data:`KEYFRAME_ROLES`),
+    ascending; the JPEGs are not read."""
+    if not clip_ids:
+        return {}
+    table = pq.read_table(
+        frames_path,
+        columns=["clip_id", "frame_index", "role", "height", "width"],
+        filters=[("clip_id", "in", list(clip_ids)), ("role", "in", list(KEYFRAME_ROLES))],
+    )
+    out: dict[str, list[tuple[int, int, int]]] = {}
+    for row in table.sort_by([("clip_id", "ascending"), ("frame_index", "ascending")]).to_pylist():
+        out.setdefault(row["clip_id"], []).append(
+            (int(row["frame_index"]), int(row["height"]), int(row["width"]))
+        )
+    return out

@@ -11,6 +11,8 @@ take their paths from :class:`RunLayout`. A method's argument may be a Snakemake
     <run>/models/<variant>/checkpoint.pt, train_log.csv
     <run>/predictions/<method>/<shard>.parquet
     <run>/sweep/{selection.json,sweep.csv}    a rosa.sweep's choice on val
+    <run>/scores/<method>/<shard>.parquet, links/<shard>.parquet
+    <run>/temporal/<method>/{selection.json,grid.csv}
     <run>/metrics/<method>/<split>/{per_object.csv,summary.json}
     <run>/skipped/<stage>[/<method>]/<shard>.parquet, skipped.csv, reconciliation.csv
     <run>/report/{table.md,index.html,config.yaml,overlays/}
@@ -154,6 +156,22 @@ class RunLayout:
     def sweep_table(self) -> str:
         """Every setting of ``rosa.sweep`` with its val scores, the chosen one marked."""
         return self._join("sweep", "sweep.csv")
+
+    def scores(self, method: str, shard: str) -> str:
+        """Every proposal's score of a region-scoring method (schema ``region_scores``)."""
+        return self._join("scores", method, f"{shard}.parquet")
+
+    def links(self, shard: str) -> str:
+        """The link term between consecutive keyframes of each clip (schema ``links``)."""
+        return self._join("links", f"{shard}.parquet")
+
+    def temporal_selection(self, method: str) -> str:
+        """The decoder settings of a ``<base>+temporal`` method, chosen on val."""
+        return self._join("temporal", method, "selection.json")
+
+    def temporal_grid(self, method: str) -> str:
+        """Val J, F, J&F of every grid point of the selection (CSV)."""
+        return self._join("temporal", method, "grid.csv")
 
     # -- evaluation and report -----------------------------------------------------------------
 

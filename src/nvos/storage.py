@@ -120,6 +120,26 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("rle_counts", pa.binary()),
         ]
     ),
+    "region_scores": pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("phrase_id", pa.int32()),
+            ("object_id", pa.string()),  # null for untagged phrases
+            ("frame_index", pa.int64()),
+            ("proposal_ids", pa.list_(pa.int32())),  # the frame's scored proposals
+            ("scores", pa.list_(pa.float32())),  # the method's score of each, same order
+        ]
+    ),
+    "links": pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("frame_a", pa.int64()),  # a keyframe
+            ("frame_b", pa.int64()),  # the next keyframe of the clip
+            ("rows", pa.int32()),  # K_a: frame a's proposals (ids 0..K_a-1)
+            ("cols", pa.int32()),  # K_b
+            ("iou", pa.list_(pa.float32())),  # (K_a, K_b) row-major: the link term
+        ]
+    ),
 }
 
 

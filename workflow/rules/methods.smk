@@ -13,6 +13,8 @@ for _member in FAMILY:
         output:
             predictions=LAYOUT.predictions("{method}", "{shard}"),
             skipped=LAYOUT.skipped("predictions/{method}", "{shard}"),
+            # members that score regions also write every proposal's score (the decoder's input)
+            **({"scores": LAYOUT.scores("{method}", "{shard}")} if _member.scores_regions else {}),
         wildcard_constraints:
             method="|".join(map(re.escape, _names)) if _names else "(?!)",
         params:

@@ -26,6 +26,9 @@ rule report:
             shard=SHARDS,
         ),
         frames=expand(LAYOUT.frames("{shard}"), shard=SHARDS),
+        selections=[
+            LAYOUT.temporal_selection(m) for m in config["evaluate"]["methods"] if is_temporal(m)
+        ],
         clips=rules.dataset.output.clips,
         annotations=rules.dataset.output.annotations,
         reconciliation=rules.skips.output.reconciliation,

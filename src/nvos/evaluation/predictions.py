@@ -25,17 +25,16 @@ UNSCORED_REASONS = (
     "unknown_phrase",
     "object_mismatch",
     "not_first_phrase",
-    "unannotated_frame",
     "protocol_frame",
     "protocol_object",
 )
 """Why a prediction row is not scored: its clip is not in ``clips.parquet``; its clip belongs to
 another split; its phrase_id is not a tagged phrase of the clip's narration; its object_id differs
 from the tag of that phrase; it belongs to a later phrase of an object that an earlier phrase
-already describes (an object is scored once, with its first phrase); its frame is not an annotated
-frame of the clip; the evaluation protocol does not score its frame (e.g. DAVIS drops a clip's first
-and last annotated frames) or its object (an object beyond the first frame's K,
-:mod:`nvos.evaluation.protocols`)."""
+already describes (an object is scored once, with its first phrase); the evaluation protocol does
+not score its frame (e.g. DAVIS drops a clip's first and last annotated frames) or its object (an
+object beyond the first frame's K, :mod:`nvos.evaluation.protocols`). Rows on unannotated frames
+are counted apart (:attr:`PredictionCounts.keyframe_only`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +57,17 @@ class DuplicatePredictionError(NvosError, ValueError):
 
 @dataclass
 class PredictionCounts:
-    """Prediction rows read, scored, and not scored by reason (with up to 5 examples each)."""
+    """Prediction rows read, scored, and not scored by reason (with up to 5 examples each).
+
+    ``keyframe_only``: rows of evaluated clips on frames without annotation, which every method
+    that predicts on all keyframes writes (the keyframes the temporal decoder and propagation
+    build on): expected, counted apart from the unscored reasons. ``rows`` = ``scored`` +
+    ``keyframe_only`` + the unscored rows.
+    """
 
     rows: int = 0
     scored: int = 0
+    keyframe_only: int = 0
     unscored: dict[str, int] = field(default_factory=lambda: dict.fromkeys(UNSCORED_REASONS, 0))
     examples: dict[str, list[str]] = field(default_factory=dict)
 
@@ -75,10 +81,12 @@ class PredictionCounts:
             listed.append(example)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-serialisable counts: rows, scored, unscored (by reason), examples."""
+        """JSON-serialisable counts: rows, scored, keyframe_only, unscored (by reason),
+        examples."""
         return {
             "rows": self.rows,
             "scored": self.scored,
+            "keyframe_only": self.keyframe_only,
             "unscored": dict(self.unscored),
             "examples": {k: list(v) for k, v in self.examples.items()},
         }

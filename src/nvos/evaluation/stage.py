@@ -187,7 +187,7 @@ def _match(
         elif phrase_id != obj.phrase_id:
             counts.skip("not_first_phrase", 1, example)
         elif frame_index not in frames:
-            counts.skip("unannotated_frame", 1, example)
+            counts.keyframe_only += 1  # a keyframe method's other keyframes: expected
         else:
             counts.scored += 1
             matched[(obj.object_id, frame_index)] = mask
@@ -482,7 +482,12 @@ def _fmt(value: float | None) -> str:
 
 
 def _log_unscored(counts: PredictionCounts) -> None:
-    """One log line per reason with unscored prediction rows, with examples."""
+    """One log line per reason with unscored prediction rows, with examples (and the rows on
+    unannotated keyframes, which are expected)."""
+    if counts.keyframe_only:
+        logger.info(
+            "%d prediction rows on unannotated keyframes (not scored)", counts.keyframe_only
+        )
     for reason, n in counts.unscored.items():
         if n:
             examples = "; ".join(counts.examples.get(reason, []))

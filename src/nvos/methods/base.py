@@ -43,6 +43,11 @@ class ShardJob:
         """The predictions file this job writes."""
         return self.layout.predictions(self.method, self.shard)
 
+    @property
+    def scores_out(self) -> str:
+        """The scores file this job writes when its member scores regions."""
+        return self.layout.scores(self.method, self.shard)
+
 
 class ShardResult(Protocol):
     """What a method's :meth:`Method.predict` returns: a summary whose ``ledger`` accounts for
@@ -60,6 +65,9 @@ class Method(Protocol):
         rule: the Snakemake rule of its per-shard jobs (``sam_clip_shard``).
         target: the Snakemake rule collecting all its predictions (``sam_clip``).
         gpu: GPUs one shard job claims (0: CPU only; the rule's ``gpu`` resource).
+        scores_regions: whether a job also writes every proposal's score on every keyframe,
+            ``scores/<method>/<shard>.parquet`` (schema ``region_scores``, an output of its rule):
+            what the temporal decoder (:mod:`nvos.methods.temporal`) decodes.
         doc, target_doc: one line describing each rule (``snakemake -l``).
     """
 
@@ -67,6 +75,7 @@ class Method(Protocol):
     rule: str
     target: str
     gpu: int
+    scores_regions: bool
     doc: str
     target_doc: str
 

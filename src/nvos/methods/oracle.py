@@ -16,6 +16,7 @@ class Oracle:
     rule = "oracle_shard"
     target = "oracle"
     gpu = 0
+    scores_regions = False
     doc = "SAM upper bound for one shard: the best-IoU proposal per tagged object and frame."
     target_doc = "Target: the oracle's predictions for every shard."
 

@@ -28,6 +28,7 @@ class _Prompted:
     rule: str
     target: str
     gpu = 1
+    scores_regions = False
     supervision = "mask"
 
     def names(self, config: Mapping[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from nvos.methods.prompted import GroundedSamMethod, Sam3Method
 from nvos.methods.rosa import Rosa
 from nvos.methods.rosa_chosen import RosaChosen
 from nvos.methods.sam_clip import SamClip
+from nvos.methods.temporal import Temporal
 
 __all__ = ["FAMILY", "evaluated_methods", "member", "method_names"]
 
@@ -25,6 +26,7 @@ FAMILY: tuple[Method, ...] = (
     Oracle(),
     GroundedSamMethod(),
     Sam3Method(),
+    Temporal(),
 )
 
 

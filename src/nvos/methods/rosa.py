@@ -19,6 +19,7 @@ class Rosa:
     rule = "predict_shard"
     target = "predict"
     gpu = 1
+    scores_regions = True
     doc = "Masks for one shard's tagged phrases from a trained ROSA variant."
     target_doc = "Target: the predictions of every ROSA variant for every shard."
 

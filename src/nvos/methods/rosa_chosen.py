@@ -4,7 +4,7 @@
 With ``rosa.sweep`` set, the ROSA member (:mod:`nvos.methods.rosa`) trains and predicts every point
 of the grid as a variant ``rosa-sw-<hash>``; the ``select_sweep`` rule chooses one on the val split
 only (``sweep/selection.json``). This member provides the ``rosa`` method then: each shard job
-copies the chosen variant's predictions and skip ledger, its provenance naming the chosen setting.
+copies the chosen variant's predictions, region scores and skip ledger, its provenance naming the chosen setting.
 Without a sweep it provides nothing (the ROSA member trains ``rosa`` itself).
 """
 
@@ -36,6 +36,7 @@ class RosaChosen:
     rule = "rosa_chosen_shard"
     target = "rosa_chosen"
     gpu = 0
+    scores_regions = True
     doc = "The rosa row of a sweep for one shard: the predictions of the setting chosen on val."
     target_doc = "Target: the rosa row of a sweep (the chosen setting's predictions), every shard."
 
@@ -51,6 +52,7 @@ class RosaChosen:
             "selection": layout.sweep_selection,
             "predictions": [layout.predictions(p, shard) for p in points],
             "ledgers": [layout.skipped(f"predictions/{p}", shard) for p in points],
+            "scores": [layout.scores(p, shard) for p in points],
         }
 
     def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
@@ -59,7 +61,7 @@ class RosaChosen:
     def predict(self, job: ShardJob) -> ChosenSummary:
         from nvos import skips, storage
         from nvos.dataset import read_shard_clips
-        from nvos.methods.rows import PredictionRows
+        from nvos.methods.rows import PredictionRows, ScoreRows
         from nvos.rosa.sweep import read_selection
 
         layout, shard = job.layout, job.shard
@@ -78,6 +80,8 @@ class RosaChosen:
             "sweep": {**selection, "source": source},
         }
         PredictionRows.from_table(table).write(job.out, meta)
+        scores = storage.read_table(layout.scores(chosen, shard), ScoreRows.SCHEMA)
+        ScoreRows.from_table(scores).write(layout.scores(job.method, shard), meta)
         skipped = storage.read_table(layout.skipped(f"predictions/{chosen}", shard), skips.SCHEMA)
         ledger = Ledger.of(
             f"predictions/{job.method}",

@@ -11,13 +11,14 @@ from nvos.methods.base import ShardJob, ShardResult
 
 
 class SamClip:
-    """Per tagged phrase and annotated frame, the proposal whose CLIP embedding is closest to
-    the phrase's prompt."""
+    """Per tagged phrase and keyframe, the proposal whose CLIP embedding is closest to the
+    phrase's prompt; every proposal's cosine goes to the scores file."""
 
     name = "sam_clip"
     rule = "sam_clip_shard"
     target = "sam_clip"
     gpu = 1
+    scores_regions = True
     doc = "SAM + CLIP zero-shot baseline for one shard: the proposal nearest each phrase's prompt."
     target_doc = "Target: the SAM + CLIP baseline's predictions for every shard."
 
@@ -60,4 +61,5 @@ class SamClip:
                 str(features["prompt"]),
                 splits=list(job.params["splits"]),
                 meta={"config": dict(features), "clip": encoder.describe()},
+                scores_path=job.scores_out,
             )

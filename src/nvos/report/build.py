@@ -16,6 +16,7 @@ from nvos.config import typed
 from nvos.evaluation.truth import group_truth, read_annotations, tagged_objects
 from nvos.layout import RunLayout
 from nvos.logs import Progress
+from nvos.methods.temporal import is_temporal
 from nvos.report.facts import config_yaml, facts_markdown, run_facts
 from nvos.report.html import ClipSection, render_html
 from nvos.report.overlays import (
@@ -27,6 +28,7 @@ from nvos.report.overlays import (
     select_clips,
 )
 from nvos.report.sweep import sweep_html, sweep_markdown
+from nvos.report.selection import read_selections, selection_html, selection_markdown
 from nvos.report.table import (
     ORACLE,
     MetricsError,
@@ -93,13 +95,15 @@ class ReportSummary:
 class ReportInputs:
     """Every file the report reads: ``summaries`` (method, split) -> ``summary.json``,
     ``predictions`` method -> its ``predictions/<method>/<shard>.parquet`` files, ``frames`` the
-    ``frames/<shard>.parquet`` files, the run's ``clips.parquet`` and ``annotations.parquet``."""
+    ``frames/<shard>.parquet`` files, the run's ``clips.parquet`` and ``annotations.parquet``,
+    and ``selections`` method -> ``temporal/<method>/selection.json`` of the decoded methods."""
 
     summaries: Mapping[tuple[str, str], PathLike]
     predictions: Mapping[str, Sequence[PathLike]]
     frames: Sequence[PathLike]
     clips: PathLike
     annotations: PathLike
+    selections: Mapping[str, PathLike] = field(default_factory=dict)
 
     @classmethod
     def in_run(
@@ -112,6 +116,7 @@ class ReportInputs:
             frames=[layout.frames(shard) for shard in shards],
             clips=layout.clips,
             annotations=layout.annotations,
+            selections={m: layout.temporal_selection(m) for m in methods if is_temporal(m)},
         )
 
 
@@ -195,7 +200,10 @@ def build_report(
     storage.write_text(config_path, config_text)
     facts = run_facts(run_config, inputs.clips, methods, config_text, now)
     skips = read_reconciliation(reconciliation) if reconciliation is not None else []
+    selections = read_selections(inputs.selections)
     text = markdown_report(tables, cfg.title, facts_markdown(facts, labels))
+    if selections:
+        text += "\n" + selection_markdown(selections, labels)
     table_path = out / "table.md"
     sweep_rows = read_sweep_table(sweep) if sweep is not None else []
     text += "\n" + sweep_markdown(sweep_rows) if sweep_rows else ""
@@ -237,7 +245,7 @@ def build_report(
         LEGEND,
         skips,
         labels,
-        [sweep_html(sweep_rows)] if sweep_rows else [],
+        [*selection_html(selections, labels), *([sweep_html(sweep_rows)] if sweep_rows else [])],
     )
     storage.write_text(out / "index.html", page)
     logger.info("report: %s", summary)

@@ -164,8 +164,9 @@ def render_html(
     ``overlay_text``: the sentences on which method the overlays show and why (shown only with
     ``clips``); ``links``: text -> relative path of files beside the page; ``skips``: the rows of
     ``reconciliation.csv`` (:func:`nvos.skips.read_reconciliation`), if any; ``labels``: the
-    method labels of the config; ``sections``: further HTML sections, before the skips (e.g.
-    :func:`nvos.report.sweep.sweep_html`). Sections with nothing to show are left out.
+    method labels of the config; ``sections``: further HTML sections shown after the tables (e.g.
+    the temporal decoding's selection, :mod:`nvos.report.selection`, and a sweep's table,
+    :mod:`nvos.report.sweep`). Sections with nothing to show are left out.
     """
     body = [f"<h1>{html.escape(title)}</h1>", _facts_html(facts, labels)]
     if links:
@@ -186,11 +187,11 @@ def render_html(
         if any(v is not None for _, scores in groups for v in scores.values()):
             chart = bar_chart_svg(f"{table.split}: scores ×100", groups)
             body.append(f"<figure>{chart}</figure>")
+    body += list(sections)
     if clips:
         body.append("<h2>Qualitative results</h2>")
         body.append(f"<p>{html.escape(overlay_text)}</p>")
         body += [_clip_html(section) for section in clips]
-    body += sections
     if skips:
         body.append(_skips_html(skips))
     return (

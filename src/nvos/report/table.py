@@ -60,8 +60,14 @@ class MethodScores:
     breakdowns: Mapping[str, Mapping[str, float | None]]
 
 
-def method_sort_key(method: str) -> tuple[int, int, str]:
-    """Sort key of a method: baselines, then ROSA variants, then the oracle."""
+SHORT_LABELS: dict[str, str] = {"sam_clip": "SAM + CLIP", "oracle": "Oracle keyframes"}
+"""Base labels inside a composite name (``sam_clip+temporal``: "SAM + CLIP + temporal")."""
+
+STEP = "+"
+"""Separator of a composite method's steps: ``<base>+temporal``, ``<base>+temporal+flow``."""
+
+
+def _base_key(method: str) -> tuple[int, int, str]:
     if method == ORACLE:
         return (2, 0, method)
     if method == ROSA:
@@ -69,6 +75,13 @@ def method_sort_key(method: str) -> tuple[int, int, str]:
     if method.startswith(ROSA + "_"):
         return (1, 1, method)
     return (0, 0 if method == "sam_clip" else 1, method)
+
+
+def method_sort_key(method: str) -> tuple[int, int, str, int, str]:
+    """Sort key of a method: baselines, then ROSA variants, then the oracle; a composite method
+    (``rosa+temporal``) right after its base, fewer steps first."""
+    base, *steps = method.split(STEP)
+    return (*_base_key(base), len(steps), method)
 
 
 def order_methods(methods: Sequence[str]) -> list[str]:
@@ -83,10 +96,17 @@ def order_splits(splits: Sequence[str]) -> list[str]:
 
 
 def method_label(method: str, labels: Mapping[str, str] | None = None) -> str:
-    """The row label of a method: ``labels`` first, then :data:`DEFAULT_LABELS`, else its name."""
+    """The row label of a method: ``labels`` first, then :data:`DEFAULT_LABELS`; a composite
+    method joins its base's label (:data:`SHORT_LABELS` first) and its steps with " + "
+    ("ROSA + temporal"); else its name."""
     if labels and method in labels:
         return labels[method]
-    return DEFAULT_LABELS.get(method, method)
+    if method in DEFAULT_LABELS:
+        return DEFAULT_LABELS[method]
+    base, *steps = method.split(STEP)
+    if steps:
+        return " + ".join([SHORT_LABELS.get(base) or method_label(base, labels), *steps])
+    return method
 
 
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:

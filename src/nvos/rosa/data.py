@@ -11,7 +11,8 @@ memory-mapped, converted once, so reading a clip is a few slices (no Parquet dec
 
 Items (:class:`~nvos.rosa.batch.ClipItem`): training mode samples ``frames_per_clip`` frames of the
 roles ``sampled`` and ``annotated`` per clip (seeded by ``seed``, the epoch and the clip: the same
-seed gives the same items); evaluation mode takes every annotated frame. Up to ``max_regions``
+seed gives the same items); evaluation mode takes every annotated frame, keyframes mode every frame
+of the roles :data:`nvos.frames.KEYFRAME_ROLES` (prediction). Up to ``max_regions``
 proposals per frame, best ``predicted_iou * stability_score`` first, and the clip's object phrases
 (``phrase_id >= 0``). Clips without phrase or without any proposal on their frames are skipped and
 counted (:class:`FeatureSummary`, and the log); frames without proposal are counted too.
@@ -31,6 +32,7 @@ import pyarrow.compute as pc
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from nvos.frames import KEYFRAME_ROLES
 from nvos.rosa.batch import ClipBatch, ClipItem, collate
 from nvos.rosa.feature_cache import (
     ShardArrays,
@@ -54,12 +56,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["train", "eval"]
+Mode = Literal["train", "eval", "keyframes"]
 
 FRAME_COLUMNS = ["clip_id", "frame_index", "time_sec", "role"]
 CLIP_COLUMNS = ["clip_id", "start_sec", "end_sec", "split", "shard"]
 PHRASE_COLUMNS = ["clip_id", "phrase_id", "object_id"]
-ROLES: dict[str, tuple[str, ...]] = {"train": ("sampled", "annotated"), "eval": ("annotated",)}
+ROLES: dict[str, tuple[str, ...]] = {
+    "train": ("sampled", "annotated"),
+    "eval": ("annotated",),
+    "keyframes": KEYFRAME_ROLES,
+}
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,8 @@ class FeatureDataset(Dataset[ClipItem]):
         clips_path: the run's ``clips.parquet`` (split, window and shard of each clip).
         splits: keep clips of these splits (a name, a list, or None for all).
         mode: ``train`` (sample ``frames_per_clip`` frames of the roles sampled + annotated per
-            clip and epoch) or ``eval`` (every annotated frame).
+            clip and epoch), ``eval`` (every annotated frame) or ``keyframes`` (every frame of the
+            roles :data:`nvos.frames.KEYFRAME_ROLES`: prediction).
         frames_per_clip: frames per training item (clips with fewer keep all of theirs).
         max_regions: proposals per frame at most, best predicted_iou * stability first.
         seed: seed of the frame sampling (with :meth:`set_epoch` and the clip's position).
@@ -126,7 +133,7 @@ class FeatureDataset(Dataset[ClipItem]):
         phrases_path: PathLike | None = None,
     ) -> None:
         if mode not in ROLES:
-            raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+            raise ValueError(f"mode must be one of {sorted(ROLES)}, got {mode!r}")
         if frames_per_clip < 1 or max_regions < 1:
             raise ValueError("frames_per_clip and max_regions must be >= 1")
         if not shards:

@@ -75,10 +75,13 @@ class Alignment:
     - ``index``: (B, T, N) int64 position k of the chosen region (-1 where the frame or phrase is
       padded or the frame has no proposal).
     - ``score``: (B, T, N) float32 g of the chosen region (NaN where ``index`` is -1).
+    - ``g``: (B, T, K, N) float32 g of every region (-inf for padded regions), or None when the
+      model does not give it (then no scores file can be written).
     """
 
     index: Tensor
     score: Tensor
+    g: Tensor | None = None
 
 
 def box_features(boxes: Tensor) -> Tensor:
@@ -273,7 +276,7 @@ class RosaModel(nn.Module):
         valid = emb.frame_mask[:, :, None] & emb.phrase_mask[:, None, :]
         index = index.masked_fill(~valid, -1)
         score = score.masked_fill(~valid, float("nan"))
-        return Alignment(index=index, score=score)
+        return Alignment(index=index, score=score, g=g)
 
 
 def model_state(model: RosaModel, **extra: Any) -> dict[str, Any]:

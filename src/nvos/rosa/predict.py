@@ -1,5 +1,7 @@
-"""ROSA prediction (DESIGN §7, inference): per tagged phrase and annotated frame, the proposal
-with the highest g, written to ``predictions/<method>/<shard>.parquet``.
+"""ROSA prediction (DESIGN §7, inference): per tagged phrase and keyframe (every frame with
+proposals; the annotated ones are scored), the proposal with the highest g, written to
+``predictions/<method>/<shard>.parquet``; every proposal's g goes to
+``scores/<method>/<shard>.parquet`` (schema ``region_scores``) for the temporal decoder.
 
 The model is anything with ``align(batch) -> Alignment`` (:class:`AlignmentModel`), such as
 :class:`nvos.rosa.model.RosaModel`: for each clip, frame and phrase, the position k of the chosen
@@ -24,7 +26,7 @@ import torch
 from nvos import storage
 from nvos.layout import RunLayout
 from nvos.logs import Progress
-from nvos.methods.rows import PredictionRows
+from nvos.methods.rows import PredictionRows, ScoreRows
 from nvos.rosa.batch import ClipBatch
 from nvos.rosa.config import RosaConfig
 from nvos.rosa.data import FeatureDataset, make_loader
@@ -32,7 +34,16 @@ from nvos.rosa.model import Alignment
 from nvos.skips import Ledger, Skip
 from nvos.types import PathLike
 
-__all__ = ["AlignmentModel", "PredictSummary", "predict_rosa", "predict_shard", "select_proposals"]
+__all__ = [
+    "AlignmentModel",
+    "PredictSummary",
+    "predict_rosa",
+    "predict_shard",
+    "region_scores",
+    "select_proposals",
+]
+
+PREDICT_MODES = ("eval", "keyframes")
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +55,8 @@ class AlignmentModel(Protocol):
 
     def align(self, batch: ClipBatch) -> Alignment:
         """Per clip, frame and phrase, the chosen region's position k and its g:
-        ``index`` (B, T, N) int64 (-1 = none), ``score`` (B, T, N) float32."""
+        ``index`` (B, T, N) int64 (-1 = none), ``score`` (B, T, N) float32; and ``g``
+        (B, T, K, N), every region's g, when a scores file is to be written."""
         ...
 
 
@@ -52,7 +64,7 @@ class AlignmentModel(Protocol):
 class PredictSummary:
     """What :func:`predict_rosa` wrote for one shard.
 
-    ``frames_without_regions`` annotated frames (of clips kept) had no proposal, and
+    ``frames_without_regions`` frames of the dataset (of clips kept) had no proposal, and
     ``clips_skipped`` clips of the split had no phrase or no proposal at all (see the dataset's
     summary): their tagged phrases get no prediction there, which evaluation scores as empty.
     ``ledger`` (set by :func:`predict_shard`) accounts for every clip of the shard
@@ -99,6 +111,42 @@ def select_proposals(batch: ClipBatch, alignment: Alignment) -> list[dict[str, A
     return rows
 
 
+def region_scores(batch: ClipBatch, alignment: Alignment) -> list[dict[str, Any]]:
+    """Rows (clip_id, phrase_id, frame_index, proposal_ids, scores) of every real (frame, phrase)
+    of the batch: the g (``alignment.g`` (B, T, K, N)) of each of the frame's real regions."""
+    if alignment.g is None:
+        raise ValueError("the model gives no per-region g (Alignment.g): no scores to write")
+    g = alignment.g.detach().float().cpu()
+    if g.shape[:3] != batch.proposal_id.shape or g.shape[3] != batch.phrase_id.shape[1]:
+        raise ValueError(f"alignment g {tuple(g.shape)} does not fit the batch")
+    rows = []
+    frames = batch.frame_mask & batch.region_mask.any(dim=2)
+    for b, t in frames.nonzero().tolist():
+        real = batch.region_mask[b, t]
+        ids = batch.proposal_id[b, t][real].tolist()
+        values = g[b, t][real]  # (K_real, N)
+        for n in batch.phrase_mask[b].nonzero().flatten().tolist():
+            rows.append(
+                {
+                    "clip_id": batch.clip_ids[b],
+                    "phrase_id": int(batch.phrase_id[b, n]),
+                    "frame_index": int(batch.frame_index[b, t]),
+                    "proposal_ids": ids,
+                    "scores": values[:, n].tolist(),
+                }
+            )
+    return rows
+
+
+def _add_scores(scored: ScoreRows, dataset: FeatureDataset, rows: list[dict[str, Any]]) -> None:
+    """Add the rows of tagged phrases (:func:`region_scores`) to ``scored``."""
+    for row in rows:
+        object_id = dataset.object_id(row["clip_id"], row["phrase_id"])
+        if object_id is not None:
+            scored.add(row["clip_id"], row["phrase_id"], object_id, row["frame_index"],
+                       row["proposal_ids"], row["scores"])  # fmt: skip
+
+
 def _masks(
     proposals_path: PathLike, rows: list[dict[str, Any]]
 ) -> dict[tuple[str, int, int], tuple[int, int, bytes]]:
@@ -130,21 +178,28 @@ def predict_rosa(
     meta: Mapping[str, Any] | None = None,
     device: torch.device | str = "cpu",
     batch_size: int = 8,
+    scores_path: PathLike | None = None,
 ) -> PredictSummary:
-    """Write the predictions of ``model`` on ``dataset`` (one shard, ``mode="eval"``).
+    """Write the predictions of ``model`` on ``dataset`` (one shard, ``mode="keyframes"`` or
+    ``"eval"``: the annotated frames only).
 
-    For each clip, tagged phrase (``object_id`` not null) and annotated frame with proposals: the
-    proposal chosen by ``model.align`` and its g as ``score``, with the proposal's RLE copied from
-    ``proposals_path``. Writes ``out_path`` (schema ``predictions``) atomically with ``meta`` as
-    provenance. Raises ValueError when the dataset is not in eval mode or a chosen proposal is
-    missing from the proposals table.
+    For each clip, tagged phrase (``object_id`` not null) and frame of the dataset with
+    proposals: the proposal chosen by ``model.align`` and its g as ``score``, with the proposal's
+    RLE copied from ``proposals_path``. Writes ``out_path`` (schema ``predictions``) atomically
+    with ``meta`` as provenance, and with ``scores_path`` every region's g there (schema
+    ``region_scores``, :func:`region_scores`). Raises ValueError when the dataset is in training
+    mode or a chosen proposal is missing from the proposals table.
     """
-    if dataset.mode != "eval":
-        raise ValueError("predict_rosa needs a FeatureDataset with mode='eval' (annotated frames)")
+    if dataset.mode not in PREDICT_MODES:
+        raise ValueError(
+            "predict_rosa needs a FeatureDataset with mode='keyframes' or mode='eval', "
+            f"got {dataset.mode!r}"
+        )
     start = time.perf_counter()
     if isinstance(model, torch.nn.Module):
         model.eval()
     rows: list[dict[str, Any]] = []
+    scored = ScoreRows()
     untagged = 0
     progress = Progress(logger, len(dataset), "clips")
     if len(dataset):
@@ -158,6 +213,8 @@ def predict_rosa(
                         untagged += 1
                         continue
                     rows.append(row)
+                if scores_path is not None:
+                    _add_scores(scored, dataset, region_scores(batch, alignment))
                 progress.update(len(batch))
     masks = _masks(proposals_path, rows)
     written = PredictionRows()
@@ -172,6 +229,8 @@ def predict_rosa(
         written.add(row["clip_id"], row["phrase_id"], row["object_id"], row["frame_index"],
                     row["proposal_id"], row["score"], height, width, counts)  # fmt: skip
     table = written.write(out_path, meta)
+    if scores_path is not None:
+        scored.write(scores_path, meta)
     summary = PredictSummary(
         clips=len(dataset),
         predictions=table.num_rows,
@@ -182,7 +241,7 @@ def predict_rosa(
     )
     logger.info(
         "predicted %d (phrase, frame) masks for %d clips in %.1f s; %d untagged phrase-frames "
-        "left out; %d annotated frames without proposal, %d clips skipped (no phrase/proposal)",
+        "left out; %d frames without proposal, %d clips skipped (no phrase/proposal)",
         summary.predictions,
         summary.clips,
         summary.seconds,
@@ -206,8 +265,9 @@ def predict_shard(
 
     Reads ``clips.parquet``, ``phrases.parquet``, ``features/<shard>.*``, ``proposals/<shard>``,
     ``frames/<shard>`` (metadata) and ``models/<variant>/checkpoint.pt`` of the run (``layout``);
-    writes ``predictions/<variant>/<shard>.parquet`` for the annotated frames of the ``splits``
-    clips, with the variant's ``max_regions`` proposals per frame. Runs on a device claimed
+    writes ``predictions/<variant>/<shard>.parquet`` and ``scores/<variant>/<shard>.parquet``
+    for the keyframes of the ``splits`` clips, with the variant's ``max_regions`` proposals per
+    frame. Runs on a device claimed
     through ``lock_dir`` (CPU without CUDA). The summary's ledger accounts for every clip.
     """
     from nvos.devices import claim_device
@@ -221,7 +281,7 @@ def predict_shard(
         [paths],
         layout.clips,
         splits=list(splits),
-        mode="eval",
+        mode="keyframes",
         max_regions=config.max_regions,
         phrases_path=layout.phrases,
     )
@@ -235,7 +295,10 @@ def predict_shard(
     )
     with claim_device(lock_dir) as device:
         model = load_model(checkpoint, map_location=device)
-        summary = predict_rosa(model, dataset, paths.proposals, out, meta, device, batch_size)
+        summary = predict_rosa(
+            model, dataset, paths.proposals, out, meta, device, batch_size,
+            layout.scores(variant, shard),
+        )  # fmt: skip
     ledger = _ledger(layout, shard, variant, splits, dataset, out)
     return replace(summary, ledger=ledger)
 
@@ -243,7 +306,7 @@ def predict_shard(
 #: FeatureDataset's reasons (eval mode) in the words of the other prediction stages.
 _DATASET_REASONS = {
     "no_phrases": "no_tagged_phrase",
-    "no_regions": "no_regions_on_annotated_frames",
+    "no_regions": "no_regions_on_keyframes",
 }
 
 
