@@ -42,7 +42,7 @@ CONFIG_MISTAKES = {
     "unknown method": (
         {"evaluate": {"methods": ["sam_clip", "rosaa"]}},
         SPLITS,
-        "evaluate.methods: unknown method 'rosaa' (known: grounded_sam, oracle, rosa, rosa+temporal,",
+        "evaluate.methods: unknown method 'rosaa' (known: grounded_sam, oracle, rosa, rosa+temporal",
     ),
     "decoding a method that scores no region": (
         {"temporal": {"decode": {"methods": ["sam_clip", "rosa", "oracle"]}}},

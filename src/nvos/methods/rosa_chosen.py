@@ -4,7 +4,8 @@
 With ``rosa.sweep`` set, the ROSA member (:mod:`nvos.methods.rosa`) trains and predicts every point
 of the grid as a variant ``rosa-sw-<hash>``; the ``select_sweep`` rule chooses one on the val split
 only (``sweep/selection.json``). This member provides the ``rosa`` method then: each shard job
-copies the chosen variant's predictions, region scores and skip ledger, its provenance naming the chosen setting.
+copies the chosen variant's predictions, region scores and skip ledger, its provenance naming the
+chosen setting.
 Without a sweep it provides nothing (the ROSA member trains ``rosa`` itself).
 """
 

@@ -27,8 +27,8 @@ from nvos.report.overlays import (
     read_method_predictions,
     select_clips,
 )
-from nvos.report.sweep import sweep_html, sweep_markdown
 from nvos.report.selection import read_selections, selection_html, selection_markdown
+from nvos.report.sweep import sweep_html, sweep_markdown
 from nvos.report.table import (
     ORACLE,
     MetricsError,
