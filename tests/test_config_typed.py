@@ -20,9 +20,12 @@ from nvos.proposals.classical import ClassicalConfig
 from nvos.proposals.sam import SamSettings
 from nvos.report.build import ReportConfig
 from nvos.rosa.config import RosaConfig, TrainConfig
+from nvos.temporal.stage import PropagateSettings
 
 #: Every dataclass that holds a config group.
-TYPED: list[type[Typed]] = [ClassicalConfig, SamSettings, RosaConfig, TrainConfig, ReportConfig]
+TYPED: list[type[Typed]] = [
+    ClassicalConfig, SamSettings, RosaConfig, TrainConfig, ReportConfig, PropagateSettings,
+]  # fmt: skip
 #: Those that code builds without a config (tests, benchmarks), so keep defaults.
 DEFAULTED = [kind for kind in TYPED if kind is not ReportConfig]
 

@@ -88,6 +88,39 @@ def _method_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _propagate_problems(config: Mapping[str, Any]) -> list[str]:
+    """Keyframe methods of ``temporal.propagate.methods`` are family methods (not propagated
+    ones of the same name); the ``sam2`` backend has a model config, a checkpoint on disk and its
+    package."""
+    from nvos.methods.propagated import propagate_group, propagated_names
+
+    group = propagate_group(config)
+    owners = method_names(config)
+    known = sorted({n for owner, names in owners.items() if owner != "propagated" for n in names})
+    problems = [
+        f"temporal.propagate.methods: unknown keyframe method {name!r} (known: {_listed(known)})"
+        for name in group.get("methods", [])
+        if name not in known and name not in propagated_names(config)
+    ]
+    sam2 = group.get("sam2", {})
+    if group.get("backend") == "sam2" and group.get("methods"):
+        if not sam2.get("config"):
+            problems.append(
+                "temporal.propagate.sam2.config: backend sam2 needs a sam2 model config "
+                "(e.g. configs/sam2.1/sam2.1_hiera_l.yaml)"
+            )
+        if sam2.get("checkpoint") and not os.path.isfile(sam2["checkpoint"]):
+            problems.append(
+                f"temporal.propagate.sam2.checkpoint: {sam2['checkpoint']}: file not found"
+            )
+        if not _installed("sam2"):
+            problems.append(
+                "temporal.propagate.backend: sam2 needs the sam2 package (SAM2_BUILD_CUDA=0 pip "
+                "install --no-build-isolation sam2==1.1.0; docs/temporal.md#installing-sam2)"
+            )
+    return problems
+
+
 def _variant_problems(config: Mapping[str, Any]) -> list[str]:
     """Each variant's overrides merged into the ``rosa`` group: schema, then cross-field rules."""
     problems = []
@@ -211,7 +244,7 @@ def config_problems(
     every named split has clips, that ROSA has a train split and a val split large enough to
     select its checkpoint.
     """
-    problems = _method_problems(config) + _variant_problems(config)
+    problems = _method_problems(config) + _variant_problems(config) + _propagate_problems(config)
     problems += _split_problems(config, split_counts)
     if split_counts is not None and not problems:
         problems += _training_problems(config, split_counts)

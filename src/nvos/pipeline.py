@@ -92,6 +92,7 @@ def run_frames(
             max_side=int(frames["max_side"]),
             jpeg_quality=int(frames["jpeg_quality"]),
             folder_fps=float(folder_fps),
+            proposals_on_annotated=bool(frames.get("proposals_on_annotated", True)),
         ),
     )
 

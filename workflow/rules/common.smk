@@ -6,6 +6,7 @@ import re
 from nvos.features.clip_names import clip_checkpoint, features_params
 from nvos.layout import RunLayout
 from nvos.methods import FAMILY, evaluated_methods, method_names
+from nvos.methods.base import extra_outputs, gpus
 from nvos.workflow import manifest_path, shard_list
 
 
@@ -23,6 +24,7 @@ localrules:
     sam_clip,
     predict,
     oracle,
+    propagate,
     evaluate,
     skips,
     demo_data,
@@ -31,5 +33,5 @@ localrules:
 
 wildcard_constraints:
     shard=r"s\d{5}",
-    method=r"[A-Za-z0-9_.-]+",
+    method=r"[A-Za-z0-9_.+-]+",
     split=r"[A-Za-z0-9_-]+",

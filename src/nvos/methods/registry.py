@@ -11,6 +11,7 @@ from typing import Any
 
 from nvos.methods.base import Method
 from nvos.methods.oracle import Oracle
+from nvos.methods.propagated import Propagated
 from nvos.methods.rosa import Rosa
 from nvos.methods.sam_clip import SamClip
 
@@ -20,6 +21,7 @@ FAMILY: tuple[Method, ...] = (
     SamClip(),
     Rosa(),
     Oracle(),
+    Propagated(),
 )
 
 

@@ -31,6 +31,7 @@ from nvos.report.table import (
     MetricsError,
     SplitTable,
     format_score,
+    is_oracle,
     load_summaries,
     markdown_report,
     method_label,
@@ -130,7 +131,9 @@ def choose_overlay_method(
         candidates = [
             s
             for s in table.present
-            if s.method != ORACLE and s.scores.get("J&F") is not None and predictions.get(s.method)
+            if not is_oracle(s.method)
+            and s.scores.get("J&F") is not None
+            and predictions.get(s.method)
         ]
         if candidates:
             best = max(s.scores["J&F"] for s in candidates)  # type: ignore[type-var]

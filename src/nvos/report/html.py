@@ -22,6 +22,7 @@ from nvos.report.table import (
     breakdown_groups,
     counts_line,
     format_score,
+    is_oracle,
     skips_cells,
 )
 
@@ -60,7 +61,7 @@ def _table_html(table: SplitTable) -> str:
     rows = []
     for method, label, scores in table.rows:
         cells = [format_score(None if scores is None else scores.scores[c]) for c in COLUMNS]
-        css = ' class="oracle"' if method == "oracle" else ""
+        css = ' class="oracle"' if is_oracle(method) else ""
         tds = "".join(f"<td>{html.escape(v)}</td>" for v in [label, *cells])
         rows.append(f"<tr{css}>{tds}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

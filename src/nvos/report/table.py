@@ -35,7 +35,15 @@ DEFAULT_LABELS: dict[str, str] = {
     "rosa_noctx": "ROSA w/o phrase context",
     "rosa_vna_only": "ROSA (L_VNA only)",
     "rosa_rpa_only": "ROSA (L_RPA only)",
+    "oracle+flow": "Oracle keyframes + flow",
 }
+
+SEPARATOR = "+"
+"""Joins a method and what was done to its output: ``rosa+temporal``, ``rosa+temporal+flow``."""
+
+BASE_LABELS: dict[str, str] = {"oracle": "Oracle keyframes", "sam_clip": "SAM + CLIP"}
+"""Labels of a base method inside a derived method's label (``oracle+flow``: "Oracle keyframes +
+flow")."""
 
 SPLIT_ORDER = ("val", "test", "train")
 MISSING = "–"
@@ -58,8 +66,17 @@ class MethodScores:
     breakdowns: Mapping[str, Mapping[str, float | None]]
 
 
+def is_oracle(method: str) -> bool:
+    """Whether ``method`` is the oracle or derived from it (``oracle+flow``): an upper bound."""
+    return method.split(SEPARATOR, 1)[0] == ORACLE
+
+
 def method_sort_key(method: str) -> tuple[int, int, str]:
-    """Sort key of a method: baselines, then ROSA variants, then the oracle."""
+    """Sort key of a method: baselines, then ROSA variants, then the oracle; a derived method
+    (``rosa+temporal``) right after its base method."""
+    base = method.split(SEPARATOR, 1)[0]
+    if base != method:
+        return (*method_sort_key(base)[:2], method)
     if method == ORACLE:
         return (2, 0, method)
     if method == ROSA:
@@ -81,10 +98,15 @@ def order_splits(splits: Sequence[str]) -> list[str]:
 
 
 def method_label(method: str, labels: Mapping[str, str] | None = None) -> str:
-    """The row label of a method: ``labels`` first, then :data:`DEFAULT_LABELS`, else its name."""
+    """The row label of a method: ``labels`` first, then :data:`DEFAULT_LABELS`; a derived method
+    ``base+a+b`` is "<base's label> + a + b" (:data:`BASE_LABELS`); else its name."""
     if labels and method in labels:
         return labels[method]
-    return DEFAULT_LABELS.get(method, method)
+    if method in DEFAULT_LABELS or SEPARATOR not in method:
+        return DEFAULT_LABELS.get(method, method)
+    base, *steps = method.split(SEPARATOR)
+    base_label = BASE_LABELS.get(base) or method_label(base, labels)
+    return " + ".join([base_label, *steps])
 
 
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
