@@ -209,10 +209,12 @@ def run_report(
     """The results table, the HTML page with the run's facts (from the full run ``config``) and
     the qualitative overlays of ``methods`` on ``splits`` (:class:`nvos.report.build.ReportInputs`
     of the run ``layout``), with the skip counts of ``reconciliation.csv`` (``with_skips``)."""
+    from nvos.methods.propagated import propagated_names
     from nvos.report import build_report
     from nvos.report.build import ReportInputs
 
-    inputs = ReportInputs.in_run(layout, methods, splits, shards)
+    dense = [m for m in methods if m in propagated_names(config)]
+    inputs = ReportInputs.in_run(layout, methods, splits, shards, dense)
     reconciliation = layout.reconciliation if with_skips else None
     return build_report(inputs, layout.report_dir, dict(config), reconciliation)
 

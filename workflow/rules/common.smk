@@ -7,6 +7,7 @@ from nvos.features.clip_names import clip_checkpoint, features_params
 from nvos.layout import RunLayout
 from nvos.methods import FAMILY, evaluated_methods, method_names
 from nvos.methods.base import extra_outputs, gpus
+from nvos.methods.propagated import propagated_names
 from nvos.workflow import manifest_path, shard_list
 
 

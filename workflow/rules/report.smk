@@ -23,6 +23,11 @@ rule report:
             shard=SHARDS,
         ),
         frames=expand(LAYOUT.frames("{shard}"), shard=SHARDS),
+        masks=expand(
+            LAYOUT.masks("{method}", "{shard}"),
+            method=[m for m in config["evaluate"]["methods"] if m in propagated_names(config)],
+            shard=SHARDS,
+        ),
         clips=rules.dataset.output.clips,
         annotations=rules.dataset.output.annotations,
         reconciliation=rules.skips.output.reconciliation,
@@ -35,7 +40,7 @@ rule report:
         ),
         overlays=report(
             directory(LAYOUT.report_file("overlays")),
-            patterns=["{name}.jpg"],
+            patterns=["{name}.jpg", "{name}.mp4"],
             category="Qualitative",
             caption="../report/overlays.rst",
         ),

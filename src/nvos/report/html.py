@@ -25,6 +25,7 @@ from nvos.report.table import (
     is_oracle,
     skips_cells,
 )
+from nvos.report.videos import ClipVideo
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 1200px; color: #222; }
@@ -54,6 +55,7 @@ class ClipSection:
     split: str
     narration: str
     overlays: tuple[Overlay, ...]
+    video: ClipVideo | None = None
 
 
 def _table_html(table: SplitTable) -> str:
@@ -131,10 +133,16 @@ def _clip_html(section: ClipSection) -> str:
         f'title="frame {o.frame_index}">'
         for o in section.overlays
     )
+    video = ""
+    if section.video is not None:
+        video = (
+            f'<p class="video"><a href="{html.escape(section.video.path)}">&#9654; video of the '
+            f"dense masks ({section.video.frames} frames, MP4)</a></p>"
+        )
     return (
         f"<section><h3>{html.escape(section.clip_id)} ({html.escape(section.split)})</h3>"
         f'<p class="narration">{html.escape(section.narration)}</p>'
-        f'<ul class="legend">{items}</ul><div class="overlays">{images}</div></section>'
+        f'<ul class="legend">{items}</ul><div class="overlays">{images}</div>{video}</section>'
     )
 
 
