@@ -20,7 +20,7 @@ from nvos.proposals.classical import ClassicalConfig
 from nvos.proposals.sam import SamSettings
 from nvos.report.build import ReportConfig
 from nvos.rosa.config import RosaConfig, TrainConfig
-from nvos.temporal.stage import PropagateSettings
+from nvos.temporal.dense import PropagateSettings
 
 #: Every dataclass that holds a config group.
 TYPED: list[type[Typed]] = [

@@ -1,4 +1,4 @@
-"""Dense propagation as methods: ``<keyframe method>+<backend>`` (:mod:`nvos.temporal.stage`).
+"""Dense propagation as methods: ``<keyframe method>+<backend>`` (:mod:`nvos.temporal.dense`).
 
 For each keyframe method of ``temporal.propagate.methods`` (any method of the family, e.g.
 ``rosa``, ``oracle`` or a temporally decoded ``rosa+temporal``) this member provides the method
@@ -40,6 +40,7 @@ class Propagated:
     rule = "propagate_shard"
     target = "propagate"
     gpu = 0  # the rule's GPUs come from gpus(config): 1 for backend sam2
+    scores_regions = False  # its masks are no proposals: nothing for the temporal decoder
     doc = "Dense masks of one shard: a keyframe method's masks propagated to every frame."
     target_doc = "Target: the dense masks and predictions of every propagated method."
 
@@ -87,7 +88,7 @@ class Propagated:
 
     def predict(self, job: ShardJob) -> ShardResult:
         from nvos.config import typed
-        from nvos.temporal.stage import PropagateSettings, propagate_shard
+        from nvos.temporal.dense import PropagateSettings, propagate_shard
 
         group, layout, shard = job.params["propagate"], job.layout, job.shard
         settings = typed({k: group[k] for k in ("fps", "leave_one_out")}, PropagateSettings)

@@ -35,15 +35,7 @@ DEFAULT_LABELS: dict[str, str] = {
     "rosa_noctx": "ROSA w/o phrase context",
     "rosa_vna_only": "ROSA (L_VNA only)",
     "rosa_rpa_only": "ROSA (L_RPA only)",
-    "oracle+flow": "Oracle keyframes + flow",
 }
-
-SEPARATOR = "+"
-"""Joins a method and what was done to its output: ``rosa+temporal``, ``rosa+temporal+flow``."""
-
-BASE_LABELS: dict[str, str] = {"oracle": "Oracle keyframes", "sam_clip": "SAM + CLIP"}
-"""Labels of a base method inside a derived method's label (``oracle+flow``: "Oracle keyframes +
-flow")."""
 
 SPLIT_ORDER = ("val", "test", "train")
 MISSING = "–"
@@ -66,17 +58,19 @@ class MethodScores:
     breakdowns: Mapping[str, Mapping[str, float | None]]
 
 
+SHORT_LABELS: dict[str, str] = {"sam_clip": "SAM + CLIP", "oracle": "Oracle keyframes"}
+"""Base labels inside a composite name (``sam_clip+temporal``: "SAM + CLIP + temporal")."""
+
+STEP = "+"
+"""Separator of a composite method's steps: ``<base>+temporal``, ``<base>+temporal+flow``."""
+
+
 def is_oracle(method: str) -> bool:
-    """Whether ``method`` is the oracle or derived from it (``oracle+flow``): an upper bound."""
-    return method.split(SEPARATOR, 1)[0] == ORACLE
+    """Whether ``method`` is the oracle or composed on it (``oracle+flow``): an upper bound."""
+    return method.split(STEP, 1)[0] == ORACLE
 
 
-def method_sort_key(method: str) -> tuple[int, int, str]:
-    """Sort key of a method: baselines, then ROSA variants, then the oracle; a derived method
-    (``rosa+temporal``) right after its base method."""
-    base = method.split(SEPARATOR, 1)[0]
-    if base != method:
-        return (*method_sort_key(base)[:2], method)
+def _base_key(method: str) -> tuple[int, int, str]:
     if method == ORACLE:
         return (2, 0, method)
     if method == ROSA:
@@ -84,6 +78,13 @@ def method_sort_key(method: str) -> tuple[int, int, str]:
     if method.startswith(ROSA + "_"):
         return (1, 1, method)
     return (0, 0 if method == "sam_clip" else 1, method)
+
+
+def method_sort_key(method: str) -> tuple[int, int, str, int, str]:
+    """Sort key of a method: baselines, then ROSA variants, then the oracle; a composite method
+    (``rosa+temporal``) right after its base, fewer steps first."""
+    base, *steps = method.split(STEP)
+    return (*_base_key(base), len(steps), method)
 
 
 def order_methods(methods: Sequence[str]) -> list[str]:
@@ -98,15 +99,17 @@ def order_splits(splits: Sequence[str]) -> list[str]:
 
 
 def method_label(method: str, labels: Mapping[str, str] | None = None) -> str:
-    """The row label of a method: ``labels`` first, then :data:`DEFAULT_LABELS`; a derived method
-    ``base+a+b`` is "<base's label> + a + b" (:data:`BASE_LABELS`); else its name."""
+    """The row label of a method: ``labels`` first, then :data:`DEFAULT_LABELS`; a composite
+    method joins its base's label (:data:`SHORT_LABELS` first) and its steps with " + "
+    ("ROSA + temporal"); else its name."""
     if labels and method in labels:
         return labels[method]
-    if method in DEFAULT_LABELS or SEPARATOR not in method:
-        return DEFAULT_LABELS.get(method, method)
-    base, *steps = method.split(SEPARATOR)
-    base_label = BASE_LABELS.get(base) or method_label(base, labels)
-    return " + ".join([base_label, *steps])
+    if method in DEFAULT_LABELS:
+        return DEFAULT_LABELS[method]
+    base, *steps = method.split(STEP)
+    if steps:
+        return " + ".join([SHORT_LABELS.get(base) or method_label(base, labels), *steps])
+    return method
 
 
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:

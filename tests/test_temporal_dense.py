@@ -1,4 +1,4 @@
-"""The propagation job (nvos.temporal.stage) and its family member (nvos.methods.propagated):
+"""The propagation job (nvos.temporal.dense) and its family member (nvos.methods.propagated):
 keyframe rows in, dense masks and annotated-frame predictions out, leave-one-out, accounting."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from nvos.layout import RunLayout
 from nvos.methods import member, predict_method_shard
 from nvos.methods.rows import PredictionRows
 from nvos.temporal.backends import make_propagator
+from nvos.temporal.dense import PropagateSettings, propagate_shard
 from nvos.temporal.propagate import Keyframe, video_frame_source
-from nvos.temporal.stage import PropagateSettings, propagate_shard
 from nvos.video import probe
 
 FRAMES = 13  # the scene's frames 0..12 at 10 fps
