@@ -156,8 +156,9 @@ def choose_overlay_method(
                 f"{plural(len(candidates), 'method')} with predictions, the oracle left out "
                 "(report.overlay_method: null)."
             )
-    if predictions.get(ORACLE):
-        return ORACLE, "no other method has both predictions and a J&F."
+    upper = next((m for m in (ORACLE, *predictions) if is_oracle(m) and predictions.get(m)), None)
+    if upper is not None:  # the oracle, else a method composed on it (oracle+flow)
+        return upper, "no other method has both predictions and a J&F."
     return None, "no method has predictions."
 
 
