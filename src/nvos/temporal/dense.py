@@ -153,6 +153,31 @@ def left_out_frame(
     raise RuntimeError(f"backend {propagator.name!r} gave no frame {frame_index}")
 
 
+@dataclass
+class _Tally:
+    """Turns a clip's stream of :func:`_clip_dense` into prediction rows and frame skips while
+    passing the dense frames on; counts them."""
+
+    rows: PredictionRows
+    skips: list[Skip]
+    dense_frames: int = 0
+    left_out: int = 0
+    alone: int = 0
+
+    def frames(
+        self, stream: Iterator[tuple[ClipKeyframes, DenseFrame, DenseFrame | None, bool]]
+    ) -> Iterator[DenseFrame]:
+        for clip, dense, scored, left_out in stream:
+            self.dense_frames += 1
+            yield dense
+            self.left_out += left_out
+            if scored is not None:
+                _add_predictions(self.rows, clip.clip_id, clip, scored)
+            elif left_out:
+                self.alone += 1
+                self.skips.append(Skip(clip.clip_id, "only_keyframe_left_out", dense.frame_index))
+
+
 def _clip_dense(
     propagator: Propagator,
     clip: ClipKeyframes,
@@ -160,19 +185,19 @@ def _clip_dense(
     annotated: set[int],
     frames: Any,
     leave_one_out: bool,
-) -> Iterator[tuple[DenseFrame, DenseFrame | None]]:
-    """Each dense frame of the clip with, on annotated frames, the frame to score (None: none,
-    the clip's only keyframe left out)."""
+) -> Iterator[tuple[ClipKeyframes, DenseFrame, DenseFrame | None, bool]]:
+    """(clip, dense frame, frame to score, left out) for each dense frame of the clip: the frame to
+    score is the dense frame itself on an annotated frame, the leave-one-out frame on an annotated
+    keyframe (None when it is the clip's only keyframe), None elsewhere."""
     keys = {k.frame_index for k in clip.keyframes}
     for dense in propagator.propagate(clip.keyframes, targets, frames):
-        scored: DenseFrame | None = None
-        if dense.frame_index in annotated:
-            scored = dense
-            if leave_one_out and dense.frame_index in keys:
-                scored = left_out_frame(
-                    propagator, clip.keyframes, dense.frame_index, targets, frames
-                )
-        yield dense, scored
+        if dense.frame_index not in annotated:
+            yield clip, dense, None, False
+        elif leave_one_out and dense.frame_index in keys:
+            loo = left_out_frame(propagator, clip.keyframes, dense.frame_index, targets, frames)
+            yield clip, dense, loo, True
+        else:
+            yield clip, dense, dense, False
 
 
 def propagate_shard(
@@ -204,7 +229,7 @@ def propagate_shard(
     rows = PredictionRows()
     skips: list[Skip] = []
     written: list[str] = []
-    left_out = alone = n_dense = 0
+    tally = _Tally(rows, skips)
     progress = Progress(logger, sum(c in keyframes for c in clip_ids), "clips")
     for clip in clips:
         clip_id = clip["clip_id"]
@@ -218,23 +243,9 @@ def propagate_shard(
         targets = sorted(set(dense_targets(window, info.fps, settings.fps)) | marked)
         first = found.keyframes[0]
         source = video_frame_source(info, first.height, first.width)
-        keys = {k.frame_index for k in found.keyframes}
-        dense_frames: list[DenseFrame] = []
-        for dense, scored in _clip_dense(
-            propagator, found, targets, marked, source, settings.leave_one_out
-        ):
-            dense_frames.append(dense)
-            n_dense += 1
-            if dense.frame_index not in marked:
-                continue
-            if settings.leave_one_out and dense.frame_index in keys:
-                left_out += 1
-            if scored is None:
-                alone += 1
-                skips.append(Skip(clip_id, "only_keyframe_left_out", dense.frame_index))
-                continue
-            _add_predictions(rows, clip_id, found, scored)
-        tables.append(dense_table(clip_id, found.phrase_ids, found.object_ids, dense_frames))
+        stream = _clip_dense(propagator, found, targets, marked, source, settings.leave_one_out)
+        table = dense_table(clip_id, found.phrase_ids, found.object_ids, tally.frames(stream))
+        tables.append(table)  # RLE: the decoded masks of a frame are dropped once encoded
         written.append(clip_id)
         progress.update()
     dense = pa.concat_tables(tables) if tables else storage.empty_table("dense_masks")
@@ -255,11 +266,11 @@ def propagate_shard(
     ledger = Ledger.of(f"predictions/{method}", shard, clip_ids, written, skips)
     summary = PropagateSummary(
         clips=len(written),
-        dense_frames=n_dense,
+        dense_frames=tally.dense_frames,
         dense_masks=dense.num_rows,
         predictions=len(rows),
-        left_out=left_out,
-        left_out_alone=alone,
+        left_out=tally.left_out,
+        left_out_alone=tally.alone,
         seconds=time.perf_counter() - start,
         ledger=ledger,
     )
