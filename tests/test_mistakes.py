@@ -42,7 +42,12 @@ CONFIG_MISTAKES = {
     "unknown method": (
         {"evaluate": {"methods": ["sam_clip", "rosaa"]}},
         SPLITS,
-        "evaluate.methods: unknown method 'rosaa' (known: oracle, rosa, rosa_noctx,",
+        "evaluate.methods: unknown method 'rosaa' (known: oracle, oracle+flow, rosa, rosa+flow,",
+    ),
+    "an unknown keyframe method": (
+        {"temporal": {"propagate": {"methods": ["oracle", "rosa", "rosaa"]}}},
+        SPLITS,
+        "temporal.propagate.methods: unknown keyframe method 'rosaa' (known: oracle, rosa,",
     ),
     "typo in a variant": (
         {"rosa": {"variants": {"rosa": {}, "rosa_noctx": {"use_contxt": False}}}},

@@ -70,7 +70,7 @@ def _method_problems(config: Mapping[str, Any]) -> list[str]:
         if method not in known:
             problems.append(
                 f"evaluate.methods: unknown method {method!r} (known: {_listed(known)}: "
-                "the baselines and the rosa.variants)"
+                "the baselines, the rosa.variants and <keyframe method>+<backend>)"
             )
     report = config["report"]
     methods = config["evaluate"]["methods"]
