@@ -142,6 +142,20 @@ def test_keyframes_between_annotated_frames(run: RunLayout) -> None:
         assert iou(predicted[t][1], square_mask(t)) > 0.7, t
 
 
+def test_backend_none_keeps_the_keyframes_only(run: RunLayout) -> None:
+    """Backend none: the dense masks and predictions are the keyframes (no leave-one-out)."""
+    truth = {t: square_mask(t) for t in ANNOTATED}
+    write_keyframes(run.predictions("kf", "s00000"), truth)
+    summary = propagate_shard(
+        run.clips, run.annotations, run.predictions("kf", "s00000"), "s00000",
+        make_propagator("none"), PropagateSettings(), run.masks("kf+none", "s00000"),
+        run.predictions("kf+none", "s00000"), "kf+none", folder_fps=10.0,
+    )  # fmt: skip
+    assert (summary.dense_frames, summary.left_out) == (len(ANNOTATED), 0)
+    predicted = masks_by_frame(run.predictions("kf+none", "s00000"))
+    assert all(np.array_equal(predicted[t][1], truth[t]) for t in ANNOTATED)
+
+
 def test_a_lone_keyframe_left_out_is_a_frame_skip(run: RunLayout) -> None:
     summary, dense, predicted = propagate(run, {6: square_mask(6)}, True, "kf+flow")
     assert sorted(predicted) == [0, 12]

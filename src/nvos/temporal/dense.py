@@ -17,7 +17,8 @@ the frames between them (for ``flow`` exactly what the propagation from all othe
 there, since it blends only the two neighbouring keyframes). So no annotated frame is scored from
 its own keyframe: the oracle's keyframes (its best proposals on the annotated frames) become the
 propagation's own upper bound, and a method's paper-protocol keyframes a propagation test. The
-dense masks keep every keyframe as it is.
+dense masks keep every keyframe as it is. Backend ``none`` propagates nothing, so leave-one-out
+does not apply to it: its rows are the keyframes themselves (today's per-frame masks).
 """
 
 from __future__ import annotations
@@ -243,7 +244,8 @@ def propagate_shard(
         targets = sorted(set(dense_targets(window, info.fps, settings.fps)) | marked)
         first = found.keyframes[0]
         source = video_frame_source(info, first.height, first.width)
-        stream = _clip_dense(propagator, found, targets, marked, source, settings.leave_one_out)
+        leave_one_out = settings.leave_one_out and propagator.name != "none"  # none: keyframes
+        stream = _clip_dense(propagator, found, targets, marked, source, leave_one_out)
         table = dense_table(clip_id, found.phrase_ids, found.object_ids, tally.frames(stream))
         tables.append(table)  # RLE: the decoded masks of a frame are dropped once encoded
         written.append(clip_id)
