@@ -8,7 +8,7 @@ CORES  ?= 2
 GPUS   ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); [ "$${n:-0}" -gt 0 ] && echo $$n || echo $(CORES))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo demo-small test lint lock clean-demo
+.PHONY: install demo demo-small demo-honest test lint lock clean-demo
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,13 @@ demo-small: install
 		--configfile config/config.yaml config/demo_small.yaml
 	@echo "results table: results/demo-small/report/table.md"
 
+# The honest protocol (about as long as the demo): annotated frames get no proposals, only
+# propagated masks score there (config/demo_honest.yaml, docs/temporal.md).
+demo-honest: install
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --resources gpu=$(GPUS) \
+		--configfile config/config.yaml config/demo_honest.yaml
+	@echo "results table: results/demo-honest/report/table.md"
+
 # Two pytest-xdist workers, whole test files each (module fixtures run once); the end-to-end runs
 # are collected first (tests/conftest.py).
 TEST_WORKERS ?= 2
@@ -49,4 +56,4 @@ lock:
 	  /tmp/nvos-lock/bin/python -m pip freeze --exclude-editable | grep -v '^nvos' ) > requirements.lock
 
 clean-demo:
-	rm -rf results/demo results/demo-small
+	rm -rf results/demo results/demo-small results/demo-honest

@@ -12,7 +12,10 @@ the figures it printed and the tail of its output:
 2. ``benchmarks/proposals.py``: SAM ViT-H at 1024 px (random weights), stock generator vs ours;
 3. ``benchmarks/features.py``: CLIP ViT-B-16 at 224 px, batched crops vs open_clip's transform;
 4. ``benchmarks/train.py``: ROSA loader, train step and full loop;
-5. the demo workflow with ``--resources gpu=1`` (every GPU rule on the one device), with the
+5. ``benchmarks/propagate.py --backend sam2``: dense propagation with SAM 2's video predictor
+   (sam2.1 hiera-L layout, random weights, 10 s of 854x480 video), frames/s; one ``skipped``
+   line when the sam2 package is not installed;
+6. the demo workflow with ``--resources gpu=1`` (every GPU rule on the one device), with the
    per-stage times of ``benchmarks/demo.py``.
 
 Without a GPU, ``--cpu-smoke`` runs the same steps with tiny settings on the CPU (CI runs it, so
@@ -59,6 +62,10 @@ FIGURES: dict[str, dict[str, str]] = {
         "step_clips_per_s": r"\(b\) train step alone \(batch \d+\): ([\d.]+)",
         "loop_clips_per_s": r"\(c\) full loop: ([\d.]+)",
     },
+    "sam2": {
+        "frames_per_s": r"\(\d+ frames\):\s+([\d.]+) frames/s",
+        "peak_rss_mib": r"peak RSS\s+([\d.]+) MiB",
+    },
     "demo": {
         "wall_s": r"demo wall time: ([\d.]+) s",
         "cpu_s": r"CPU-seconds of all jobs: ([\d.]+)",
@@ -77,11 +84,14 @@ def steps(smoke: bool, results_dir: Path) -> list[tuple[str, list[str], int]]:
         train = ["--device", "cpu", "--clips", "16", "--clips-per-shard", "8", "--dim", "32",
                  "--regions", "8", "--batch", "4", "--steps", "2"]  # fmt: skip
         demo = ["--configfile", "config/config.yaml", "config/demo_small.yaml"]
+        sam2 = ["--device", "cpu", "--sam2-config", "configs/sam2.1/sam2.1_hiera_t.yaml",
+                "--seconds", "0.2", "--key-every", "3"]  # fmt: skip
     else:
         proposals = ["--device", "cuda", "--model-type", "vit_h", "--image-size", "1024"]
         features = ["--device", "cuda", "--model", "ViT-B-16"]
         train = ["--device", "cuda"]
         demo = []
+        sam2 = ["--device", "cuda", "--seconds", "10"]
     cores = str(min(os.cpu_count() or 2, 16))
     snakemake = [py, "benchmarks/demo.py", "--cores", cores, "--gpus", "1",
                  "--results-dir", str(results_dir), *demo]  # fmt: skip
@@ -90,6 +100,7 @@ def steps(smoke: bool, results_dir: Path) -> list[tuple[str, list[str], int]]:
         ("proposals", [py, "benchmarks/proposals.py", *proposals], 300),
         ("features", [py, "benchmarks/features.py", *features], 180),
         ("train", [py, "benchmarks/train.py", *train], 240),
+        ("sam2", [py, "benchmarks/propagate.py", "--backend", "sam2", *sam2], 300),
         ("demo", snakemake, 600),
     ]
 

@@ -10,6 +10,11 @@ Python/numpy heap peak (tracemalloc) is printed too. Memory must not grow with t
     python benchmarks/propagate.py                       # 20 s and 80 s of video at 30 fps
     python benchmarks/propagate.py --seconds 600         # a 10-minute video (minutes of CPU)
     python benchmarks/propagate.py --video-file          # frames decoded from an mp4 (timed)
+    python benchmarks/propagate.py --backend sam2 --device cuda --seconds 10   # SAM 2 on a GPU
+
+``--backend sam2`` propagates with SAM 2's video predictor (``--sam2-config``, random weights: the
+speed is the model's, the masks mean nothing); it prints one ``skipped`` line and exits 0 when the
+sam2 package or the CUDA device it asks for is missing (benchmarks/gpu_check.py runs it).
 
 Prints one line per length: frames/s, peak RSS, peak heap, mean IoU of the propagated masks
 with the true ones (a sanity check, not a quality measure), then the growth of peak memory.
@@ -112,7 +117,11 @@ def _run(n_frames: int, args: argparse.Namespace) -> dict[str, Any]:
         Keyframe.from_masks(t, clip.masks(t), np.full(3, 0.5))
         for t in range(0, n_frames, args.key_every)
     ]
-    propagator = FlowPropagator(FlowSettings(args.preset, args.flow_max_side))
+    propagator: Any = FlowPropagator(FlowSettings(args.preset, args.flow_max_side))
+    if args.backend == "sam2":
+        from nvos.temporal.sam2_backend import make_sam2_propagator
+
+        propagator = make_sam2_propagator(args.sam2_config, None, args.device)
     tracemalloc.start()
     encoded_bytes, ious, frames = 0, [], 0
     started = time.perf_counter()
@@ -144,11 +153,24 @@ def main() -> None:
     parser.add_argument("--flow-max-side", type=int, default=640)
     parser.add_argument("--threads", type=int, default=2, help="OpenCV threads")
     parser.add_argument("--video-file", action="store_true", help="decode frames from an mp4")
+    parser.add_argument("--backend", choices=["flow", "sam2"], default="flow")
+    parser.add_argument("--device", default="cpu", help="sam2: torch device (cuda, cpu)")
+    parser.add_argument(
+        "--sam2-config", default="configs/sam2.1/sam2.1_hiera_l.yaml", help="sam2 model config"
+    )
     args = parser.parse_args()
+    if args.backend == "sam2" and (missing := _sam2_missing(args.device)):
+        print(f"sam2 propagation: skipped: {missing}")
+        return
     load = os.getloadavg()
+    method = (
+        f"DIS {args.preset} at long side {args.flow_max_side}"
+        if args.backend == "flow"
+        else f"SAM 2 {args.sam2_config} (random weights) on {args.device}"
+    )
     print(
-        f"flow propagation, {WIDTH}x{HEIGHT}, 3 phrases, keyframe every {args.key_every} frames, "
-        f"DIS {args.preset} at long side {args.flow_max_side}, {args.threads} OpenCV threads, "
+        f"{args.backend} propagation, {WIDTH}x{HEIGHT}, 3 phrases, keyframe every "
+        f"{args.key_every} frames, {method}, {args.threads} OpenCV threads, "
         f"frames {'decoded from mp4' if args.video_file else 'generated in memory'}, "
         f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
@@ -175,6 +197,21 @@ def main() -> None:
             f"(target: no growth beyond the frames in flight); "
             f"speed target >= 25 frames/s: {'met' if slowest >= 25 else 'NOT met'}"
         )
+
+
+def _sam2_missing(device: str) -> str | None:
+    """Why the sam2 backend cannot run here (the package, or the CUDA device asked for)."""
+    try:
+        from nvos.temporal.sam2_backend import require_sam2
+
+        require_sam2()
+    except ImportError as error:
+        return str(error)
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return f"device {device!r} asked for, but CUDA is not available"
+    return None
 
 
 if __name__ == "__main__":

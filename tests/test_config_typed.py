@@ -20,6 +20,7 @@ from nvos.proposals.classical import ClassicalConfig
 from nvos.proposals.sam import SamSettings
 from nvos.report.build import ReportConfig
 from nvos.rosa.config import RosaConfig, TrainConfig
+from nvos.temporal.dense import PropagateSettings
 from nvos.temporal.links import LinkSettings
 
 #: Every dataclass that holds a config group.
@@ -30,6 +31,7 @@ TYPED: list[type[Typed]] = [
     TrainConfig,
     ReportConfig,
     LinkSettings,
+    PropagateSettings,
 ]
 #: Those that code builds without a config (tests, benchmarks), so keep defaults.
 DEFAULTED = [kind for kind in TYPED if kind is not ReportConfig]

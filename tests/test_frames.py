@@ -109,6 +109,25 @@ def test_sample_keeps_annotated_once_and_sorted() -> None:
     assert selection == frames.sample_frame_indices(range(10, 20), [3, 16], 4)
 
 
+def test_honest_sampling_avoids_annotated_frames() -> None:
+    """The honest protocol samples the same way among the unannotated frames of the window: here
+    the pool is 10..19 without 13 and 16, whose 4 segment centres are 11, 14, 17, 19."""
+    selection = frames.sample_frame_indices(range(10, 20), [16, 13, 3], 4, avoid_annotated=True)
+    assert selection == [
+        (3, "annotated"),
+        (11, "sampled"),
+        (13, "annotated"),
+        (14, "sampled"),
+        (16, "annotated"),
+        (17, "sampled"),
+        (19, "sampled"),
+    ]
+    # without it, 13 and 16 would be sampled frames (kept as annotated)
+    assert [i for i, r in frames.sample_frame_indices(range(10, 20), [16, 13], 4)] == [
+        11, 13, 16, 18,
+    ]  # fmt: skip
+
+
 def test_sample_short_window_takes_every_frame() -> None:
     assert frames.sample_frame_indices(range(5, 8), [], 6) == [
         (5, "sampled"),

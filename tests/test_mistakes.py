@@ -42,12 +42,17 @@ CONFIG_MISTAKES = {
     "unknown method": (
         {"evaluate": {"methods": ["sam_clip", "rosaa"]}},
         SPLITS,
-        "evaluate.methods: unknown method 'rosaa' (known: grounded_sam, oracle, rosa, rosa+temporal",
+        "evaluate.methods: unknown method 'rosaa' (known: grounded_sam, oracle, oracle+flow, rosa,",
     ),
     "decoding a method that scores no region": (
         {"temporal": {"decode": {"methods": ["sam_clip", "rosa", "oracle"]}}},
         SPLITS,
         "temporal.decode.methods: 'oracle' does not score regions (decodable: rosa, rosa_noctx,",
+    ),
+    "an unknown keyframe method": (
+        {"temporal": {"propagate": {"methods": ["oracle", "rosa", "rosaa"]}}},
+        SPLITS,
+        "temporal.propagate.methods: unknown keyframe method 'rosaa' (known: grounded_sam, oracle,",
     ),
     "typo in a variant": (
         {"rosa": {"variants": {"rosa": {}, "rosa_noctx": {"use_contxt": False}}}},

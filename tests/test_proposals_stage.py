@@ -73,7 +73,12 @@ def _frame_image(seed: int) -> np.ndarray:
     )
 
 
-def _write_frames(path: Path, images: dict[tuple[str, int], np.ndarray]) -> None:
+def _write_frames(
+    path: Path,
+    images: dict[tuple[str, int], np.ndarray],
+    annotated: frozenset[tuple[str, int]] = frozenset(),
+    proposals_on_annotated: bool = True,
+) -> None:
     rows: dict[str, list[Any]] = {name: [] for name in storage.SCHEMAS["frames"].names}
     for (clip_id, frame_index), image in images.items():
         rows["clip_id"].append(clip_id)
@@ -81,9 +86,10 @@ def _write_frames(path: Path, images: dict[tuple[str, int], np.ndarray]) -> None
         rows["time_sec"].append(frame_index / 30.0)
         rows["height"].append(image.shape[0])
         rows["width"].append(image.shape[1])
-        rows["role"].append("sampled")
+        rows["role"].append("annotated" if (clip_id, frame_index) in annotated else "sampled")
         rows["jpeg"].append(encode_jpeg(image[:, :, ::-1].copy(), 95))
-    storage.write_table(pa.table(rows), path, "frames", meta={"stage": "frames"})
+    config = {"proposals_on_annotated": proposals_on_annotated}
+    storage.write_table(pa.table(rows), path, "frames", meta={"stage": "frames", "config": config})
 
 
 @pytest.fixture()
@@ -166,6 +172,27 @@ def test_empty_frame_is_recorded(
     assert ("clipB", 2) not in set(zip(table["clip_id"], table["frame_index"], strict=True))
     assert "1 of 5 frames have no proposal" in caplog.text
     assert "5/5 frames" in caplog.text
+
+
+@pytest.mark.parametrize("on_annotated", [True, False])
+def test_honest_protocol_keeps_annotated_frames_out(tmp_path: Path, on_annotated: bool) -> None:
+    """With frames.proposals_on_annotated false (recorded by the frames stage) the annotated
+    frames get no proposals and are no empty frames; a clip with annotated frames only is
+    accounted for as skipped."""
+    images = {("clipA", i): _frame_image(i) for i in (0, 5, 9)}
+    images[("clipB", 4)] = _frame_image(4)
+    annotated = frozenset({("clipA", 5), ("clipB", 4)})
+    path = tmp_path / "frames.parquet"
+    _write_frames(path, images, annotated, proposals_on_annotated=on_annotated)
+    out = tmp_path / "proposals.parquet"
+    summary = generate_proposals(path, out, FakeBackend(), 5, 2, meta={"shard": "s0"})
+    table = pq.read_table(out)
+    proposed = set(zip(table["clip_id"].to_pylist(), table["frame_index"].to_pylist(), strict=True))
+    expected = set(images) if on_annotated else set(images) - annotated
+    assert proposed == expected and summary.frames == len(expected) and summary.frames_empty == 0
+    assert summary.ledger.clips_in == ("clipA", "clipB")
+    skipped = [(s.clip_id, s.reason) for s in summary.ledger.skips]
+    assert skipped == ([] if on_annotated else [("clipB", "no_proposals")])
 
 
 def test_deterministic(frames_path: Path, tmp_path: Path) -> None:

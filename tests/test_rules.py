@@ -27,6 +27,7 @@ AGGREGATES = {
     "sam3": "target of sam3_shard over all shards",
     "temporal": "target of temporal_shard over all decoded methods and shards",
     "links": "target of links_shard over all shards",
+    "propagate": "target of propagate_shard over all propagated methods and shards",
     "evaluate": "target of evaluate_method over all methods and splits",
     "rosa_chosen": "target of rosa_chosen_shard over all shards",
 }

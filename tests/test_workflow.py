@@ -31,7 +31,10 @@ SMALL_DEMO = {
         "train": {"batch_size": 2, "epochs": 2, "warmup_steps": 1},
         "variants": {"rosa": {}, "rosa_noctx": {"use_context": False}},
     },
-    "evaluate": {"methods": ["sam_clip", "rosa", "rosa+temporal", "rosa_noctx", "oracle"]},
+    "evaluate": {
+        "methods": ["sam_clip", "rosa", "rosa+temporal", "rosa_noctx", "oracle", "oracle+flow"]
+    },
+    "temporal": {"propagate": {"methods": ["oracle"]}},
 }
 
 
@@ -111,11 +114,22 @@ def test_demo_dag_writes_every_stage(demo_run: Path) -> None:
     summary = json.loads((demo_run / "metrics/oracle/val/summary.json").read_text())
     assert summary["objects"] > 0 and 0.0 < summary["J"] <= 1.0
     assert (demo_run / "report/index.html").exists()
+    # oracle keyframes propagated with flow: dense masks, a row, a video per overlay clip
+    assert "| Oracle keyframes + flow |" in table
+    sources = set()
+    for shard in ("s00000", "s00001"):
+        dense = storage.read_table(demo_run / f"masks/oracle+flow/{shard}.parquet", "dense_masks")
+        sources |= set(dense["source"].to_pylist())
+    assert sources == {"keyframe", "propagated"}
+    overlays = demo_run / "report/overlays"
+    videos = sorted(overlays.glob("*.mp4"))
+    assert videos and all(list(overlays.glob(f"{v.stem}_*.jpg")) for v in videos)
+    assert f'href="overlays/{videos[0].name}"' in (demo_run / "report/index.html").read_text()
 
 
 def test_every_stage_reconciles_its_clips(demo_run: Path) -> None:
     rows = {row["stage"]: row for row in skips.read_reconciliation(demo_run / "reconciliation.csv")}
-    methods = ["sam_clip", "rosa", "rosa+temporal", "rosa_noctx", "oracle"]
+    methods = ["sam_clip", "rosa", "rosa+temporal", "rosa_noctx", "oracle", "oracle+flow"]
     stages = ["frames", "proposals", "phrases", "features", *(f"predictions/{m}" for m in methods)]
     assert list(rows) == stages
     for row in rows.values():
@@ -125,6 +139,7 @@ def test_every_stage_reconciles_its_clips(demo_run: Path) -> None:
     for method in ("sam_clip", "rosa", "rosa+temporal", "rosa_noctx"):  # 6 train clips each
         assert "split_not_predicted=6" in rows[f"predictions/{method}"]["reasons"]
     assert "no_tagged_object=6" in rows["predictions/oracle"]["reasons"]  # untagged train clips
+    assert "no_keyframes=6" in rows["predictions/oracle+flow"]["reasons"]
     with open(demo_run / "skipped.csv", newline="") as handle:
         skipped = list(csv.DictReader(handle))
     for stage, row in rows.items():

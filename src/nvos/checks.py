@@ -91,7 +91,7 @@ def _method_problems(config: Mapping[str, Any]) -> list[str]:
         if method not in known:
             problems.append(
                 f"evaluate.methods: unknown method {method!r} (known: {_listed(known)}: "
-                "the baselines, the rosa.variants and <base>+temporal)"
+                "the baselines, the rosa.variants, <base>+temporal and <keyframe method>+<backend>)"
             )
     report = config["report"]
     methods = config["evaluate"]["methods"]
@@ -105,6 +105,39 @@ def _method_problems(config: Mapping[str, Any]) -> list[str]:
         if method not in methods:
             problems.append(
                 f"report.methods: {method!r} is not one of evaluate.methods ({_listed(methods)})"
+            )
+    return problems
+
+
+def _propagate_problems(config: Mapping[str, Any]) -> list[str]:
+    """Keyframe methods of ``temporal.propagate.methods`` are family methods (not propagated
+    ones of the same name); the ``sam2`` backend has a model config, a checkpoint on disk and its
+    package."""
+    from nvos.methods.propagated import propagate_group, propagated_names
+
+    group = propagate_group(config)
+    owners = method_names(config)
+    known = sorted({n for owner, names in owners.items() if owner != "propagated" for n in names})
+    problems = [
+        f"temporal.propagate.methods: unknown keyframe method {name!r} (known: {_listed(known)})"
+        for name in group.get("methods", [])
+        if name not in known and name not in propagated_names(config)
+    ]
+    sam2 = group.get("sam2", {})
+    if group.get("backend") == "sam2" and group.get("methods"):
+        if not sam2.get("config"):
+            problems.append(
+                "temporal.propagate.sam2.config: backend sam2 needs a sam2 model config "
+                "(e.g. configs/sam2.1/sam2.1_hiera_l.yaml)"
+            )
+        if sam2.get("checkpoint") and not os.path.isfile(sam2["checkpoint"]):
+            problems.append(
+                f"temporal.propagate.sam2.checkpoint: {sam2['checkpoint']}: file not found"
+            )
+        if not _installed("sam2"):
+            problems.append(
+                "temporal.propagate.backend: sam2 needs the sam2 package (SAM2_BUILD_CUDA=0 pip "
+                "install --no-build-isolation sam2==1.1.0; docs/temporal.md#installing-sam2)"
             )
     return problems
 
@@ -237,7 +270,7 @@ def config_problems(
         sweep_names(config["rosa"])
     except ConfigError as error:  # a sweep key that is no rosa key, an empty list, no rosa
         return list(error.problems) or [str(error)]
-    problems = _method_problems(config) + _variant_problems(config)
+    problems = _method_problems(config) + _variant_problems(config) + _propagate_problems(config)
     problems += _split_problems(config, split_counts)
     if split_counts is not None and not problems:
         problems += _training_problems(config, split_counts)

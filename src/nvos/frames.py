@@ -80,7 +80,7 @@ class ClipFrames:
 
 
 def sample_frame_indices(
-    window: range, annotated: Sequence[int], per_clip: int
+    window: range, annotated: Sequence[int], per_clip: int, avoid_annotated: bool = False
 ) -> list[tuple[int, str]]:
     """The frames to store for one clip: (frame_index, role) sorted by frame index.
 
@@ -88,18 +88,29 @@ def sample_frame_indices(
     in ``window``. ``per_clip`` frames are sampled uniformly in ``window``: the window is cut into
     ``per_clip`` equal segments and the frame at the centre of each is taken (role ``sampled``); a
     window shorter than ``per_clip`` contributes every frame. A sampled frame that is also annotated
-    is kept once, as ``annotated``.
+    is kept once, as ``annotated``. With ``avoid_annotated`` (the honest protocol) the same rule
+    samples the window's frames that are not annotated, so every sampled frame is one.
     """
     if per_clip < 0:
         raise ValueError(f"per_clip must be >= 0, got {per_clip}")
-    length = len(window)
+    marked = {int(a) for a in annotated}
+    pool: Sequence[int] = [f for f in window if f not in marked] if avoid_annotated else window
+    length = len(pool)
     if length <= per_clip:
-        sampled = set(window)
+        sampled = set(pool)
     else:
-        sampled = {window[((2 * i + 1) * length) // (2 * per_clip)] for i in range(per_clip)}
+        sampled = {pool[((2 * i + 1) * length) // (2 * per_clip)] for i in range(per_clip)}
     roles = {int(index): ROLE_SAMPLED for index in sampled}
     roles.update({int(index): ROLE_ANNOTATED for index in annotated})
     return sorted(roles.items())
+
+
+def proposal_roles(frames_path: PathLike) -> tuple[str, ...]:
+    """The roles of the frames that get proposals, as the frames stage recorded them: every
+    stored frame, or only the sampled ones under the honest protocol
+    (``frames.proposals_on_annotated: false``)."""
+    config = storage.read_provenance(frames_path).get("config", {})
+    return ROLES if config.get("proposals_on_annotated", True) else (ROLE_SAMPLED,)
 
 
 def resize_to_max_side(image: np.ndarray, max_side: int) -> np.ndarray:
@@ -200,6 +211,7 @@ def extract_frames(
     folder_fps: float = video.DEFAULT_FOLDER_FPS,
     meta: Mapping[str, Any] | None = None,
     log_every: int = 25,
+    proposals_on_annotated: bool = True,
 ) -> FramesSummary:
     """Write ``frames/<shard>.parquet``: the annotated and sampled frames of the clips of ``shard``.
 
@@ -208,7 +220,9 @@ def extract_frames(
     [start_sec, end_sec) (:func:`nvos.video.frame_window`), choose frames with
     :func:`sample_frame_indices`, decode them in one pass, shrink to ``max_side`` and encode as
     JPEG at ``jpeg_quality``. ``time_sec`` = frame_index / fps. Rows are grouped per clip, in
-    shard order.
+    shard order. ``proposals_on_annotated`` False (the honest protocol) samples among the
+    window's unannotated frames and records in the provenance that annotated frames get no
+    proposals (:func:`proposal_roles`, read by the proposals stage).
 
     The table is written atomically with a provenance record: the stage config, the shard and the
     input paths, updated with ``meta`` (e.g. a full :func:`nvos.storage.provenance` record). A
@@ -221,6 +235,7 @@ def extract_frames(
         "max_side": max_side,
         "jpeg_quality": jpeg_quality,
         "folder_fps": folder_fps,
+        "proposals_on_annotated": proposals_on_annotated,
     }
     clips = read_shard_clips(clips_path, shard)
     clip_ids = clips.column("clip_id").to_pylist()
@@ -259,7 +274,9 @@ def extract_frames(
                 window.start,
                 window.stop - 1,
             )
-        selection = sample_frame_indices(window, sorted(clip_annotated), per_clip)
+        selection = sample_frame_indices(
+            window, sorted(clip_annotated), per_clip, avoid_annotated=not proposals_on_annotated
+        )
         if selection:
             table = clip_frame_rows(clip_id, info, selection, max_side, jpeg_quality)
             tables.append(table)

@@ -9,13 +9,13 @@ take their paths from :class:`RunLayout`. A method's argument may be a Snakemake
     <run>/frames/<shard>.parquet, proposals/<shard>.parquet
     <run>/features/<shard>.{regions,text}.parquet, features/cache/<shard>.{regions,text}.arrow
     <run>/models/<variant>/checkpoint.pt, train_log.csv
-    <run>/predictions/<method>/<shard>.parquet
+    <run>/predictions/<method>/<shard>.parquet, masks/<method>/<shard>.parquet (dense masks)
     <run>/sweep/{selection.json,sweep.csv}    a rosa.sweep's choice on val
     <run>/scores/<method>/<shard>.parquet, links/<shard>.parquet
     <run>/temporal/<method>/{selection.json,grid.csv}
     <run>/metrics/<method>/<split>/{per_object.csv,summary.json}
     <run>/skipped/<stage>[/<method>]/<shard>.parquet, skipped.csv, reconciliation.csv
-    <run>/report/{table.md,index.html,config.yaml,overlays/}
+    <run>/report/{table.md,index.html,config.yaml,overlays/,videos/}
     <run>/logs/..., benchmarks/...
 
 This module imports nothing heavy: the Snakefile loads it to build the DAG.
@@ -143,6 +143,10 @@ class RunLayout:
     def predictions(self, method: str, shard: str) -> str:
         return self._join("predictions", method, f"{shard}.parquet")
 
+    def masks(self, method: str, shard: str) -> str:
+        """Dense masks of a propagated method on every frame (schema ``dense_masks``)."""
+        return self._join("masks", method, f"{shard}.parquet")
+
     def method_predictions(self, method: str, shards: Sequence[str]) -> list[str]:
         """``predictions/<method>/<shard>.parquet`` of every shard, in shard order."""
         return [self.predictions(method, shard) for shard in shards]
@@ -189,7 +193,8 @@ class RunLayout:
         return self._join("report")
 
     def report_file(self, name: str) -> str:
-        """``report/<name>`` (``table.md``, ``index.html``, ``config.yaml``, ``overlays``)."""
+        """``report/<name>`` (``table.md``, ``index.html``, ``config.yaml``, ``overlays``,
+        ``videos``)."""
         return self._join("report", name)
 
     # -- skips, logs, benchmarks ---------------------------------------------------------------

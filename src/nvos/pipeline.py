@@ -92,6 +92,7 @@ def run_frames(
             max_side=int(frames["max_side"]),
             jpeg_quality=int(frames["jpeg_quality"]),
             folder_fps=float(folder_fps),
+            proposals_on_annotated=bool(frames.get("proposals_on_annotated", True)),
         ),
     )
 
@@ -209,11 +210,13 @@ def run_report(
     the qualitative overlays of ``methods`` on ``splits`` (:class:`nvos.report.build.ReportInputs`
     of the run ``layout``), with the skip counts of ``reconciliation.csv`` (``with_skips``) and,
     with a ``rosa.sweep``, its ``sweep/sweep.csv``."""
+    from nvos.methods.propagated import propagated_names
     from nvos.report import build_report
     from nvos.report.build import ReportInputs
     from nvos.rosa.sweep import is_swept
 
-    inputs = ReportInputs.in_run(layout, methods, splits, shards)
+    dense = [m for m in methods if m in propagated_names(config)]
+    inputs = ReportInputs.in_run(layout, methods, splits, shards, dense)
     reconciliation = layout.reconciliation if with_skips else None
     sweep = layout.sweep_table if is_swept(config.get("rosa") or {}) else None
     return build_report(inputs, layout.report_dir, dict(config), reconciliation, sweep=sweep)

@@ -7,6 +7,8 @@ from nvos.features.clip_names import clip_checkpoint, features_params
 from nvos.layout import RunLayout
 from nvos.methods import FAMILY, evaluated_methods, method_names
 from nvos.methods.temporal import base_method as temporal_base, is_temporal
+from nvos.methods.base import extra_outputs, gpus
+from nvos.methods.propagated import propagated_names
 from nvos.workflow import manifest_path, shard_list
 
 
@@ -26,6 +28,7 @@ localrules:
     oracle,
     temporal,
     links,
+    propagate,
     evaluate,
     skips,
     demo_data,

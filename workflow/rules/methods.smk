@@ -1,6 +1,6 @@
 # The prediction methods (nvos.methods.FAMILY): per member, a rule predicting one of its methods
-# on one shard (inputs, params and GPUs declared by the member) and a rule collecting all its
-# predictions. A new method needs no rule here.
+# on one shard (inputs, params, extra outputs and GPUs declared by the member) and a rule
+# collecting all its predictions. A new method needs no rule here.
 for _member in FAMILY:
     _names = method_names(config)[_member.name]
 
@@ -13,8 +13,7 @@ for _member in FAMILY:
         output:
             predictions=LAYOUT.predictions("{method}", "{shard}"),
             skipped=LAYOUT.skipped("predictions/{method}", "{shard}"),
-            # members that score regions also write every proposal's score (the decoder's input)
-            **({"scores": LAYOUT.scores("{method}", "{shard}")} if _member.scores_regions else {}),
+            **extra_outputs(_member, LAYOUT, "{method}", "{shard}"),
         wildcard_constraints:
             method="|".join(map(re.escape, _names)) if _names else "(?!)",
         params:
@@ -22,7 +21,7 @@ for _member in FAMILY:
             method=lambda wc, m=_member: m.params(config, wc.method),
             lock_dir=config["gpu_lock_dir"],
         resources:
-            **({"gpu": _member.gpu} if _member.gpu else {}),
+            **({"gpu": gpus(_member, config)} if gpus(_member, config) else {}),
         log:
             LAYOUT.log("predict", "{method}", "{shard}"),
         benchmark:

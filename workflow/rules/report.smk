@@ -29,6 +29,11 @@ rule report:
         selections=[
             LAYOUT.temporal_selection(m) for m in config["evaluate"]["methods"] if is_temporal(m)
         ],
+        masks=expand(
+            LAYOUT.masks("{method}", "{shard}"),
+            method=[m for m in config["evaluate"]["methods"] if m in propagated_names(config)],
+            shard=SHARDS,
+        ),
         clips=rules.dataset.output.clips,
         annotations=rules.dataset.output.annotations,
         reconciliation=rules.skips.output.reconciliation,
@@ -42,7 +47,7 @@ rule report:
         ),
         overlays=report(
             directory(LAYOUT.report_file("overlays")),
-            patterns=["{name}.jpg"],
+            patterns=["{name}.jpg", "{name}.mp4"],
             category="Qualitative",
             caption="../report/overlays.rst",
         ),

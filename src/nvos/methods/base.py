@@ -21,7 +21,7 @@ from nvos.layout import RunLayout
 from nvos.skips import Ledger
 from nvos.types import PathLike
 
-__all__ = ["Method", "ShardJob", "ShardResult"]
+__all__ = ["Method", "ShardJob", "ShardResult", "extra_outputs", "gpus"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +98,19 @@ class Method(Protocol):
         """Write ``job.out`` (through :class:`nvos.methods.rows.PredictionRows`) and return the
         summary with its ledger."""
         ...
+
+
+def gpus(member: Method, config: Mapping[str, Any]) -> int:
+    """GPUs one job of ``member`` claims under ``config``: its ``gpus(config)`` when it has one
+    (a member whose need depends on the config, e.g. a propagation backend), else ``gpu``."""
+    own = getattr(member, "gpus", None)
+    return int(own(config)) if own is not None else member.gpu
+
+
+def extra_outputs(member: Method, layout: RunLayout, method: str, shard: str) -> dict[str, str]:
+    """Files a job of ``member`` writes besides its predictions and skip ledger, by name:
+    ``scores`` (every proposal's score, the decoder's input) when it scores regions, and its own
+    ``outputs(layout, method, shard)`` when it has one (e.g. dense masks)."""
+    files = {"scores": layout.scores(method, shard)} if member.scores_regions else {}
+    own = getattr(member, "outputs", None)
+    return {**files, **(dict(own(layout, method, shard)) if own is not None else {})}

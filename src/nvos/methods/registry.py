@@ -12,6 +12,7 @@ from typing import Any
 from nvos.methods.base import Method
 from nvos.methods.oracle import Oracle
 from nvos.methods.prompted import GroundedSamMethod, Sam3Method
+from nvos.methods.propagated import Propagated
 from nvos.methods.rosa import Rosa
 from nvos.methods.rosa_chosen import RosaChosen
 from nvos.methods.sam_clip import SamClip
@@ -27,6 +28,7 @@ FAMILY: tuple[Method, ...] = (
     GroundedSamMethod(),
     Sam3Method(),
     Temporal(),
+    Propagated(),
 )
 
 

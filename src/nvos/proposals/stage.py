@@ -27,7 +27,7 @@ from pycocotools import mask as mask_utils
 
 from nvos import rle, storage
 from nvos.config import group_values, typed
-from nvos.frames import iter_frames
+from nvos.frames import iter_frames, proposal_roles
 from nvos.logs import Progress
 from nvos.oom import AdaptiveBatch
 from nvos.proposals.base import FrameProposals, ProposalBackend, top_k
@@ -123,10 +123,15 @@ def generate_proposals(
         raise ValueError(f"max_per_frame must be >= 1, got {max_per_frame}")
     if batch_frames < 1:
         raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
-    total = pq.ParquetFile(frames_path).metadata.num_rows
+    roles = proposal_roles(frames_path)
+    stored = pq.read_table(frames_path, columns=["role"]).column("role").to_pylist()
+    total = sum(role in roles for role in stored)
     logger.info(
-        "proposals: %d frames from %s with backend %s (max %d per frame, batches of %d)",
+        "proposals: %d frames (roles %s) of %d from %s with backend %s (max %d per frame, "
+        "batches of %d)",
         total,
+        "/".join(roles),
+        len(stored),
         frames_path,
         backend.name,
         max_per_frame,
@@ -138,7 +143,7 @@ def generate_proposals(
     empty: list[tuple[str, int]] = []
     rows_per_clip: dict[str, int] = {}
     sizer = AdaptiveBatch(batch_frames, "proposals frame")  # an OOM reduction lasts the job
-    for batch in _batches(_frames(frames_path), batch_frames):
+    for batch in _batches(_frames(frames_path, roles, rows_per_clip), batch_frames):
         results = _generate(backend, batch, sizer)
         for frame, props in zip(batch, results, strict=True):
             kept = top_k(_checked(props, frame, backend.name), max_per_frame)
@@ -167,6 +172,8 @@ def generate_proposals(
         frames_in=summary.frames,
         frames_empty=summary.frames_empty,
         proposals=summary.proposals,
+        roles=list(roles),
+        frames_without_proposal_role=len(stored) - total,
         empty_frames=[[clip_id, index] for clip_id, index in empty],
         **extra,
     )
@@ -203,11 +210,16 @@ def _ledger(
     return Ledger.of("proposals", shard, rows_per_clip, written, skips)
 
 
-def _frames(frames_path: PathLike) -> Iterator[_Frame]:
-    """Every stored frame of the shard, clips in file order, frames in ascending index."""
+def _frames(
+    frames_path: PathLike, roles: Sequence[str], rows_per_clip: dict[str, int]
+) -> Iterator[_Frame]:
+    """The stored frames of the shard with one of ``roles``, clips in file order, frames in
+    ascending index; every clip of the file is entered in ``rows_per_clip`` (0 rows so far)."""
     for clip in iter_frames(frames_path):
-        for index, image in zip(clip.frame_index, clip.images, strict=True):
-            yield _Frame(clip.clip_id, int(index), image)
+        rows_per_clip.setdefault(clip.clip_id, 0)
+        for index, image, role in zip(clip.frame_index, clip.images, clip.roles, strict=True):
+            if role in roles:
+                yield _Frame(clip.clip_id, int(index), image)
 
 
 def _batches(frames: Iterator[_Frame], size: int) -> Iterator[list[_Frame]]:

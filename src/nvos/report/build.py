@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from nvos.report.table import (
     MetricsError,
     SplitTable,
     format_score,
+    is_oracle,
     load_summaries,
     markdown_report,
     method_label,
@@ -42,6 +44,7 @@ from nvos.report.table import (
     skips_markdown,
     split_tables,
 )
+from nvos.report.videos import clip_videos
 from nvos.rosa.sweep import read_sweep_table
 from nvos.skips import read_reconciliation
 from nvos.types import PathLike
@@ -85,6 +88,8 @@ class ReportSummary:
     config_path: str = ""
     overlay_candidates: int = 0
     overlays: list[str] = field(default_factory=list)
+    video_method: str | None = None
+    videos: list[str] = field(default_factory=list)
     stale_overlays_removed: int = 0
     clips_without_frames: int = 0
     frames_without_prediction: int = 0
@@ -104,12 +109,20 @@ class ReportInputs:
     clips: PathLike
     annotations: PathLike
     selections: Mapping[str, PathLike] = field(default_factory=dict)
+    masks: Mapping[str, Sequence[PathLike]] = field(default_factory=dict)
+    """Propagated method -> its ``masks/<method>/<shard>.parquet`` files (the overlay videos)."""
 
     @classmethod
     def in_run(
-        cls, layout: RunLayout, methods: Sequence[str], splits: Sequence[str], shards: Sequence[str]
+        cls,
+        layout: RunLayout,
+        methods: Sequence[str],
+        splits: Sequence[str],
+        shards: Sequence[str],
+        dense_methods: Sequence[str] = (),
     ) -> ReportInputs:
-        """The files of ``methods`` x ``splits`` and ``shards`` in the run folder ``layout``."""
+        """The files of ``methods`` x ``splits`` and ``shards`` in the run folder ``layout``;
+        ``dense_methods``: those of ``methods`` with dense masks."""
         return cls(
             summaries={(m, s): layout.summary(m, s) for m in methods for s in splits},
             predictions={m: layout.method_predictions(m, shards) for m in methods},
@@ -117,6 +130,7 @@ class ReportInputs:
             clips=layout.clips,
             annotations=layout.annotations,
             selections={m: layout.temporal_selection(m) for m in methods if is_temporal(m)},
+            masks={m: [layout.masks(m, s) for s in shards] for m in dense_methods},
         )
 
 
@@ -137,7 +151,9 @@ def choose_overlay_method(
         candidates = [
             s
             for s in table.present
-            if s.method != ORACLE and s.scores.get("J&F") is not None and predictions.get(s.method)
+            if not is_oracle(s.method)
+            and s.scores.get("J&F") is not None
+            and predictions.get(s.method)
         ]
         if candidates:
             best = max(s.scores["J&F"] for s in candidates)  # type: ignore[type-var]
@@ -147,8 +163,9 @@ def choose_overlay_method(
                 f"{plural(len(candidates), 'method')} with predictions, the oracle left out "
                 "(report.overlay_method: null)."
             )
-    if predictions.get(ORACLE):
-        return ORACLE, "no other method has both predictions and a J&F."
+    upper = next((m for m in (ORACLE, *predictions) if is_oracle(m) and predictions.get(m)), None)
+    if upper is not None:  # the oracle, else a method composed on it (oracle+flow)
+        return upper, "no other method has both predictions and a J&F."
     return None, "no method has predictions."
 
 
@@ -162,7 +179,7 @@ def _predicted_clips(paths: Sequence[PathLike]) -> set[str]:
 def _remove_stale(overlay_dir: Path, keep: set[str]) -> int:
     removed = 0
     if overlay_dir.is_dir():
-        for path in overlay_dir.glob("*.jpg"):
+        for path in [*overlay_dir.glob("*.jpg"), *overlay_dir.glob("*.mp4")]:
             if path.name not in keep:
                 path.unlink()
                 removed += 1
@@ -227,7 +244,15 @@ def build_report(
         )  # fmt: skip
     else:
         logger.warning("report: no overlays (%s)", reason if overlay_method is None else "0 clips")
+    video_method, video_reason = choose_overlay_method(tables, inputs.masks, None)
+    if video_method is not None and sections:
+        sections = _with_videos(sections, video_method, inputs, out, run_config, cfg)
+        summary.video_method = video_method
+        summary.videos = [s.video.path for s in sections if s.video is not None]
+        overlay_video = method_label(video_method, labels)
+        video_reason = f"The videos show {overlay_video} ({video_method}): {video_reason}"
     keep = {Path(o.path).name for s in sections for o in s.overlays}
+    keep |= {Path(s.video.path).name for s in sections if s.video is not None}
     summary.stale_overlays_removed = _remove_stale(out / "overlays", keep)
     overlay_text = ""
     if overlay_method is not None:
@@ -235,6 +260,8 @@ def build_report(
             method_label(overlay_method, labels), overlay_method, reason, len(sections),
             summary.overlay_candidates, cfg.overlay_frames,
         )  # fmt: skip
+        if summary.videos:
+            overlay_text += " " + video_reason + VIDEO_NOTE
     page = render_html(
         cfg.title,
         facts,
@@ -250,6 +277,33 @@ def build_report(
     storage.write_text(out / "index.html", page)
     logger.info("report: %s", summary)
     return summary
+
+
+VIDEO_NOTE = (
+    " Each video (MP4, mpeg-4 part 2: open it in a player) shows the clip's dense masks on every "
+    "propagated frame, the ground truth's outline on the annotated frames."
+)
+
+
+def _with_videos(
+    sections: Sequence[ClipSection],
+    method: str,
+    inputs: ReportInputs,
+    out: Path,
+    run_config: Mapping[str, Any],
+    cfg: ReportConfig,
+) -> list[ClipSection]:
+    """``sections`` with the overlay video of ``method``'s dense masks for each clip."""
+    wanted = [s.clip_id for s in sections]
+    rows = storage.read_table(inputs.clips, "clips").to_pylist()
+    clips = {r["clip_id"]: r for r in rows if r["clip_id"] in wanted}
+    objects = {c: tagged_objects(clips[c]["narration"], c) for c in wanted}
+    truths = group_truth(read_annotations(inputs.annotations, wanted), inputs.annotations)
+    folder_fps = float((run_config.get("dataset") or {}).get("folder_fps", 30.0))
+    videos = clip_videos(
+        inputs.masks[method], clips, objects, truths, out, folder_fps, cfg.overlay_alpha
+    )
+    return [dataclasses.replace(s, video=videos.get(s.clip_id)) for s in sections]
 
 
 def overlay_sentences(

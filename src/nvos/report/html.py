@@ -22,8 +22,10 @@ from nvos.report.table import (
     breakdown_groups,
     counts_line,
     format_score,
+    is_oracle,
     skips_cells,
 )
+from nvos.report.videos import ClipVideo
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 1200px; color: #222; }
@@ -53,6 +55,7 @@ class ClipSection:
     split: str
     narration: str
     overlays: tuple[Overlay, ...]
+    video: ClipVideo | None = None
 
 
 def _table_html(table: SplitTable) -> str:
@@ -60,7 +63,7 @@ def _table_html(table: SplitTable) -> str:
     rows = []
     for method, label, scores in table.rows:
         cells = [format_score(None if scores is None else scores.scores[c]) for c in COLUMNS]
-        css = ' class="oracle"' if method == "oracle" else ""
+        css = ' class="oracle"' if is_oracle(method) else ""
         tds = "".join(f"<td>{html.escape(v)}</td>" for v in [label, *cells])
         rows.append(f"<tr{css}>{tds}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -130,10 +133,16 @@ def _clip_html(section: ClipSection) -> str:
         f'title="frame {o.frame_index}">'
         for o in section.overlays
     )
+    video = ""
+    if section.video is not None:
+        video = (
+            f'<p class="video"><a href="{html.escape(section.video.path)}">&#9654; video of the '
+            f"dense masks ({section.video.frames} frames, MP4)</a></p>"
+        )
     return (
         f"<section><h3>{html.escape(section.clip_id)} ({html.escape(section.split)})</h3>"
         f'<p class="narration">{html.escape(section.narration)}</p>'
-        f'<ul class="legend">{items}</ul><div class="overlays">{images}</div></section>'
+        f'<ul class="legend">{items}</ul><div class="overlays">{images}</div>{video}</section>'
     )
 
 

@@ -67,6 +67,11 @@ STEP = "+"
 """Separator of a composite method's steps: ``<base>+temporal``, ``<base>+temporal+flow``."""
 
 
+def is_oracle(method: str) -> bool:
+    """Whether ``method`` is the oracle or composed on it (``oracle+flow``): an upper bound."""
+    return method.split(STEP, 1)[0] == ORACLE
+
+
 def _base_key(method: str) -> tuple[int, int, str]:
     if method == ORACLE:
         return (2, 0, method)
