@@ -1,9 +1,10 @@
 """What a prediction method is: turns one shard's inputs into ``predictions`` rows.
 
 A method (a member of the family, :mod:`nvos.methods.registry`) declares, for a config, the method
-names it provides (one row each in the report: ``sam_clip``, ``oracle``, each ROSA variant), the
-files a shard job reads (the rule's inputs, from :class:`nvos.layout.RunLayout`), the config its
-predictions depend on (the rule's params) and how to predict a shard. The workflow makes one
+names it provides (one row each in the report: ``sam_clip``, ``oracle``, each ROSA variant), how
+the report labels each and what it was trained with (:class:`MethodInfo`), the files a shard job
+reads (the rule's inputs, from :class:`nvos.layout.RunLayout`), the config its predictions depend
+on (the rule's params) and how to predict a shard. The workflow makes one
 Snakemake rule per member from these (``workflow/rules/methods.smk``); the ``nvos predict``
 command calls the same :func:`nvos.methods.predict_method_shard`.
 
@@ -21,7 +22,33 @@ from nvos.layout import RunLayout
 from nvos.skips import Ledger
 from nvos.types import PathLike
 
-__all__ = ["Method", "ShardJob", "ShardResult"]
+__all__ = ["SUPERVISION", "Method", "MethodInfo", "ShardJob", "ShardResult"]
+
+SUPERVISION: dict[str, str] = {
+    "mask": "labelled regions",
+    "narration": "narrations only",
+    "none": "none (zero-shot)",
+    "oracle": "ground truth (upper bound)",
+}
+"""What a method learned from (key) and how the report's supervision column says it (value):
+``mask``, trained with labelled regions (boxes or masks: GroundedSAM, SAM 3, imported
+mask-supervised methods); ``narration``, trained without spatial labels (ROSA); ``none``,
+zero-shot (SAM + CLIP); ``oracle``, chooses with the test ground truth (the upper bound)."""
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """How the report names one method: its row ``label`` and its ``supervision`` (a key of
+    :data:`SUPERVISION`)."""
+
+    label: str
+    supervision: str
+
+    def __post_init__(self) -> None:
+        if self.supervision not in SUPERVISION:
+            raise ValueError(
+                f"supervision {self.supervision!r} is not one of {sorted(SUPERVISION)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -83,6 +110,10 @@ class Method(Protocol):
 
     def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
         """The part of ``config`` the predictions of ``method`` depend on (resolved once here)."""
+        ...
+
+    def describe(self, config: Mapping[str, Any], method: str) -> MethodInfo:
+        """The report's label and supervision of ``method`` (one of :meth:`names`)."""
         ...
 
     def predict(self, job: ShardJob) -> ShardResult:

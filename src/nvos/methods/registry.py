@@ -6,20 +6,22 @@ one line in :data:`FAMILY` (docs/design.md, "Prediction methods").
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nvos.methods.base import Method
+from nvos.methods.base import Method, MethodInfo
+from nvos.methods.imported import Imported
 from nvos.methods.oracle import Oracle
 from nvos.methods.rosa import Rosa
 from nvos.methods.sam_clip import SamClip
 
-__all__ = ["FAMILY", "evaluated_methods", "member", "method_names"]
+__all__ = ["FAMILY", "describe_methods", "evaluated_methods", "member", "method_names"]
 
 FAMILY: tuple[Method, ...] = (
     SamClip(),
     Rosa(),
     Oracle(),
+    Imported(),
 )
 
 
@@ -42,3 +44,19 @@ def evaluated_methods(config: Mapping[str, Any]) -> list[str]:
     """The methods whose predictions a full run makes and scores: ``evaluate.methods`` when
     ``evaluate.splits`` is set, else none (every one is a family method: :mod:`nvos.checks`)."""
     return list(config["evaluate"]["methods"]) if config["evaluate"]["splits"] else []
+
+
+def describe_methods(
+    config: Mapping[str, Any], methods: Sequence[str]
+) -> dict[str, tuple[MethodInfo, tuple[int, int]]]:
+    """Each of ``methods`` -> its member's :class:`~nvos.methods.base.MethodInfo` and its rank
+    (the member's place in :data:`FAMILY`, the method's place in the member's names). A method
+    that no member provides under ``config`` is left out (the report lists it as "other")."""
+    found = {}
+    for index, candidate in enumerate(FAMILY):
+        names = candidate.names(config)
+        for method in methods:
+            if method in names and method not in found:
+                info = candidate.describe(config, method)
+                found[method] = (info, (index, names.index(method)))
+    return found
