@@ -33,7 +33,8 @@ def test_the_walk_reaches_every_command() -> None:
     assert [n for n in names if n.startswith("nvos import ")] == [
         f"nvos import {f}" for f in FORMATS
     ]
-    assert len(names) == 1 + 14 + len(FORMATS)  # nvos, its 14 commands, one per import format
+    assert "nvos import-predictions" in names
+    assert len(names) == 1 + 15 + len(FORMATS)  # nvos, its 15 commands, one per import format
 
 
 def test_every_argument_and_command_has_help() -> None:

@@ -293,7 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method", required=True, help="its name, a key of evaluate.imported (its report row)"
     )
-    p.add_argument("--format", required=True, choices=["davis", "coco-rle", "parquet"])
+    p.add_argument(
+        "--format", required=True, choices=["davis", "coco-rle", "parquet"],
+        help="davis: indexed PNG folders; coco-rle: a JSON list or JSON Lines of RLE masks; "
+        "parquet: files of the predictions schema (docs/evaluation.md)",
+    )  # fmt: skip
     p.add_argument(
         "--ids", default=None, help="davis: the label/frame mapping (default: "
         "<source>/object_ids.json if present, else the labels export-davis writes)",

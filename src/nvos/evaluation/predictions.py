@@ -40,12 +40,14 @@ and last annotated frames) or its object (an object beyond the first frame's K,
 
 @dataclass(frozen=True, slots=True)
 class PredictedMask:
-    """One stored prediction: its object id (may be None), frame size and RLE counts."""
+    """One stored prediction: its object id (may be None), frame size, RLE counts and score
+    (which wins a pixel two objects claim: :mod:`nvos.evaluation.overlaps`)."""
 
     object_id: str | None
     height: int
     width: int
     counts: bytes
+    score: float = 1.0
 
 
 ClipPredictions = dict[tuple[int, int], PredictedMask]
@@ -93,7 +95,8 @@ def read_predictions(paths: Sequence[PathLike]) -> dict[str, ClipPredictions]:
     index: dict[str, ClipPredictions] = {}
     where: dict[tuple[str, int, int], str] = {}
     duplicates: list[str] = []
-    columns = ["clip_id", "phrase_id", "object_id", "frame_index", "height", "width", "rle_counts"]
+    columns = ["clip_id", "phrase_id", "object_id", "frame_index", "height", "width", "rle_counts",
+               "score"]  # fmt: skip
     for path in paths:
         table = storage.read_table(path, "predictions", columns=columns)
         values = {name: table.column(name).to_pylist() for name in columns}
@@ -112,6 +115,7 @@ def read_predictions(paths: Sequence[PathLike]) -> dict[str, ClipPredictions]:
                 int(values["height"][i]),
                 int(values["width"][i]),
                 values["rle_counts"][i],
+                float(values["score"][i]),
             )
     if duplicates:
         listed = "\n  ".join(duplicates[:MAX_LISTED_DUPLICATES])
