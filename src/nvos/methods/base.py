@@ -28,7 +28,7 @@ SUPERVISION: dict[str, str] = {
     "mask": "labelled regions",
     "narration": "narrations only",
     "none": "none (zero-shot)",
-    "oracle": "ground truth (upper bound)",
+    "oracle": "test ground truth",
 }
 """What a method learned from (key) and how the report's supervision column says it (value):
 ``mask``, trained with labelled regions (boxes or masks: GroundedSAM, SAM 3, imported

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pyarrow.parquet as pq
 
 from nvos import storage
-from nvos.config import typed
+from nvos.config import load_schema, typed, with_defaults
 from nvos.evaluation.truth import group_truth, read_annotations, tagged_objects
 from nvos.layout import RunLayout
 from nvos.logs import Progress
@@ -27,6 +27,7 @@ from nvos.report.overlays import (
     select_clips,
 )
 from nvos.report.table import (
+    LEGEND,
     ORACLE,
     MetricsError,
     SplitTable,
@@ -36,6 +37,7 @@ from nvos.report.table import (
     method_label,
     order_methods,
     plural,
+    row_infos,
     skips_markdown,
     split_tables,
 )
@@ -58,14 +60,6 @@ class ReportConfig:
     overlay_alpha: float
     labels: dict[str, str]
     methods: list[str] | None
-
-
-LEGEND = (
-    "Scores ×100. J: region similarity (Jaccard); F: boundary F-measure; J&F: their mean "
-    "(DAVIS 2017 semantics, all annotated frames); J_union: J against the union of the object's "
-    "instances; J_ins: J against the best-matching single instance. Per object: mean over its "
-    "annotated frames; per split: mean over objects. –: no metrics."
-)
 
 
 @dataclass
@@ -183,15 +177,17 @@ def build_report(
     metrics = load_summaries(inputs.summaries)
     if not metrics:
         raise MetricsError("no <method>/<split>/summary.json to report")
-    labels = dict(cfg.labels)
-    tables = split_tables(metrics, labels, cfg.methods)
-    methods = order_methods([m for per_split in metrics.values() for m in per_split])
+    found = sorted({m for per_split in metrics.values() for m in per_split})
+    family_config = with_defaults(run_config, load_schema())  # the members read their groups
+    infos = row_infos(family_config, sorted({*found, *(cfg.methods or [])}), cfg.labels)
+    tables = split_tables(metrics, infos, cfg.methods)
+    methods = order_methods(found, infos)
     config_text = config_yaml(run_config)
     config_path = out / "config.yaml"
     storage.write_text(config_path, config_text)
     facts = run_facts(run_config, inputs.clips, methods, config_text, now)
     skips = read_reconciliation(reconciliation) if reconciliation is not None else []
-    text = markdown_report(tables, cfg.title, facts_markdown(facts, labels))
+    text = markdown_report(tables, cfg.title, facts_markdown(facts, infos))
     table_path = out / "table.md"
     storage.write_text(table_path, text + ("\n" + skips_markdown(skips) if skips else ""))
 
@@ -218,7 +214,7 @@ def build_report(
     overlay_text = ""
     if overlay_method is not None:
         overlay_text = overlay_sentences(
-            method_label(overlay_method, labels), overlay_method, reason, len(sections),
+            method_label(overlay_method, infos), overlay_method, reason, len(sections),
             summary.overlay_candidates, cfg.overlay_frames,
         )  # fmt: skip
     page = render_html(
@@ -230,7 +226,7 @@ def build_report(
         {"table.md": "table.md", "config.yaml": "config.yaml"},
         LEGEND,
         skips,
-        labels,
+        infos,
     )
     storage.write_text(out / "index.html", page)
     logger.info("report: %s", summary)

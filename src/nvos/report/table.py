@@ -1,8 +1,13 @@
-"""The results table in the paper's layout: rows = methods, columns J, F, J&F, J_union, J_ins.
+"""The results table in the paper's layout: rows = methods grouped by supervision, columns J, F,
+J&F, J_union, J_ins (under the ``vost`` protocol: J, J_tr, J_union, J_ins).
 
 Scores are read from ``metrics/<method>/<split>/summary.json`` (values in [0, 1]) and printed ×100
-with one decimal, rounded half up as papers print them. Row order: baselines (``sam_clip`` first,
-then others by name), the ROSA variants (``rosa`` first, then ``rosa_*`` by name), the oracle last.
+with one decimal, rounded half up as papers print them. Each method's label and supervision come
+from its member of the method family (:func:`nvos.methods.describe_methods`; ``report.labels``
+overrides a label). Rows are grouped as the paper does: methods trained with labelled regions
+(GroundedSAM, SAM 3, imported mask-supervised methods), then methods without them (SAM + CLIP,
+ROSA and its ablations, imported narration-supervised methods), methods no member describes, and
+the oracle last; within a group, in the family's order. Each table names its protocol.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nvos.errors import NvosError
+from nvos.methods import FAMILY, SUPERVISION, describe_methods
 from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -25,20 +31,45 @@ logger = logging.getLogger(__name__)
 COLUMNS: tuple[str, ...] = ("J", "F", "J&F", "J_union", "J_ins")
 """The score columns, in the paper's order (keys of summary.json)."""
 
-ORACLE = "oracle"
-ROSA = "rosa"
+VOST_COLUMNS: tuple[str, ...] = ("J", "J_tr", "J_union", "J_ins")
+"""The columns of a table under the ``vost`` protocol: VOST reports J (no F), and J_tr."""
 
-DEFAULT_LABELS: dict[str, str] = {
-    "oracle": "SAM upper bound (oracle)",
-    "sam_clip": "SAM + CLIP (zero-shot)",
-    "rosa": "ROSA",
-    "rosa_noctx": "ROSA w/o phrase context",
-    "rosa_vna_only": "ROSA (L_VNA only)",
-    "rosa_rpa_only": "ROSA (L_RPA only)",
+ORACLE = "oracle"
+
+GROUPS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
+    ("Trained with labelled regions", ("mask",)),
+    ("Without labelled regions", ("narration", "none")),
+    ("Other methods", (None,)),
+    ("Upper bound", ("oracle",)),
+)
+"""Row groups in print order: (title, the supervisions in it; None = no family member)."""
+
+PROTOCOL_TEXT: dict[str, str] = {
+    "all_frames": "every annotated frame of every tagged object, nvos's rule",
+    "davis": (
+        "DAVIS 2017 semi-supervised: the first and last annotated frames of each clip are not "
+        "scored, the objects are the labels of the first annotated frame"
+    ),
+    "vost": (
+        "VOST: the frames and objects of davis; VOST reports J, not F; J_tr is J over the last "
+        "quarter of each clip's evaluated frames (VOST's J_last, after the transformation)"
+    ),
 }
+"""What each evaluation protocol scores (:mod:`nvos.evaluation.protocols`), one clause."""
 
 SPLIT_ORDER = ("val", "test", "train")
 MISSING = "–"
+
+LEGEND = (
+    "Scores ×100 (one decimal). J: region similarity (Jaccard), F: boundary F-measure, "
+    "J&F: their mean (DAVIS 2017 semantics, on the frames the table's protocol scores); J_union: "
+    "J against the union of the object's instances; J_ins: J against the best-matching single "
+    "instance; J_tr (vost protocol): J over the last quarter of each clip's evaluated frames. "
+    "Per object: mean over its frames; per split: mean over objects. Rows are grouped by what "
+    "the methods were trained with (the supervision column); the oracle chooses with the test "
+    f"ground truth. {MISSING}: no metrics."
+)
+"""The column legend of ``table.md`` and ``index.html``."""
 
 
 class MetricsError(NvosError, ValueError):
@@ -47,7 +78,12 @@ class MetricsError(NvosError, ValueError):
 
 @dataclass(frozen=True)
 class MethodScores:
-    """One method's summary on one split (scores in [0, 1]; None where not computable)."""
+    """One method's summary on one split (scores in [0, 1]; None where not computable).
+
+    ``scores`` has :data:`COLUMNS` and ``J_tr`` (the protocol's ``J_last``; None unless ``vost``);
+    ``overlaps`` the object-frames whose predicted pixels another object claims and those that
+    lose all of them (:mod:`nvos.evaluation.overlaps`; 0 in summaries made before it).
+    """
 
     method: str
     split: str
@@ -56,22 +92,57 @@ class MethodScores:
     frames: int
     missing_frames: int
     breakdowns: Mapping[str, Mapping[str, float | None]]
+    protocol: str = "all_frames"
+    overlap_object_frames: int = 0
+    lost_object_frames: int = 0
 
 
-def method_sort_key(method: str) -> tuple[int, int, str]:
-    """Sort key of a method: baselines, then ROSA variants, then the oracle."""
-    if method == ORACLE:
-        return (2, 0, method)
-    if method == ROSA:
-        return (1, 0, method)
-    if method.startswith(ROSA + "_"):
-        return (1, 1, method)
-    return (0, 0 if method == "sam_clip" else 1, method)
+@dataclass(frozen=True)
+class RowInfo:
+    """How a method appears in the tables: its ``label``, its ``supervision`` (a key of
+    :data:`nvos.methods.SUPERVISION`; None when no family member provides the method) and its
+    ``rank`` within its group (the member's place in the family, the method's among its names)."""
+
+    label: str
+    supervision: str | None = None
+    rank: tuple[int, int] = (len(FAMILY), 0)
+
+    @property
+    def group(self) -> int:
+        """Index of its group in :data:`GROUPS`."""
+        return next(i for i, (_, kinds) in enumerate(GROUPS) if self.supervision in kinds)
+
+    @property
+    def supervision_text(self) -> str:
+        """The supervision column's text."""
+        return SUPERVISION.get(self.supervision or "", MISSING)
 
 
-def order_methods(methods: Sequence[str]) -> list[str]:
-    """``methods`` (deduplicated) in the table's row order."""
-    return sorted(set(methods), key=method_sort_key)
+def row_infos(
+    config: Mapping[str, Any], methods: Sequence[str], labels: Mapping[str, str] | None = None
+) -> dict[str, RowInfo]:
+    """Each of ``methods`` -> its :class:`RowInfo` from its family member under ``config``;
+    ``labels`` (``report.labels``) override the members' labels."""
+    described = describe_methods(config, methods)
+    infos = {}
+    for method in methods:
+        if method in described:
+            info, rank = described[method]
+            row = RowInfo(info.label, info.supervision, rank)
+        else:
+            row = RowInfo(method)
+        infos[method] = RowInfo((labels or {}).get(method, row.label), row.supervision, row.rank)
+    return infos
+
+
+def order_methods(methods: Sequence[str], infos: Mapping[str, RowInfo] | None = None) -> list[str]:
+    """``methods`` (deduplicated) in the table's row order: by group, then rank, then name."""
+
+    def key(method: str) -> tuple[int, tuple[int, int], str]:
+        info = (infos or {}).get(method) or RowInfo(method)
+        return (info.group, info.rank, method)
+
+    return sorted(set(methods), key=key)
 
 
 def order_splits(splits: Sequence[str]) -> list[str]:
@@ -80,11 +151,10 @@ def order_splits(splits: Sequence[str]) -> list[str]:
     return sorted(set(splits), key=lambda s: (known.get(s, len(known)), s))
 
 
-def method_label(method: str, labels: Mapping[str, str] | None = None) -> str:
-    """The row label of a method: ``labels`` first, then :data:`DEFAULT_LABELS`, else its name."""
-    if labels and method in labels:
-        return labels[method]
-    return DEFAULT_LABELS.get(method, method)
+def method_label(method: str, infos: Mapping[str, RowInfo] | None = None) -> str:
+    """The row label of a method (its name when ``infos`` does not describe it)."""
+    info = (infos or {}).get(method)
+    return info.label if info is not None else method
 
 
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
@@ -147,14 +217,21 @@ def read_summary(path: PathLike, method: str, split: str) -> MethodScores:
     missing = [key for key in (*COLUMNS, "objects", "frames") if key not in data]
     if missing:
         raise MetricsError(f"{path}: missing keys {missing}")
+    protocol = data.get("protocol") or {}
+    overlaps = data.get("overlaps") or {}
+    scores = {c: _score(data[c], path, c) for c in COLUMNS}
+    scores["J_tr"] = _score(protocol.get("J_last"), path, "protocol.J_last")
     return MethodScores(
         method=method,
         split=split,
-        scores={c: _score(data[c], path, c) for c in COLUMNS},
+        scores=scores,
         objects=int(data["objects"]),
         frames=int(data["frames"]),
         missing_frames=int(data.get("missing_frames") or 0),
         breakdowns=_short_names(_flatten_breakdowns(data.get("breakdowns") or {}, path)),
+        protocol=str(protocol.get("protocol") or "all_frames"),
+        overlap_object_frames=int(overlaps.get("object_frames") or 0),
+        lost_object_frames=int(overlaps.get("lost_object_frames") or 0),
     )
 
 
@@ -169,35 +246,98 @@ def load_summaries(
 
 
 @dataclass(frozen=True)
+class Row:
+    """One row of a split's table: the method, its label, supervision text and group title, and
+    its scores (None when the method has no metrics on the split)."""
+
+    method: str
+    label: str
+    supervision: str
+    group: str
+    scores: MethodScores | None
+
+
+@dataclass(frozen=True)
 class SplitTable:
-    """The rows of one split's table: (method, label, scores or None when the method is absent)."""
+    """The rows of one split's table, in order, and the protocol its scores were made with."""
 
     split: str
-    rows: tuple[tuple[str, str, MethodScores | None], ...]
+    rows: tuple[Row, ...]
 
     @property
     def present(self) -> list[MethodScores]:
         """The scores of the methods that have metrics on this split."""
-        return [scores for _, _, scores in self.rows if scores is not None]
+        return [row.scores for row in self.rows if row.scores is not None]
+
+    @property
+    def protocols(self) -> list[str]:
+        """The protocols of the split's summaries (one, unless some summaries are stale)."""
+        return sorted({s.protocol for s in self.present})
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """:data:`VOST_COLUMNS` when every summary used the ``vost`` protocol, else
+        :data:`COLUMNS`."""
+        return VOST_COLUMNS if self.protocols == ["vost"] else COLUMNS
+
+    def grouped(self) -> list[tuple[str, list[Row]]]:
+        """The rows under their group titles, groups without rows left out."""
+        groups: list[tuple[str, list[Row]]] = []
+        for row in self.rows:
+            if not groups or groups[-1][0] != row.group:
+                groups.append((row.group, []))
+            groups[-1][1].append(row)
+        return groups
 
 
 def split_tables(
     metrics: Mapping[str, Mapping[str, MethodScores]],
-    labels: Mapping[str, str] | None = None,
+    infos: Mapping[str, RowInfo] | None = None,
     methods: Sequence[str] | None = None,
 ) -> list[SplitTable]:
-    """One table per split. Rows: ``methods`` when given, else every method found on any split;
-    a method without metrics on a split keeps its row, printed with '–'."""
+    """One table per split. Rows: ``methods`` when given, else every method found on any split,
+    in :func:`order_methods`; a method without metrics on a split keeps its row, printed with
+    '–'. ``infos``: the methods' labels and supervision (:func:`row_infos`)."""
     found = {method for per_split in metrics.values() for method in per_split}
-    rows_methods = order_methods(list(methods) if methods is not None else sorted(found))
+    rows_methods = order_methods(list(methods) if methods is not None else sorted(found), infos)
     tables = []
     for split in order_splits(list(metrics)):
-        rows = tuple(
-            (method, method_label(method, labels), metrics[split].get(method))
-            for method in rows_methods
-        )
-        tables.append(SplitTable(split, rows))
+        rows = []
+        for method in rows_methods:
+            info = (infos or {}).get(method) or RowInfo(method)
+            rows.append(Row(method, info.label, info.supervision_text, GROUPS[info.group][0],
+                            metrics[split].get(method)))  # fmt: skip
+        tables.append(SplitTable(split, tuple(rows)))
     return tables
+
+
+def protocol_line(table: SplitTable) -> str:
+    """The sentence naming the protocol the split's scores were made with."""
+    protocols = table.protocols
+    if not protocols:
+        return ""
+    if len(protocols) > 1:
+        per = ", ".join(f"{s.method} {s.protocol}" for s in table.present)
+        return f"Protocols differ between methods (stale metrics?): {per}."
+    name = protocols[0]
+    return f"Protocol: {name} ({PROTOCOL_TEXT.get(name, 'see docs/evaluation.md')})."
+
+
+def overlaps_line(table: SplitTable) -> str:
+    """The sentence on predictions two objects claim, per method that has any ('' if none)."""
+    found = [s for s in table.present if s.overlap_object_frames]
+    if not found:
+        return ""
+    per = ", ".join(
+        f"{s.method} {plural(s.overlap_object_frames, 'object-frame')} "
+        f"({s.lost_object_frames} losing all)"
+        for s in found
+    )
+    return (
+        "Overlapping predictions (pixels two objects claim on a frame; scored for each object "
+        "here, but a one-label PNG such as `nvos export-davis` writes gives them to the higher "
+        f"score): {per}."
+    )
 
 
 def breakdown_groups(table: SplitTable) -> list[str]:
@@ -209,10 +349,12 @@ def breakdown_groups(table: SplitTable) -> list[str]:
     )
 
 
-def _markdown_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def _markdown_rows(
+    header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 1
+) -> list[str]:
     lines = [
         "| " + " | ".join(header) + " |",
-        "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|",
+        "|" + "|".join([":---"] * text_columns + ["---:"] * (len(header) - text_columns)) + "|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
@@ -238,28 +380,48 @@ def counts_line(table: SplitTable) -> str:
     return line
 
 
+def _score_cells(scores: Mapping[str, float | None] | None, columns: Sequence[str]) -> list[str]:
+    return [format_score(None if scores is None else scores.get(c)) for c in columns]
+
+
+def breakdown_columns(table: SplitTable) -> tuple[str, ...]:
+    """The columns of the split's breakdown tables (the breakdowns have no J_tr)."""
+    return tuple(c for c in table.columns if c in COLUMNS)
+
+
 def markdown_table(table: SplitTable) -> str:
-    """The split's table (and its breakdowns) as GitHub markdown."""
-    rows = [
-        [label] + [format_score(None if s is None else s.scores[c]) for c in COLUMNS]
-        for _, label, s in table.rows
-    ]
-    lines = [f"## {table.split}", "", *_markdown_rows(["Method", *COLUMNS], rows), ""]
+    """The split's table (its rows under their group titles) and its breakdowns as GitHub
+    markdown."""
+    columns = table.columns
+    rows: list[list[str]] = []
+    for group, members in table.grouped():
+        rows.append([f"**{group}**", "", *[""] * len(columns)])
+        rows += [
+            [row.label, row.supervision,
+             *_score_cells(None if row.scores is None else row.scores.scores, columns)]
+            for row in members
+        ]  # fmt: skip
+    lines = [f"## {table.split}", ""]
+    lines += [protocol_line(table), ""] if table.present else []
+    header = ["Method", "Supervision", *columns]
+    lines += _markdown_rows(header, rows, text_columns=2) + [""]
     lines += [counts_line(table), ""]
+    overlaps = overlaps_line(table)
+    lines += [overlaps, ""] if overlaps else []
+    sub_columns = breakdown_columns(table)
     for group in breakdown_groups(table):
         brows = []
-        for _, label, s in table.rows:
-            leaf = None if s is None else s.breakdowns.get(group)
+        for row in table.rows:
+            leaf = None if row.scores is None else row.scores.breakdowns.get(group)
             if leaf is None:
                 continue
             objects = leaf.get("objects")
             brows.append(
-                [label]
-                + [format_score(leaf.get(c)) for c in COLUMNS]
+                [row.label, *_score_cells(leaf, sub_columns)]
                 + [MISSING if objects is None else str(int(objects))]
             )
         lines += [f"### {table.split}: {group}", ""]
-        lines += _markdown_rows(["Method", *COLUMNS, "objects"], brows) + [""]
+        lines += _markdown_rows(["Method", *sub_columns, "objects"], brows) + [""]
     return "\n".join(lines)
 
 
@@ -289,13 +451,6 @@ def skips_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 def markdown_report(tables: Sequence[SplitTable], title: str = "Results", header: str = "") -> str:
     """``table.md``: a title, ``header`` (the run's facts), the column legend, one table per
     split."""
-    legend = (
-        "Scores ×100 (one decimal). J: region similarity (Jaccard), F: boundary F-measure, "
-        "J&F: their mean (DAVIS 2017 semantics, all annotated frames); J_union: J against the "
-        "union of the object's instances; J_ins: J against the best-matching single instance. "
-        "Per object: mean over its annotated frames; per split: mean over objects. "
-        f"{MISSING}: no metrics."
-    )
-    body = [f"# {title}", "", *([header] if header else []), legend, ""]
+    body = [f"# {title}", "", *([header] if header else []), LEGEND, ""]
     body += [markdown_table(t) for t in tables]
     return "\n".join(body).rstrip() + "\n"
