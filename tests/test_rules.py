@@ -23,6 +23,7 @@ AGGREGATES = {
     "sam_clip": "target of sam_clip_shard over all shards",
     "predict": "target of predict_shard over all variants and shards",
     "oracle": "target of oracle_shard over all shards",
+    "imported": "target of imported_shard over all imported methods and shards",
     "evaluate": "target of evaluate_method over all methods and splits",
 }
 

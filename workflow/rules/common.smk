@@ -6,7 +6,7 @@ import re
 from nvos.features.clip_names import clip_checkpoint, features_params
 from nvos.layout import RunLayout
 from nvos.methods import FAMILY, evaluated_methods, method_names
-from nvos.workflow import manifest_path, shard_list
+from nvos.workflow import manifest_path, scoring_params, shard_list
 
 
 LAYOUT = RunLayout.of(config)
@@ -23,6 +23,8 @@ localrules:
     sam_clip,
     predict,
     oracle,
+    imported,
+    imported_shard,
     evaluate,
     skips,
     demo_data,
