@@ -186,3 +186,30 @@ def test_imported_member_describes_and_never_recomputes(run: RunLayout) -> None:
     match = "nvos import-predictions .* --method weak"
     with pytest.raises(ImportedPredictionsMissing, match=match):
         imported.predict(ShardJob(run, "weak", SHARD, {}))
+
+
+def test_config_checks_imported_names() -> None:
+    from nvos.checks import config_problems
+    from nvos.config import ConfigError, load_config, merge, validate_config
+
+    config = merge(load_config(), {"evaluate": {"imported": {"oracle": {"supervision": "mask"}}}})
+    assert "evaluate.imported.oracle: an imported method cannot be named like the computed " \
+        "method 'oracle'" in config_problems(config)  # fmt: skip
+    bad = merge(load_config(), {"evaluate": {"imported": {"a b": {"supervision": "boxes"}}}})
+    with pytest.raises(ConfigError, match="evaluate.imported") as error:
+        validate_config(bad)
+    assert "'boxes' is not one of" in str(error.value)
+    assert "does not match" in str(error.value)
+
+
+def test_every_family_member_describes_its_methods() -> None:
+    from nvos.config import load_config
+    from nvos.methods import FAMILY, SUPERVISION, MethodInfo
+
+    config = load_config()
+    config["evaluate"]["imported"] = IMPORTED
+    for candidate in FAMILY:
+        for method in candidate.names(config):
+            info = candidate.describe(config, method)
+            assert isinstance(info, MethodInfo) and info.label, method
+            assert info.supervision in SUPERVISION, method
