@@ -25,13 +25,12 @@ from nvos.report.overlays import (
     select_clips,
     select_frames,
 )
+from nvos.report.rows import RowInfo, row_infos
 from nvos.report.table import (
     COLUMNS,
     MetricsError,
-    RowInfo,
     load_summaries,
     markdown_report,
-    row_infos,
     split_tables,
 )
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import tables
 from test_report import FAMILY_CONFIG, summary_for
 
+from nvos.report.rows import row_infos
 from nvos.report.table import (
     COLUMNS,
     VOST_COLUMNS,
     load_summaries,
     markdown_table,
-    row_infos,
     split_tables,
 )
 

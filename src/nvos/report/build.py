@@ -26,6 +26,7 @@ from nvos.report.overlays import (
     read_method_predictions,
     select_clips,
 )
+from nvos.report.rows import method_label, order_methods, row_infos
 from nvos.report.table import (
     LEGEND,
     ORACLE,
@@ -34,10 +35,7 @@ from nvos.report.table import (
     format_score,
     load_summaries,
     markdown_report,
-    method_label,
-    order_methods,
     plural,
-    row_infos,
     skips_markdown,
     split_tables,
 )

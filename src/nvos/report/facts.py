@@ -22,7 +22,8 @@ import yaml
 import nvos
 from nvos import storage
 from nvos.config import plain
-from nvos.report.table import RowInfo, method_label, order_splits, plural
+from nvos.report.rows import RowInfo, method_label
+from nvos.report.table import order_splits, plural
 
 UNKNOWN = "unknown"
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from nvos.report.chart import bar_chart_svg
 from nvos.report.facts import RunFacts
 from nvos.report.overlays import GT_LEGEND, Overlay, colour_hex
+from nvos.report.rows import RowInfo
 from nvos.report.table import (
     MISSING,
     SKIPS_HEADER,
     SKIPS_TEXT,
-    RowInfo,
     SplitTable,
     breakdown_columns,
     breakdown_groups,

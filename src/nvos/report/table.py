@@ -2,12 +2,8 @@
 J&F, J_union, J_ins (under the ``vost`` protocol: J, J_tr, J_union, J_ins).
 
 Scores are read from ``metrics/<method>/<split>/summary.json`` (values in [0, 1]) and printed ×100
-with one decimal, rounded half up as papers print them. Each method's label and supervision come
-from its member of the method family (:func:`nvos.methods.describe_methods`; ``report.labels``
-overrides a label). Rows are grouped as the paper does: methods trained with labelled regions
-(GroundedSAM, SAM 3, imported mask-supervised methods), then methods without them (SAM + CLIP,
-ROSA and its ablations, imported narration-supervised methods), methods no member describes, and
-the oracle last; within a group, in the family's order. Each table names its protocol.
+with one decimal, rounded half up as papers print them. The rows, their labels, groups and order
+come from :mod:`nvos.report.rows`. Each table names its protocol.
 """
 
 from __future__ import annotations
@@ -22,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nvos.errors import NvosError
-from nvos.methods import FAMILY, SUPERVISION, describe_methods
+from nvos.report.rows import GROUPS, MISSING, RowInfo, order_methods
 from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -35,14 +31,6 @@ VOST_COLUMNS: tuple[str, ...] = ("J", "J_tr", "J_union", "J_ins")
 """The columns of a table under the ``vost`` protocol: VOST reports J (no F), and J_tr."""
 
 ORACLE = "oracle"
-
-GROUPS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
-    ("Trained with labelled regions", ("mask",)),
-    ("Without labelled regions", ("narration", "none")),
-    ("Other methods", (None,)),
-    ("Upper bound", ("oracle",)),
-)
-"""Row groups in print order: (title, the supervisions in it; None = no family member)."""
 
 PROTOCOL_TEXT: dict[str, str] = {
     "all_frames": "every annotated frame of every tagged object, nvos's rule",
@@ -58,7 +46,6 @@ PROTOCOL_TEXT: dict[str, str] = {
 """What each evaluation protocol scores (:mod:`nvos.evaluation.protocols`), one clause."""
 
 SPLIT_ORDER = ("val", "test", "train")
-MISSING = "–"
 
 LEGEND = (
     "Scores ×100 (one decimal). J: region similarity (Jaccard), F: boundary F-measure, "
@@ -97,64 +84,10 @@ class MethodScores:
     lost_object_frames: int = 0
 
 
-@dataclass(frozen=True)
-class RowInfo:
-    """How a method appears in the tables: its ``label``, its ``supervision`` (a key of
-    :data:`nvos.methods.SUPERVISION`; None when no family member provides the method) and its
-    ``rank`` within its group (the member's place in the family, the method's among its names)."""
-
-    label: str
-    supervision: str | None = None
-    rank: tuple[int, int] = (len(FAMILY), 0)
-
-    @property
-    def group(self) -> int:
-        """Index of its group in :data:`GROUPS`."""
-        return next(i for i, (_, kinds) in enumerate(GROUPS) if self.supervision in kinds)
-
-    @property
-    def supervision_text(self) -> str:
-        """The supervision column's text."""
-        return SUPERVISION.get(self.supervision or "", MISSING)
-
-
-def row_infos(
-    config: Mapping[str, Any], methods: Sequence[str], labels: Mapping[str, str] | None = None
-) -> dict[str, RowInfo]:
-    """Each of ``methods`` -> its :class:`RowInfo` from its family member under ``config``;
-    ``labels`` (``report.labels``) override the members' labels."""
-    described = describe_methods(config, methods)
-    infos = {}
-    for method in methods:
-        if method in described:
-            info, rank = described[method]
-            row = RowInfo(info.label, info.supervision, rank)
-        else:
-            row = RowInfo(method)
-        infos[method] = RowInfo((labels or {}).get(method, row.label), row.supervision, row.rank)
-    return infos
-
-
-def order_methods(methods: Sequence[str], infos: Mapping[str, RowInfo] | None = None) -> list[str]:
-    """``methods`` (deduplicated) in the table's row order: by group, then rank, then name."""
-
-    def key(method: str) -> tuple[int, tuple[int, int], str]:
-        info = (infos or {}).get(method) or RowInfo(method)
-        return (info.group, info.rank, method)
-
-    return sorted(set(methods), key=key)
-
-
 def order_splits(splits: Sequence[str]) -> list[str]:
     """Splits in print order: val, test, train, then the others by name."""
     known = {split: i for i, split in enumerate(SPLIT_ORDER)}
     return sorted(set(splits), key=lambda s: (known.get(s, len(known)), s))
-
-
-def method_label(method: str, infos: Mapping[str, RowInfo] | None = None) -> str:
-    """The row label of a method (its name when ``infos`` does not describe it)."""
-    info = (infos or {}).get(method)
-    return info.label if info is not None else method
 
 
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
