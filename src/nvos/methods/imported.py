@@ -8,6 +8,7 @@ files as they are; when one is missing the rule's job stops with an error saying
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from nvos.errors import NvosError
@@ -45,8 +46,10 @@ class Imported:
         return {}
 
     def predict(self, job: ShardJob) -> ShardResult:
+        ledger = job.layout.skipped(f"predictions/{job.method}", job.shard)
+        missing = " and ".join(p for p in (job.out, ledger) if not Path(p).is_file()) or job.out
         raise ImportedPredictionsMissing(
-            f"{job.out}: the predictions of the imported method {job.method!r} are not in the run "
+            f"{missing}: the predictions of the imported method {job.method!r} are not in the run "
             f"folder; import them first: nvos import-predictions {job.layout.root} --method "
             f"{job.method} --format davis|coco-rle|parquet PATH (docs/evaluation.md)"
         )
