@@ -22,9 +22,9 @@ from nvos.report.table import (
     breakdown_columns,
     breakdown_groups,
     counts_line,
-    format_score,
     overlaps_line,
     protocol_line,
+    score_cells,
     skips_cells,
 )
 
@@ -72,10 +72,7 @@ def _table_html(table: SplitTable) -> str:
             f'<tr class="group"><th colspan="{2 + len(columns)}">{html.escape(group)}</th></tr>'
         )
         for row in members:
-            scores = row.scores
-            cells = [
-                format_score(None if scores is None else scores.scores.get(c)) for c in columns
-            ]
+            cells = score_cells(None if row.scores is None else row.scores.scores, columns)
             css = ' class="oracle"' if row.method == "oracle" else ""
             rows.append(f"<tr{css}>{_cells([row.label, row.supervision, *cells])}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -107,7 +104,7 @@ def _breakdowns_html(table: SplitTable) -> str:
             if leaf is None:
                 continue
             objects = leaf.get("objects")
-            cells = [format_score(leaf.get(c)) for c in columns]
+            cells = score_cells(leaf, columns)
             cells.append(MISSING if objects is None else str(int(objects)))
             rows.append(f"<tr>{_cells([row.label, *cells])}</tr>")
         parts.append(

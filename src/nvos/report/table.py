@@ -313,7 +313,8 @@ def counts_line(table: SplitTable) -> str:
     return line
 
 
-def _score_cells(scores: Mapping[str, float | None] | None, columns: Sequence[str]) -> list[str]:
+def score_cells(scores: Mapping[str, float | None] | None, columns: Sequence[str]) -> list[str]:
+    """``scores`` (None: no metrics) at ``columns``, as the tables print them."""
     return [format_score(None if scores is None else scores.get(c)) for c in columns]
 
 
@@ -331,7 +332,7 @@ def markdown_table(table: SplitTable) -> str:
         rows.append([f"**{group}**", "", *[""] * len(columns)])
         rows += [
             [row.label, row.supervision,
-             *_score_cells(None if row.scores is None else row.scores.scores, columns)]
+             *score_cells(None if row.scores is None else row.scores.scores, columns)]
             for row in members
         ]  # fmt: skip
     lines = [f"## {table.split}", ""]
@@ -350,7 +351,7 @@ def markdown_table(table: SplitTable) -> str:
                 continue
             objects = leaf.get("objects")
             brows.append(
-                [row.label, *_score_cells(leaf, sub_columns)]
+                [row.label, *score_cells(leaf, sub_columns)]
                 + [MISSING if objects is None else str(int(objects))]
             )
         lines += [f"### {table.split}: {group}", ""]
