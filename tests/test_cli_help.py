@@ -33,6 +33,7 @@ def test_the_walk_reaches_every_command() -> None:
     assert [n for n in names if n.startswith("nvos import ")] == [
         f"nvos import {f}" for f in FORMATS
     ]
+    assert "nvos import-predictions" in names
     assert len(names) == 1 + 15 + len(FORMATS)  # nvos, its 15 commands, one per import format
 
 

@@ -13,12 +13,9 @@ import tables
 from PIL import Image
 
 from nvos import rle, storage
+from nvos.evaluation.overlaps import ObjectMask, OverlapCounts, compose_labels, count_overlaps
 from nvos.export import (
     ExportError,
-    ExportSummary,
-    ObjectMask,
-    compose_labels,
-    count_overlaps,
     export_davis,
     frame_names,
     object_order,
@@ -210,7 +207,7 @@ def test_export_davis_predictions(world: dict[str, Path], tmp_path: Path) -> Non
     assert summary.skipped_untagged_predictions == 1
     assert summary.skipped_secondary_phrase_predictions == 1
     assert summary.skipped_unannotated_frame_predictions == 1
-    assert summary.overlap_pixels == int((pan & cup).sum())
+    assert summary.overlaps.pixels == int((pan & cup).sum())
     assert summary.splits == {"test": 1, "val": 1}
     assert not (out / "Annotations").exists()
 
@@ -325,14 +322,14 @@ def test_stale_official_result_csvs_are_removed(world: dict[str, Path], tmp_path
 
 
 def test_overlaps_count_object_frames_that_lose_pixels(world: dict[str, Path]) -> None:
-    summary = ExportSummary(out_dir="x", layout="davis")
+    counts = OverlapCounts()
     inner, outer = box(8, 8, 2, 4, 2, 4), box(8, 8, 0, 6, 0, 6)
     masks = [ObjectMask(1, 0.2, inner), ObjectMask(2, 0.9, outer), ObjectMask(3, 0.1, inner)]
     labels = compose_labels(masks, 8, 8)
-    count_overlaps(masks, labels, summary, "seq/00001")
-    assert (summary.overlap_object_frames, summary.lost_object_frames) == (2, 2)
-    assert summary.overlap_pixels == 4
-    assert summary.overlap_examples == [
+    count_overlaps(masks, labels, counts, "seq/00001")
+    assert (counts.object_frames, counts.lost_object_frames) == (2, 2)
+    assert counts.pixels == 4
+    assert counts.examples == [
         "seq/00001 label 1: 0 of 4 pixels",
         "seq/00001 label 3: 0 of 4 pixels",
     ]
@@ -344,5 +341,28 @@ def test_export_counts_the_cup_losing_pixels_to_the_pan(
     summary = export_davis(
         [world["predictions"]], world["clips"], world["annotations"], tmp_path / "d"
     )
-    assert summary.overlap_object_frames == 1 and summary.lost_object_frames == 0
-    assert summary.overlap_examples[0].startswith("clip_a/00010 label 2: ")
+    assert summary.overlaps.object_frames == 1 and summary.overlaps.lost_object_frames == 0
+    assert summary.overlaps.examples[0].startswith("clip_a/00010 label 2: ")
+
+
+def test_evaluation_counts_the_overlaps_the_export_loses(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    from nvos.evaluation.stage import evaluate_method
+
+    export = export_davis([world["predictions"]], world["clips"], world["annotations"], tmp_path)
+    summary = evaluate_method(
+        "rosa", [world["predictions"]], world["clips"], world["annotations"], "val",
+        tmp_path / "metrics", seen_unseen=False,
+    )  # fmt: skip
+    overlaps = summary["overlaps"]
+    # frame 10 as in the PNG: the cup (label 2) loses the pixels the pan claims with a higher
+    # score; on frame 20 evaluation also scores the row without an object id as the pan (its
+    # phrase 0), which the export passes over, so the cup loses pixels there too
+    assert export.overlaps.examples == ["clip_a/00010 label 2: 680 of 720 pixels"]
+    assert overlaps["examples"] == [
+        "clip_a/10 label 2: 680 of 720 pixels",
+        "clip_a/20 label 2: 304 of 320 pixels",
+    ]
+    assert (overlaps["object_frames"], overlaps["lost_object_frames"]) == (2, 0)
+    assert overlaps["pixels"] == export.overlaps.pixels + 16

@@ -178,8 +178,8 @@ def test_davis_pngs_with_the_official_palette(tmp_path: Path) -> None:
         expected[second] = 1 if second is spoon else 2  # the higher score is painted last
         assert np.array_equal(np.array(image), expected)
         overlap += int((spoon & bottles).sum())
-    assert overlap == 4 * 6 and counts.overlap_pixels == overlap
-    assert counts.overlap_object_frames == 1 and counts.lost_object_frames == 0
+    assert overlap == 4 * 6 and counts.overlaps.pixels == overlap
+    assert counts.overlaps.object_frames == 1 and counts.overlaps.lost_object_frames == 0
 
 
 def test_bad_tables_are_named(tmp_path: Path) -> None:

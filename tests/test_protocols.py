@@ -212,7 +212,7 @@ def test_pipeline_davis_equals_official_rules_on_its_own_export(tmp_path: Path) 
     storage.write_table(predictions, tmp_path / "pred.parquet", "predictions")
     files = [tmp_path / "pred.parquet"], tmp_path / "clips.parquet", tmp_path / "ann.parquet"
     export = export_davis(*files, tmp_path / "export", with_gt=True)
-    assert export.overlap_pixels == 0
+    assert export.overlaps.pixels == 0
     summary = evaluate_method(
         "m", *files, "val", tmp_path / "out", seen_unseen=False, protocol="davis"
     )

@@ -25,6 +25,7 @@ from nvos.report.overlays import (
     select_clips,
     select_frames,
 )
+from nvos.report.rows import RowInfo, row_infos
 from nvos.report.table import (
     COLUMNS,
     MetricsError,
@@ -37,6 +38,16 @@ NOW = datetime(2024, 6, 17, 9, 30, tzinfo=timezone.utc)
 DEMO_ENCODERS = {
     "proposals": {"backend": "classical"},
     "features": {"clip": {"model": "nvos-tiny-vit", "pretrained": None}},
+    "rosa": {"variants": {"rosa": {}, "rosa_noctx": {"use_context": False}}},
+}
+FAMILY_CONFIG = {  # what the family members read: the ROSA variants and the imported methods
+    "rosa": {"variants": {"rosa": {}, "rosa_noctx": {}, "rosa_vna_only": {}}},
+    "evaluate": {
+        "imported": {
+            "ext_masks": {"supervision": "mask", "display": "External (masks)"},
+            "ext_weak": {"supervision": "narration"},
+        }
+    },
 }
 SCORES = {  # method -> split -> J (the other columns derive from it)
     "oracle": {"val": 0.81234, "test": 0.7},
@@ -128,35 +139,48 @@ def test_format_score_rounds_half_up() -> None:
     assert format_score(math.nan) == "–"
 
 
-def test_method_order() -> None:
-    methods = ["oracle", "rosa_vna_only", "zeta", "rosa", "sam_clip", "rosa_noctx", "rosa"]
-    assert order_methods(methods) == [
-        "sam_clip",
-        "zeta",
+def test_method_order_groups_rows_by_supervision() -> None:
+    methods = ["oracle", "rosa_vna_only", "zeta", "rosa", "sam_clip", "ext_weak", "rosa_noctx",
+               "ext_masks", "rosa"]  # fmt: skip
+    infos = row_infos(FAMILY_CONFIG, methods)
+    assert order_methods(methods, infos) == [
+        "ext_masks",  # trained with labelled regions
+        "sam_clip",  # without: the family's order, a member's names in its order
         "rosa",
         "rosa_noctx",
         "rosa_vna_only",
-        "oracle",
+        "ext_weak",
+        "zeta",  # no member describes it
+        "oracle",  # the upper bound, last
     ]
+    assert infos["ext_masks"] == RowInfo("External (masks)", "mask", (3, 0))
+    assert infos["ext_weak"].label == "ext_weak" and infos["zeta"].supervision is None
+    assert infos["sam_clip"].supervision_text == "none (zero-shot)"
+    assert row_infos(FAMILY_CONFIG, ["rosa"], {"rosa": "Ours"})["rosa"].label == "Ours"
 
 
 def table_rows(markdown: str, split: str) -> list[list[str]]:
-    """The body rows of the split's main table in table.md."""
+    """The method rows of the split's main table in table.md (cells after the supervision
+    column), without the group title rows."""
     lines = markdown.splitlines()
-    start = lines.index(f"## {split}") + 2
-    assert lines[start] == "| Method | " + " | ".join(COLUMNS) + " |"
+    start = lines.index(f"## {split}")
+    start = next(i for i in range(start, len(lines)) if lines[i].startswith("| Method |"))
+    assert lines[start].endswith(" | ".join(COLUMNS) + " |")
     rows = []
     for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
-        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if not cells[0].startswith("**"):
+            rows.append([cells[0], *cells[2:]])
     return rows
 
 
 def test_markdown_table_layout(tmp_path: Path) -> None:
     write_metrics(tmp_path, SCORES)
     summaries = load_summaries(tables.summaries_in(tmp_path))
-    split_rows = split_tables(summaries, labels={"rosa_noctx": "ROSA, no context"})
+    infos = row_infos(FAMILY_CONFIG, list(SCORES), {"rosa_noctx": "ROSA, no context"})
+    split_rows = split_tables(summaries, infos)
     assert [t.split for t in split_rows] == ["val", "test"]
     markdown = markdown_report(split_rows)
     val = table_rows(markdown, "val")

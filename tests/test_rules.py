@@ -28,6 +28,7 @@ AGGREGATES = {
     "temporal": "target of temporal_shard over all decoded methods and shards",
     "links": "target of links_shard over all shards",
     "propagate": "target of propagate_shard over all propagated methods and shards",
+    "imported": "target of imported_shard over all imported methods and shards",
     "evaluate": "target of evaluate_method over all methods and splits",
     "rosa_chosen": "target of rosa_chosen_shard over all shards",
 }

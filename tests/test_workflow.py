@@ -224,3 +224,36 @@ def test_sam_backend_runs_the_proposals_stage(demo_run: Path, tmp_path: Path) ->
     record = storage.read_provenance(out)
     assert record["backend"]["backend"] == "sam" and record["backend"]["model_type"] == "tiny"
     assert record["config"]["backend"] == "sam" and record["shard"] == "s00000"
+
+
+def test_imported_predictions_are_inputs_never_recomputed(demo_run: Path) -> None:
+    """Last in this file: it adds an imported method to the demo run and its report."""
+    from nvos.layout import RunLayout
+    from nvos.pipeline import run_import_predictions
+
+    workdir = demo_run.parents[1]
+    config = json.loads(json.dumps(SMALL_DEMO))
+    config["evaluate"]["imported"] = {"ext": {"supervision": "mask", "display": "External"}}
+    config["evaluate"]["methods"].append("ext")
+    missing = snakemake(workdir, "evaluate", config=config)
+    assert missing.returncode != 0
+    log = (demo_run / "logs/predict/ext/s00000.log").read_text()
+    assert "are not in the run folder; import them first: nvos import-predictions" in log
+    # the oracle's predictions under another name: the workflow takes the files as they are
+    layout = RunLayout(str(demo_run))
+    run_import_predictions(layout, config, "ext", "parquet", demo_run / "predictions/oracle")
+    jobs = planned_jobs(snakemake(workdir, "-n", "evaluate", config=config))
+    assert jobs == {"evaluate": 1, "evaluate_method": 2}  # ext on val and test, nothing else
+    done = snakemake(workdir, "report", config=config)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for split in ("val", "test"):
+        ext, oracle = (
+            json.loads((demo_run / f"metrics/{m}/{split}/summary.json").read_text())
+            for m in ("ext", "oracle")
+        )
+        assert {k: ext[k] for k in ("J", "F", "J_ins", "frames")} == {
+            k: oracle[k] for k in ("J", "F", "J_ins", "frames")
+        }
+    table = (demo_run / "report/table.md").read_text()
+    assert "| **Trained with labelled regions** |" in table
+    assert "| External | labelled regions |" in table

@@ -87,11 +87,19 @@ def _method_problems(config: Mapping[str, Any]) -> list[str]:
                 f"temporal.decode.methods: {base!r} does not score regions (decodable: "
                 f"{_listed(scoring)})"
             )
+    computed = {name for owner, names in owners.items() if owner != "imported" for name in names}
+    problems += [
+        f"evaluate.imported.{name}: an imported method cannot be named like the computed method "
+        f"{name!r}"
+        for name in owners["imported"]
+        if name in computed
+    ]
     for method in config["evaluate"]["methods"]:
         if method not in known:
             problems.append(
                 f"evaluate.methods: unknown method {method!r} (known: {_listed(known)}: "
-                "the baselines, the rosa.variants, <base>+temporal and <keyframe method>+<backend>)"
+                "the baselines, the rosa.variants, <base>+temporal, <keyframe method>+<backend> "
+                "and evaluate.imported)"
             )
     report = config["report"]
     methods = config["evaluate"]["methods"]

@@ -220,6 +220,16 @@ def cmd_export(args: argparse.Namespace, config: dict[str, Any]) -> int:
     return 0
 
 
+def cmd_import_predictions(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.pipeline import run_import_predictions
+
+    summary = run_import_predictions(
+        _layout(args), config, args.method, args.format, args.source, args.ids
+    )
+    print(summary)
+    return 0
+
+
 RUN_HELP = "the run folder, results/<run> (every path in it: docs/design.md, section 3)"
 
 
@@ -317,6 +327,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-spacy", action="store_true",
         help="categories from the last word before a preposition, not from the spaCy parse",
+    )  # fmt: skip
+    p = _stage(
+        sub, "import-predictions", cmd_import_predictions,
+        "another method's masks -> predictions/<method>/ of the run (docs/evaluation.md)",
+    )  # fmt: skip
+    p.add_argument("source", help="the masks: a folder (davis), a JSON file (coco-rle), a "
+                   "predictions file or folder (parquet)")  # fmt: skip
+    p.add_argument(
+        "--method", required=True, help="its name, a key of evaluate.imported (its report row)"
+    )
+    p.add_argument(
+        "--format", required=True, choices=["davis", "coco-rle", "parquet"],
+        help="davis: indexed PNG folders; coco-rle: a JSON list or JSON Lines of RLE masks; "
+        "parquet: files of the predictions schema (docs/evaluation.md)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ids", default=None, help="davis: the label/frame mapping (default: "
+        "<source>/object_ids.json if present, else the labels export-davis writes)",
     )  # fmt: skip
     add_import_parser(sub)
     return parser

@@ -37,7 +37,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
@@ -48,6 +48,7 @@ from nvos import storage
 from nvos.errors import NvosError
 from nvos.evaluation.masks import decode_to_gt_size
 from nvos.evaluation.official import OFFICIAL_SETS
+from nvos.evaluation.overlaps import ObjectMask, OverlapCounts, compose_labels, count_overlaps
 from nvos.evaluation.protocols import label_order
 from nvos.evaluation.truth import (
     ClipTruth,
@@ -147,30 +148,6 @@ def frame_names(frame_indices: Sequence[int]) -> dict[int, str]:
     return {int(i): f"{int(i):0{digits}d}" for i in frame_indices}
 
 
-@dataclass(frozen=True)
-class ObjectMask:
-    """One object's mask on one frame: label 1..K, score (decides overlaps), (H, W) bool."""
-
-    label: int
-    score: float
-    mask: np.ndarray
-
-
-def compose_labels(masks: Sequence[ObjectMask], height: int, width: int) -> np.ndarray:
-    """Paint object masks of size (height, width) into a (height, width) uint8 label map.
-
-    Where masks overlap, the higher score wins; equal scores go to the lower label.
-    """
-    labels = np.zeros((height, width), dtype=np.uint8)
-    for item in sorted(masks, key=lambda m: (m.score, -m.label)):  # the last painted wins
-        if item.mask.shape != (height, width):
-            raise ValueError(
-                f"mask of label {item.label} is {item.mask.shape}, not {height}x{width}"
-            )
-        labels[item.mask] = item.label
-    return labels
-
-
 @dataclass
 class ExportSummary:
     """What :func:`export_davis` wrote, and everything it skipped (counted, never silent)."""
@@ -183,10 +160,7 @@ class ExportSummary:
     gt_frames: int = 0
     jpeg_frames: int = 0
     empty_prediction_frames: int = 0
-    overlap_pixels: int = 0
-    overlap_object_frames: int = 0
-    lost_object_frames: int = 0
-    overlap_examples: list[str] = field(default_factory=list)
+    overlaps: OverlapCounts = field(default_factory=OverlapCounts)
     removed_result_csvs: list[str] = field(default_factory=list)
     gt_overlap_pixels: int = 0
     skipped_untagged_predictions: int = 0
@@ -274,34 +248,6 @@ def _jpeg_at(jpeg: bytes, height: int, width: int) -> bytes:
     if not ok:
         raise ExportError(f"cannot JPEG-encode a frame of size {height}x{width}")
     return buffer.tobytes()
-
-
-class OverlapCounts(Protocol):
-    """Where :func:`count_overlaps` adds up (:class:`ExportSummary` and the other exports')."""
-
-    overlap_pixels: int
-    overlap_object_frames: int
-    lost_object_frames: int
-    overlap_examples: list[str]
-
-
-def count_overlaps(
-    masks: Sequence[ObjectMask], labels: np.ndarray, summary: OverlapCounts, where: str
-) -> None:
-    """Count the pixels claimed by several masks, the object-frames that lose pixels to another
-    object in the label map (H, W), and those that lose all of them."""
-    if len(masks) < 2:
-        return
-    summary.overlap_pixels += int((np.sum([m.mask for m in masks], axis=0) > 1).sum())
-    for m in masks:
-        area = int(m.mask.sum())
-        kept = int((labels[m.mask] == m.label).sum())
-        if kept == area:
-            continue
-        summary.overlap_object_frames += 1
-        summary.lost_object_frames += int(kept == 0)
-        if len(summary.overlap_examples) < 5:
-            summary.overlap_examples.append(f"{where} label {m.label}: {kept} of {area} pixels")
 
 
 def _remove_result_csvs(out: Path, summary: ExportSummary) -> None:
@@ -442,7 +388,7 @@ def export_davis(
             masks = clip.predicted(frame)
             summary.empty_prediction_frames += int(not masks)
             labels = compose_labels(masks, truth.height, truth.width)
-            count_overlaps(masks, labels, summary, f"{clip_id}/{names[frame]}")
+            count_overlaps(masks, labels, summary.overlaps, f"{clip_id}/{names[frame]}")
             _write_bytes(out / clip_id / f"{names[frame]}.png", palette_png(labels))
             summary.frames += 1
             if not with_gt:
@@ -496,13 +442,13 @@ def _log_skips(summary: ExportSummary) -> None:
     ):
         if counts[key]:
             logger.warning("export: %s = %d", key, counts[key])
-    if summary.overlap_object_frames:
+    if summary.overlaps.object_frames:
         logger.warning(
             "export: %d object-frames lost pixels to an overlapping object with a higher score "
             "(%d lost their whole mask), e.g. %s; the official scores see only the PNGs",
-            summary.overlap_object_frames,
-            summary.lost_object_frames,
-            "; ".join(summary.overlap_examples),
+            summary.overlaps.object_frames,
+            summary.overlaps.lost_object_frames,
+            "; ".join(summary.overlaps.examples),
         )
     if summary.removed_result_csvs:
         logger.warning(
@@ -523,5 +469,5 @@ def _log_skips(summary: ExportSummary) -> None:
             "ignore them (DAVIS exits if a result uses such a label)",
             summary.objects_beyond_first_frame_k,
         )
-    listed = ("skipped_unannotated_clips", "overlap_examples", "removed_result_csvs")
+    listed = ("skipped_unannotated_clips", "overlaps", "removed_result_csvs")
     logger.info("export: %s", {k: v for k, v in counts.items() if k not in listed})

@@ -254,3 +254,38 @@ def run_export_davis(
     return export_davis(
         paths, layout.clips, layout.annotations, out_dir, folders, with_gt, frames, splits
     )
+
+
+def run_import_predictions(
+    layout: RunLayout,
+    config: Mapping[str, Any],
+    method: str,
+    fmt: str,
+    source: PathLike,
+    ids: PathLike | None = None,
+) -> Any:
+    """Another method's masks from ``source`` (format ``fmt``: davis, coco-rle or parquet) as
+    ``predictions/<method>/<shard>.parquet`` of every shard of the run ``layout``. ``method`` must
+    be a key of ``evaluate.imported`` (its report row); ``ids``: the davis format's id mapping."""
+    from nvos.config import plain
+    from nvos.imports import (
+        ImportSummary,
+        PredictionImportError,
+        RunTargets,
+        import_predictions,
+        read_masks,
+    )
+
+    imported = config["evaluate"]["imported"]
+    if method not in imported:
+        raise PredictionImportError(
+            f"--method {method!r}: not a key of evaluate.imported "
+            f"({', '.join(imported) or 'none'}); add `evaluate: {{imported: {{{method}: "
+            "{supervision: mask, display: ...}}}` "
+            "(supervision mask or narration) to a --config file"
+        )
+    targets = RunTargets.of_run(layout)
+    summary = ImportSummary(method, fmt, str(source))
+    masks = read_masks(fmt, source, targets, summary, ids)
+    meta = {"imported": plain(imported[method])}
+    return import_predictions(masks, targets, layout, method, summary, meta)

@@ -73,3 +73,14 @@ def start_workflow(config: dict[str, Any], schema: str | Path) -> None:
         check_config(config, split_counts(config))
     except NvosError as error:
         sys.exit(f"nvos: {error}")
+
+
+SCORING_KEYS = ("bound_th", "protocol", "train_split", "seen_unseen", "spacy_model")
+"""The keys of the ``evaluate`` group a method's scores depend on; the others (which methods and
+splits are scored, the imported methods' rows, processes) change no summary."""
+
+
+def scoring_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``evaluate_method`` rule's params: the :data:`SCORING_KEYS` of ``evaluate``, so that
+    adding a method (or importing one) reruns only that method's evaluation."""
+    return {key: config["evaluate"][key] for key in SCORING_KEYS}

@@ -9,7 +9,7 @@ from nvos.methods import FAMILY, evaluated_methods, method_names
 from nvos.methods.temporal import base_method as temporal_base, is_temporal
 from nvos.methods.base import extra_outputs, gpus
 from nvos.methods.propagated import propagated_names
-from nvos.workflow import manifest_path, shard_list
+from nvos.workflow import manifest_path, scoring_params, shard_list
 
 
 LAYOUT = RunLayout.of(config)
@@ -29,6 +29,8 @@ localrules:
     temporal,
     links,
     propagate,
+    imported,
+    imported_shard,
     evaluate,
     skips,
     demo_data,

@@ -8,7 +8,7 @@ rule evaluate_method:
         per_object=LAYOUT.per_object("{method}", "{split}"),
         summary=LAYOUT.summary("{method}", "{split}"),
     params:
-        evaluate=config["evaluate"],
+        evaluate=scoring_params(config),
     threads: config["evaluate"]["workers"]
     resources:
         mem_mb=lambda wc, attempt: 4000 * attempt,

@@ -39,12 +39,14 @@ are counted apart (:attr:`PredictionCounts.keyframe_only`)."""
 
 @dataclass(frozen=True, slots=True)
 class PredictedMask:
-    """One stored prediction: its object id (may be None), frame size and RLE counts."""
+    """One stored prediction: its object id (may be None), frame size, RLE counts and score
+    (which wins a pixel two objects claim: :mod:`nvos.evaluation.overlaps`)."""
 
     object_id: str | None
     height: int
     width: int
     counts: bytes
+    score: float = 1.0
 
 
 ClipPredictions = dict[tuple[int, int], PredictedMask]
@@ -101,7 +103,8 @@ def read_predictions(paths: Sequence[PathLike]) -> dict[str, ClipPredictions]:
     index: dict[str, ClipPredictions] = {}
     where: dict[tuple[str, int, int], str] = {}
     duplicates: list[str] = []
-    columns = ["clip_id", "phrase_id", "object_id", "frame_index", "height", "width", "rle_counts"]
+    columns = ["clip_id", "phrase_id", "object_id", "frame_index", "height", "width", "rle_counts",
+               "score"]  # fmt: skip
     for path in paths:
         table = storage.read_table(path, "predictions", columns=columns)
         values = {name: table.column(name).to_pylist() for name in columns}
@@ -120,6 +123,7 @@ def read_predictions(paths: Sequence[PathLike]) -> dict[str, ClipPredictions]:
                 int(values["height"][i]),
                 int(values["width"][i]),
                 values["rle_counts"][i],
+                float(values["score"][i]),
             )
     if duplicates:
         listed = "\n  ".join(duplicates[:MAX_LISTED_DUPLICATES])

@@ -9,7 +9,8 @@ Outputs in ``out_dir`` (``metrics/<method>/<split>/``):
   (``true`` / ``false``, empty when the data has no such information);
 - ``summary.json``: the split's means over objects (J, F, J&F = (J + F) / 2, J_union, J_ins),
   the object / frame / missing-frame counts, the same for every breakdown group, the accounting
-  of prediction rows that were not scored (by reason), and the scoring speed.
+  of prediction rows that were not scored (by reason), the pixels two objects' predictions claim
+  on one frame (``overlaps``: :mod:`nvos.evaluation.overlaps`), and the scoring speed.
 
 Semantics: DESIGN §8 (see :mod:`nvos.evaluation.score`); the mean over a split is over objects
 (each object weighs the same, whatever its number of frames), as DAVIS does.
@@ -33,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nvos import storage
+from nvos.evaluation.overlaps import OverlapCounts, clip_overlaps
 from nvos.evaluation.predictions import ClipPredictions, PredictionCounts, read_predictions
 from nvos.evaluation.protocols import (
     DEFAULT_PROTOCOL,
@@ -365,6 +367,9 @@ def evaluate_method(
     score_start = time.perf_counter()
     scores = score_tasks(tasks, bound_th, workers)
     protocol_summary = _protocol_summary(tasks, rules, left_out, bound_th, workers)
+    overlaps = OverlapCounts()
+    for task in tasks:
+        overlaps.add(clip_overlaps(task))
     score_seconds = time.perf_counter() - score_start
     seen_reason = "disabled (evaluate.seen_unseen is false)"
     nouns, seen = None, None
@@ -381,6 +386,7 @@ def evaluate_method(
         **totals,
         "clips": clip_counts,
         "protocol": protocol_summary,
+        "overlaps": overlaps.as_dict(),
         "predictions": counts.as_dict(),
         "breakdowns": breakdowns,
         "breakdowns_skipped": skipped,

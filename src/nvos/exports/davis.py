@@ -8,7 +8,7 @@ the clip's phrases in ``phrase_id`` order get labels 1, 2, ... (at most 254; 255
 label). Where two phrases' masks overlap the pixel goes to the higher score (equal scores: the
 lower label, :func:`nvos.export.compose_labels`); the pixels claimed by two or more phrases, the
 masks that lose pixels and those that lose all of them are counted
-(:func:`nvos.export.count_overlaps`), since a PNG holds one label per pixel.
+(:func:`nvos.evaluation.overlaps.count_overlaps`), since a PNG holds one label per pixel.
 
 ``labels.json`` maps, per clip, each label to its phrase (``phrase_id``, ``phrase``, char span,
 ``object_id``, ``category``) and each file name to its frame index, with the export's ``info``.
@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from nvos import rle, storage
+from nvos.evaluation.overlaps import count_overlaps
 from nvos.export import (
     MAX_LABEL,
     ExportError,
     ObjectMask,
     check_sequence_name,
     compose_labels,
-    count_overlaps,
     frame_names,
     palette_png,
 )
@@ -70,7 +70,7 @@ def export_davis_pngs(
                 counts.masks += 1
                 masks.append(ObjectMask(labels[phrase_id], row.score, mask))
             label_map = compose_labels(masks, clip.height, clip.width)
-            count_overlaps(masks, label_map, counts, f"{clip.clip_id}/{names[frame]}")
+            count_overlaps(masks, label_map, counts.overlaps, f"{clip.clip_id}/{names[frame]}")
             with storage.atomic_path(out / clip.clip_id / f"{names[frame]}.png") as tmp:
                 tmp.write_bytes(palette_png(label_map))
         counts.frames += len(names)

@@ -236,10 +236,11 @@ def export_masks(
     for key in ("empty_masks", "missing_masks", "skipped_clips_other_splits"):
         if getattr(counts, key):
             logger.info("export: %s = %d", key, getattr(counts, key))
-    if counts.overlap_pixels:
+    overlaps = counts.overlaps
+    if overlaps.pixels:
         logger.warning(
             "export: %d pixels claimed by two or more phrases (the higher score keeps them; %d "
-            "masks lost pixels, %d all of them), e.g. %s", counts.overlap_pixels,
-            counts.overlap_object_frames, counts.lost_object_frames, counts.overlap_examples,
+            "masks lost pixels, %d all of them), e.g. %s", overlaps.pixels,
+            overlaps.object_frames, overlaps.lost_object_frames, overlaps.examples,
         )  # fmt: skip
     return counts

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nvos import storage
+from nvos.evaluation.overlaps import OverlapCounts
 from nvos.export import ExportError
 from nvos.types import PathLike
 
@@ -55,10 +56,8 @@ class ExportCounts:
     missing_masks: int = 0
     categories: int = 0
     skipped_clips_other_splits: int = 0
-    overlap_pixels: int = 0
-    overlap_object_frames: int = 0
-    lost_object_frames: int = 0
-    overlap_examples: list[str] = field(default_factory=list)
+    overlaps: OverlapCounts = field(default_factory=OverlapCounts)
+    """Pixels two phrases' masks claim (:mod:`nvos.evaluation.overlaps`; DAVIS PNGs only)."""
 
 
 @dataclass(frozen=True)

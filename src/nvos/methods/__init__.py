@@ -11,13 +11,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from nvos.layout import RunLayout
-from nvos.methods.base import Method, ShardJob, ShardResult
-from nvos.methods.registry import FAMILY, evaluated_methods, member, method_names
+from nvos.methods.base import SUPERVISION, Method, MethodInfo, ShardJob, ShardResult
+from nvos.methods.registry import (
+    FAMILY,
+    describe_methods,
+    evaluated_methods,
+    member,
+    method_names,
+)
 from nvos.types import PathLike
 
 __all__ = [
     "FAMILY",
+    "SUPERVISION",
     "Method",
+    "MethodInfo",
+    "describe_methods",
     "ShardJob",
     "evaluated_methods",
     "member",

@@ -1,9 +1,10 @@
 """What a prediction method is: turns one shard's inputs into ``predictions`` rows.
 
 A method (a member of the family, :mod:`nvos.methods.registry`) declares, for a config, the method
-names it provides (one row each in the report: ``sam_clip``, ``oracle``, each ROSA variant), the
-files a shard job reads (the rule's inputs, from :class:`nvos.layout.RunLayout`), the config its
-predictions depend on (the rule's params) and how to predict a shard. The workflow makes one
+names it provides (one row each in the report: ``sam_clip``, ``oracle``, each ROSA variant), how
+the report labels each and what it was trained with (:class:`MethodInfo`), the files a shard job
+reads (the rule's inputs, from :class:`nvos.layout.RunLayout`), the config its predictions depend
+on (the rule's params) and how to predict a shard. The workflow makes one
 Snakemake rule per member from these (``workflow/rules/methods.smk``); the ``nvos predict``
 command calls the same :func:`nvos.methods.predict_method_shard`.
 
@@ -21,7 +22,59 @@ from nvos.layout import RunLayout
 from nvos.skips import Ledger
 from nvos.types import PathLike
 
-__all__ = ["Method", "ShardJob", "ShardResult", "extra_outputs", "gpus"]
+__all__ = [
+    "STEP",
+    "SUPERVISION",
+    "Method",
+    "MethodInfo",
+    "ShardJob",
+    "ShardResult",
+    "extra_outputs",
+    "gpus",
+    "root_method",
+]
+
+STEP = "+"
+"""Separator of a composite method's steps: ``<base>+temporal``, ``<keyframe method>+flow``."""
+
+
+def root_method(method: str) -> str:
+    """The method a composite method starts from (``rosa+temporal+flow`` -> ``rosa``)."""
+    return method.split(STEP, 1)[0]
+
+
+SUPERVISION: dict[str, str] = {
+    "mask": "labelled regions",
+    "narration": "narrations only",
+    "none": "none (zero-shot)",
+    "oracle": "test ground truth",
+}
+"""What a method learned from (key) and how the report's supervision column says it (value):
+``mask``, trained with labelled regions (boxes or masks: GroundedSAM, SAM 3, imported
+mask-supervised methods); ``narration``, trained without spatial labels (ROSA); ``none``,
+zero-shot (SAM + CLIP); ``oracle``, chooses with the test ground truth (the upper bound)."""
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """How the report names one method: its row ``label`` and its ``supervision`` (a key of
+    :data:`SUPERVISION`); ``short``, its name inside a composite method's label ("SAM + CLIP" in
+    "SAM + CLIP + temporal"; None: the label)."""
+
+    label: str
+    supervision: str
+    short: str | None = None
+
+    def then(self, step: str) -> MethodInfo:
+        """The info of this method followed by ``step`` (``rosa`` -> ``rosa+temporal``: "ROSA +
+        temporal"), trained with the same supervision."""
+        return MethodInfo(f"{self.short or self.label} + {step}", self.supervision)
+
+    def __post_init__(self) -> None:
+        if self.supervision not in SUPERVISION:
+            raise ValueError(
+                f"supervision {self.supervision!r} is not one of {sorted(SUPERVISION)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -92,6 +145,10 @@ class Method(Protocol):
 
     def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
         """The part of ``config`` the predictions of ``method`` depend on (resolved once here)."""
+        ...
+
+    def describe(self, config: Mapping[str, Any], method: str) -> MethodInfo:
+        """The report's label and supervision of ``method`` (one of :meth:`names`)."""
         ...
 
     def predict(self, job: ShardJob) -> ShardResult:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nvos.layout import RunLayout
-from nvos.methods.base import ShardJob, ShardResult
+from nvos.methods.base import MethodInfo, ShardJob, ShardResult
 
 
 class Oracle:
@@ -31,6 +31,9 @@ class Oracle:
             "annotations": layout.annotations,
             "proposals": layout.proposals(shard),
         }
+
+    def describe(self, config: Mapping[str, Any], method: str) -> MethodInfo:
+        return MethodInfo("SAM upper bound (oracle)", "oracle", short="Oracle keyframes")
 
     def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
         return {}

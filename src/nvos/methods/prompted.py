@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nvos.layout import RunLayout
-from nvos.methods.base import ShardJob, ShardResult
+from nvos.methods.base import MethodInfo, ShardJob, ShardResult
 
 __all__ = ["GroundedSamMethod", "Sam3Method", "SAM_MODEL_KEYS"]
 
@@ -31,8 +31,13 @@ class _Prompted:
     scores_regions = False
     supervision = "mask"
 
+    label: str
+
     def names(self, config: Mapping[str, Any]) -> list[str]:
         return [self.name]
+
+    def describe(self, config: Mapping[str, Any], method: str) -> MethodInfo:
+        return MethodInfo(self.label, self.supervision)
 
     def inputs(
         self, config: Mapping[str, Any], layout: RunLayout, method: str, shard: str
@@ -68,6 +73,7 @@ class GroundedSamMethod(_Prompted):
     """Per tagged phrase and annotated frame, SAM's mask for Grounding DINO's best box."""
 
     name, rule, target = "grounded_sam", "grounded_sam_shard", "grounded_sam"
+    label = "GroundedSAM"
     doc = "GroundedSAM for one shard: Grounding DINO's best box per phrase and frame, SAM's mask."
     target_doc = "Target: GroundedSAM's predictions for every shard."
 
@@ -92,6 +98,7 @@ class Sam3Method(_Prompted):
     """Per tagged phrase and annotated frame, SAM 3's best instance (or union) for the phrase."""
 
     name, rule, target = "sam3", "sam3_shard", "sam3"
+    label = "SAM 3"
     doc = "SAM 3 for one shard: the phrase as its text prompt on every scored frame."
     target_doc = "Target: SAM 3's predictions for every shard."
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from nvos.layout import RunLayout
-from nvos.methods.base import ShardJob, ShardResult
+from nvos.methods.base import MethodInfo, ShardJob, ShardResult
 
 SEPARATOR = "+"
 """Joins a keyframe method and what was done to it: ``rosa+temporal``, ``rosa+temporal+flow``."""
@@ -46,6 +46,14 @@ class Propagated:
 
     def names(self, config: Mapping[str, Any]) -> list[str]:
         return list(propagated_names(config))
+
+    def describe(self, config: Mapping[str, Any], method: str) -> MethodInfo:
+        """The keyframe method's label and supervision, then "+ <backend>"."""
+        from nvos.methods.registry import member
+
+        keyframes = self.keyframe_method(config, method)
+        info = member(config, keyframes).describe(config, keyframes)
+        return info.then(method.rsplit(SEPARATOR, 1)[1])
 
     def gpus(self, config: Mapping[str, Any]) -> int:
         """GPUs a job claims: 1 for the ``sam2`` backend, else none."""

@@ -6,9 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from nvos.layout import RunLayout
-from nvos.methods.base import ShardJob, ShardResult
+from nvos.methods.base import MethodInfo, ShardJob, ShardResult
 from nvos.rosa.config import RosaConfig, resolve_variant
 from nvos.rosa.sweep import trained_variants
+
+VARIANT_LABELS: dict[str, str] = {
+    "rosa": "ROSA",
+    "rosa_noctx": "ROSA w/o phrase context",
+    "rosa_vna_only": "ROSA (L_VNA only)",
+    "rosa_rpa_only": "ROSA (L_RPA only)",
+}
+"""Row labels of the shipped variants; another variant is labelled ``ROSA (<name>)``."""
 
 
 class Rosa:
@@ -40,6 +48,9 @@ class Rosa:
             "frames": layout.frames(shard),
             "checkpoint": layout.checkpoint(method),
         }
+
+    def describe(self, config: Mapping[str, Any], method: str) -> MethodInfo:
+        return MethodInfo(VARIANT_LABELS.get(method, f"ROSA ({method})"), "narration")
 
     def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
         """The variant resolved (:func:`nvos.rosa.config.resolve_variant`) and ``predict``."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nvos.layout import RunLayout
-from nvos.methods.base import ShardJob
+from nvos.methods.base import MethodInfo, ShardJob
 from nvos.rosa.sweep import SWEPT_VARIANT, is_swept, sweep_points
 from nvos.skips import Ledger
 
@@ -43,6 +43,9 @@ class RosaChosen:
 
     def names(self, config: Mapping[str, Any]) -> list[str]:
         return [SWEPT_VARIANT] if is_swept(config["rosa"]) else []
+
+    def describe(self, config: Mapping[str, Any], method: str) -> MethodInfo:
+        return MethodInfo("ROSA (chosen on val)", "narration")
 
     def inputs(
         self, config: Mapping[str, Any], layout: RunLayout, method: str, shard: str

@@ -7,7 +7,7 @@ from typing import Any
 
 from nvos.features.clip_names import clip_checkpoint
 from nvos.layout import RunLayout
-from nvos.methods.base import ShardJob, ShardResult
+from nvos.methods.base import MethodInfo, ShardJob, ShardResult
 
 
 class SamClip:
@@ -36,6 +36,9 @@ class SamClip:
             "clips": layout.clips,
             "checkpoint": clip_checkpoint(config),
         }
+
+    def describe(self, config: Mapping[str, Any], method: str) -> MethodInfo:
+        return MethodInfo("SAM + CLIP (zero-shot)", "none", short="SAM + CLIP")
 
     def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
         return {"features": config["features"], "splits": config["evaluate"]["splits"]}

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nvos.layout import RunLayout
-from nvos.methods.base import ShardJob, ShardResult
+from nvos.methods.base import MethodInfo, ShardJob, ShardResult
 
 SUFFIX = "+temporal"
 
@@ -40,6 +40,13 @@ class Temporal:
 
     def names(self, config: Mapping[str, Any]) -> list[str]:
         return [f"{base}{SUFFIX}" for base in config["temporal"]["decode"]["methods"]]
+
+    def describe(self, config: Mapping[str, Any], method: str) -> MethodInfo:
+        """The base's label and supervision, then "+ temporal"."""
+        from nvos.methods.registry import member
+
+        base = base_method(method)
+        return member(config, base).describe(config, base).then("temporal")
 
     def inputs(
         self, config: Mapping[str, Any], layout: RunLayout, method: str, shard: str

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import pyarrow.parquet as pq
 
 from nvos import storage
-from nvos.config import typed
+from nvos.config import load_schema, typed, with_defaults
 from nvos.evaluation.truth import group_truth, read_annotations, tagged_objects
 from nvos.layout import RunLayout
 from nvos.logs import Progress
@@ -28,18 +28,17 @@ from nvos.report.overlays import (
     read_method_predictions,
     select_clips,
 )
+from nvos.report.rows import is_oracle, method_label, order_methods, row_infos
 from nvos.report.selection import read_selections, selection_html, selection_markdown
 from nvos.report.sweep import sweep_html, sweep_markdown
 from nvos.report.table import (
+    LEGEND,
     ORACLE,
     MetricsError,
     SplitTable,
     format_score,
-    is_oracle,
     load_summaries,
     markdown_report,
-    method_label,
-    order_methods,
     plural,
     skips_markdown,
     split_tables,
@@ -65,14 +64,6 @@ class ReportConfig:
     overlay_alpha: float
     labels: dict[str, str]
     methods: list[str] | None
-
-
-LEGEND = (
-    "Scores ×100. J: region similarity (Jaccard); F: boundary F-measure; J&F: their mean "
-    "(DAVIS 2017 semantics, all annotated frames); J_union: J against the union of the object's "
-    "instances; J_ins: J against the best-matching single instance. Per object: mean over its "
-    "annotated frames; per split: mean over objects. –: no metrics."
-)
 
 
 @dataclass
@@ -209,18 +200,20 @@ def build_report(
     metrics = load_summaries(inputs.summaries)
     if not metrics:
         raise MetricsError("no <method>/<split>/summary.json to report")
-    labels = dict(cfg.labels)
-    tables = split_tables(metrics, labels, cfg.methods)
-    methods = order_methods([m for per_split in metrics.values() for m in per_split])
+    found = sorted({m for per_split in metrics.values() for m in per_split})
+    family_config = with_defaults(run_config, load_schema())  # the members read their groups
+    infos = row_infos(family_config, sorted({*found, *(cfg.methods or [])}), cfg.labels)
+    tables = split_tables(metrics, infos, cfg.methods)
+    methods = order_methods(found, infos)
     config_text = config_yaml(run_config)
     config_path = out / "config.yaml"
     storage.write_text(config_path, config_text)
     facts = run_facts(run_config, inputs.clips, methods, config_text, now)
     skips = read_reconciliation(reconciliation) if reconciliation is not None else []
     selections = read_selections(inputs.selections)
-    text = markdown_report(tables, cfg.title, facts_markdown(facts, labels))
+    text = markdown_report(tables, cfg.title, facts_markdown(facts, infos))
     if selections:
-        text += "\n" + selection_markdown(selections, labels)
+        text += "\n" + selection_markdown(selections, infos)
     table_path = out / "table.md"
     sweep_rows = read_sweep_table(sweep) if sweep is not None else []
     text += "\n" + sweep_markdown(sweep_rows) if sweep_rows else ""
@@ -249,7 +242,7 @@ def build_report(
         sections = _with_videos(sections, video_method, inputs, out, run_config, cfg)
         summary.video_method = video_method
         summary.videos = [s.video.path for s in sections if s.video is not None]
-        overlay_video = method_label(video_method, labels)
+        overlay_video = method_label(video_method, infos)
         video_reason = f"The videos show {overlay_video} ({video_method}): {video_reason}"
     keep = {Path(o.path).name for s in sections for o in s.overlays}
     keep |= {Path(s.video.path).name for s in sections if s.video is not None}
@@ -257,7 +250,7 @@ def build_report(
     overlay_text = ""
     if overlay_method is not None:
         overlay_text = overlay_sentences(
-            method_label(overlay_method, labels), overlay_method, reason, len(sections),
+            method_label(overlay_method, infos), overlay_method, reason, len(sections),
             summary.overlay_candidates, cfg.overlay_frames,
         )  # fmt: skip
         if summary.videos:
@@ -271,8 +264,8 @@ def build_report(
         {"table.md": "table.md", "config.yaml": "config.yaml"},
         LEGEND,
         skips,
-        labels,
-        [*selection_html(selections, labels), *([sweep_html(sweep_rows)] if sweep_rows else [])],
+        infos,
+        [*selection_html(selections, infos), *([sweep_html(sweep_rows)] if sweep_rows else [])],
     )
     storage.write_text(out / "index.html", page)
     logger.info("report: %s", summary)

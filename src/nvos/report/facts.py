@@ -22,7 +22,8 @@ import yaml
 import nvos
 from nvos import storage
 from nvos.config import plain
-from nvos.report.table import method_label, order_splits, plural
+from nvos.report.rows import RowInfo, method_label
+from nvos.report.table import order_splits, plural
 
 UNKNOWN = "unknown"
 
@@ -41,11 +42,11 @@ class RunFacts:
     encoders: str
     random_weights: tuple[str, ...]
 
-    def rows(self, labels: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    def rows(self, infos: Mapping[str, RowInfo] | None = None) -> list[tuple[str, str]]:
         """(label, value) lines of the header, in order; the same in table.md and index.html."""
         clips = ", ".join(f"{split} {n}" for split, n in self.clips_per_split.items())
         total = sum(self.clips_per_split.values())
-        methods = ", ".join(_named(method_label(m, labels), m) for m in self.methods)
+        methods = ", ".join(_named(method_label(m, infos), m) for m in self.methods)
         return [
             ("Run", self.run),
             ("Clips", f"{plural(total, 'clip')}: {clips}" if clips else plural(0, "clip")),
@@ -183,8 +184,8 @@ def run_facts(
     )
 
 
-def facts_markdown(facts: RunFacts, labels: Mapping[str, str] | None = None) -> str:
+def facts_markdown(facts: RunFacts, infos: Mapping[str, RowInfo] | None = None) -> str:
     """The header of ``table.md``: the random-weights note (a quote) and one bullet per fact."""
     lines = [f"> **{facts.random_note}**", ""] if facts.random_note else []
-    lines += [f"- **{name}**: {value}" for name, value in facts.rows(labels)]
+    lines += [f"- **{name}**: {value}" for name, value in facts.rows(infos)]
     return "\n".join(lines) + "\n"

@@ -13,16 +13,18 @@ from dataclasses import dataclass
 from nvos.report.chart import bar_chart_svg
 from nvos.report.facts import RunFacts
 from nvos.report.overlays import GT_LEGEND, Overlay, colour_hex
+from nvos.report.rows import RowInfo, is_oracle
 from nvos.report.table import (
-    COLUMNS,
     MISSING,
     SKIPS_HEADER,
     SKIPS_TEXT,
     SplitTable,
+    breakdown_columns,
     breakdown_groups,
     counts_line,
-    format_score,
-    is_oracle,
+    overlaps_line,
+    protocol_line,
+    score_cells,
     skips_cells,
 )
 from nvos.report.videos import ClipVideo
@@ -33,6 +35,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1em; }
 th, td { border-bottom: 1px solid #ccc; padding: 0.25em 0.8em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 tr.oracle td { color: #666; font-style: italic; }
+tr.group th { text-align: left; padding-top: 0.6em; border-bottom: 1px solid #888; }
 .legend { list-style: none; padding: 0; }
 .legend li { display: inline-block; margin-right: 1.2em; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.3em;
@@ -58,46 +61,54 @@ class ClipSection:
     video: ClipVideo | None = None
 
 
+def _cells(values: Sequence[str]) -> str:
+    return "".join(f"<td>{html.escape(v)}</td>" for v in values)
+
+
 def _table_html(table: SplitTable) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ("Method", *COLUMNS))
+    columns = table.columns
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ("Method", "Supervision", *columns))
     rows = []
-    for method, label, scores in table.rows:
-        cells = [format_score(None if scores is None else scores.scores[c]) for c in COLUMNS]
-        css = ' class="oracle"' if is_oracle(method) else ""
-        tds = "".join(f"<td>{html.escape(v)}</td>" for v in [label, *cells])
-        rows.append(f"<tr{css}>{tds}</tr>")
+    for group, members in table.grouped():
+        rows.append(
+            f'<tr class="group"><th colspan="{2 + len(columns)}">{html.escape(group)}</th></tr>'
+        )
+        for row in members:
+            cells = score_cells(None if row.scores is None else row.scores.scores, columns)
+            css = ' class="oracle"' if is_oracle(row.method) else ""
+            rows.append(f"<tr{css}>{_cells([row.label, row.supervision, *cells])}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _counts_html(table: SplitTable) -> str:
-    head = "<tr><th>Method</th><th>objects</th><th>object-frames</th><th>missing frames</th></tr>"
-    rows = "".join(
-        f"<tr><td>{html.escape(label)}</td>"
-        + (
-            f"<td>{s.objects}</td><td>{s.frames}</td><td>{s.missing_frames}</td>"
+    names = ("Method", "objects", "object-frames", "missing frames", "overlap object-frames")
+    head = "<tr>" + "".join(f"<th>{n}</th>" for n in names) + "</tr>"
+    body = []
+    for row in table.rows:
+        s = row.scores
+        values = (
+            [str(s.objects), str(s.frames), str(s.missing_frames), str(s.overlap_object_frames)]
             if s is not None
-            else f"<td>{MISSING}</td>" * 3
+            else [MISSING] * 4
         )
-        + "</tr>"
-        for _, label, s in table.rows
-    )
-    return f"<table class='counts'><thead>{head}</thead><tbody>{rows}</tbody></table>"
+        body.append(f"<tr>{_cells([row.label, *values])}</tr>")
+    return f"<table class='counts'><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _breakdowns_html(table: SplitTable) -> str:
     parts = []
+    columns = breakdown_columns(table)
     for group in breakdown_groups(table):
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in ("Method", *COLUMNS, "objects"))
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in ("Method", *columns, "objects"))
         rows = []
-        for _, label, s in table.rows:
-            leaf = None if s is None else s.breakdowns.get(group)
+        for row in table.rows:
+            leaf = None if row.scores is None else row.scores.breakdowns.get(group)
             if leaf is None:
                 continue
             objects = leaf.get("objects")
-            cells = [format_score(leaf.get(c)) for c in COLUMNS]
+            cells = score_cells(leaf, columns)
             cells.append(MISSING if objects is None else str(int(objects)))
-            tds = "".join(f"<td>{html.escape(v)}</td>" for v in [label, *cells])
-            rows.append(f"<tr>{tds}</tr>")
+            rows.append(f"<tr>{_cells([row.label, *cells])}</tr>")
         parts.append(
             f"<h3>{html.escape(table.split)}: {html.escape(group)}</h3>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -146,10 +157,10 @@ def _clip_html(section: ClipSection) -> str:
     )
 
 
-def _facts_html(facts: RunFacts, labels: Mapping[str, str] | None) -> str:
+def _facts_html(facts: RunFacts, infos: Mapping[str, RowInfo] | None) -> str:
     rows = "".join(
         f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>"
-        for name, value in facts.rows(labels)
+        for name, value in facts.rows(infos)
     )
     note = facts.random_note
     warning = f'<p class="warning"><strong>{html.escape(note)}</strong></p>' if note else ""
@@ -165,19 +176,20 @@ def render_html(
     links: Mapping[str, str],
     legend_text: str,
     skips: Sequence[Mapping[str, object]] = (),
-    labels: Mapping[str, str] | None = None,
+    infos: Mapping[str, RowInfo] | None = None,
     sections: Sequence[str] = (),
 ) -> str:
     """The report page: the run's facts, one section per split, the overlays, the skips.
 
     ``overlay_text``: the sentences on which method the overlays show and why (shown only with
     ``clips``); ``links``: text -> relative path of files beside the page; ``skips``: the rows of
-    ``reconciliation.csv`` (:func:`nvos.skips.read_reconciliation`), if any; ``labels``: the
-    method labels of the config; ``sections``: further HTML sections shown after the tables (e.g.
-    the temporal decoding's selection, :mod:`nvos.report.selection`, and a sweep's table,
-    :mod:`nvos.report.sweep`). Sections with nothing to show are left out.
+    ``reconciliation.csv`` (:func:`nvos.skips.read_reconciliation`), if any; ``infos``: the
+    methods' labels and supervision (:func:`nvos.report.rows.row_infos`); ``sections``: further
+    HTML sections shown after the tables (e.g. the temporal decoding's selection,
+    :mod:`nvos.report.selection`, and a sweep's table, :mod:`nvos.report.sweep`). Sections with
+    nothing to show are left out.
     """
-    body = [f"<h1>{html.escape(title)}</h1>", _facts_html(facts, labels)]
+    body = [f"<h1>{html.escape(title)}</h1>", _facts_html(facts, infos)]
     if links:
         anchors = " · ".join(
             f'<a href="{html.escape(path)}">{html.escape(text)}</a>' for text, path in links.items()
@@ -185,16 +197,18 @@ def render_html(
         body.append(f"<p>{anchors}</p>")
     body.append(f"<p>{html.escape(legend_text)}</p>")
     for table in tables:
-        groups = [(label, s.scores) for _, label, s in table.rows if s is not None]
-        body += [
-            f"<h2>Split {html.escape(table.split)}</h2>",
-            _table_html(table),
-            f"<p>{html.escape(counts_line(table))}</p>",
-            _counts_html(table),
-            _breakdowns_html(table),
+        groups = [
+            (row.label, {c: row.scores.scores.get(c) for c in table.columns})
+            for row in table.rows
+            if row.scores is not None
         ]
+        body += [f"<h2>Split {html.escape(table.split)}</h2>"]
+        body += [f"<p>{html.escape(line)}</p>" for line in (protocol_line(table),) if line]
+        body += [_table_html(table), f"<p>{html.escape(counts_line(table))}</p>"]
+        body += [f"<p>{html.escape(line)}</p>" for line in (overlaps_line(table),) if line]
+        body += [_counts_html(table), _breakdowns_html(table)]
         if any(v is not None for _, scores in groups for v in scores.values()):
-            chart = bar_chart_svg(f"{table.split}: scores ×100", groups)
+            chart = bar_chart_svg(f"{table.split}: scores ×100", groups, table.columns)
             body.append(f"<figure>{chart}</figure>")
     body += list(sections)
     if clips:

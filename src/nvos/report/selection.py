@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nvos.report.table import MISSING, MetricsError, format_score, method_label
+from nvos.report.rows import RowInfo, method_label
+from nvos.report.table import MISSING, MetricsError, format_score
 
 __all__ = ["read_selections", "selection_html", "selection_markdown"]
 
@@ -53,14 +54,14 @@ def _cells(point: Mapping[str, Any]) -> list[str]:
 
 
 def selection_markdown(
-    selections: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str] | None = None
+    selections: Mapping[str, Mapping[str, Any]], infos: Mapping[str, RowInfo] | None = None
 ) -> str:
     """The ``## Temporal decoding`` section of ``table.md`` ('' without selections)."""
     if not selections:
         return ""
     lines = ["## Temporal decoding: settings chosen on val", "", TEXT, ""]
     for method, record in selections.items():
-        lines += [f"### {method_label(method, labels)}", ""]
+        lines += [f"### {method_label(method, infos)}", ""]
         lines.append("| " + " | ".join(HEADER) + " |")
         lines.append("|" + "---:|" * (len(HEADER) - 1) + ":---:|")
         lines += ["| " + " | ".join(_cells(p)) + " |" for p in record["grid"]]
@@ -69,7 +70,7 @@ def selection_markdown(
 
 
 def selection_html(
-    selections: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str] | None = None
+    selections: Mapping[str, Mapping[str, Any]], infos: Mapping[str, RowInfo] | None = None
 ) -> Sequence[str]:
     """The same section as HTML fragments (none without selections)."""
     if not selections:
@@ -81,6 +82,6 @@ def selection_html(
             "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(p)) + "</tr>"
             for p in record["grid"]
         )
-        parts.append(f"<h3>{html.escape(method_label(method, labels))}</h3>")
+        parts.append(f"<h3>{html.escape(method_label(method, infos))}</h3>")
         parts.append(f"<table><tr>{head}</tr>{rows}</table>")
     return parts

@@ -1,8 +1,9 @@
-"""The results table in the paper's layout: rows = methods, columns J, F, J&F, J_union, J_ins.
+"""The results table in the paper's layout: rows = methods grouped by supervision, columns J, F,
+J&F, J_union, J_ins (under the ``vost`` protocol: J, J_tr, J_union, J_ins).
 
 Scores are read from ``metrics/<method>/<split>/summary.json`` (values in [0, 1]) and printed ×100
-with one decimal, rounded half up as papers print them. Row order: baselines (``sam_clip`` first,
-then others by name), the ROSA variants (``rosa`` first, then ``rosa_*`` by name), the oracle last.
+with one decimal, rounded half up as papers print them. The rows, their labels, groups and order
+come from :mod:`nvos.report.rows`. Each table names its protocol.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nvos.errors import NvosError
+from nvos.report.rows import GROUPS, MISSING, RowInfo, order_methods
 from nvos.types import PathLike
 
 logger = logging.getLogger(__name__)
@@ -25,22 +27,36 @@ logger = logging.getLogger(__name__)
 COLUMNS: tuple[str, ...] = ("J", "F", "J&F", "J_union", "J_ins")
 """The score columns, in the paper's order (keys of summary.json)."""
 
-ORACLE = "oracle"
-ROSA = "rosa"
+VOST_COLUMNS: tuple[str, ...] = ("J", "J_tr", "J_union", "J_ins")
+"""The columns of a table under the ``vost`` protocol: VOST reports J (no F), and J_tr."""
 
-DEFAULT_LABELS: dict[str, str] = {
-    "oracle": "SAM upper bound (oracle)",
-    "sam_clip": "SAM + CLIP (zero-shot)",
-    "grounded_sam": "GroundedSAM",
-    "sam3": "SAM 3",
-    "rosa": "ROSA",
-    "rosa_noctx": "ROSA w/o phrase context",
-    "rosa_vna_only": "ROSA (L_VNA only)",
-    "rosa_rpa_only": "ROSA (L_RPA only)",
+ORACLE = "oracle"
+
+PROTOCOL_TEXT: dict[str, str] = {
+    "all_frames": "every annotated frame of every tagged object, nvos's rule",
+    "davis": (
+        "DAVIS 2017 semi-supervised: the first and last annotated frames of each clip are not "
+        "scored, the objects are the labels of the first annotated frame"
+    ),
+    "vost": (
+        "VOST: the frames and objects of davis; VOST reports J, not F; J_tr is J over the last "
+        "quarter of each clip's evaluated frames (VOST's J_last, after the transformation)"
+    ),
 }
+"""What each evaluation protocol scores (:mod:`nvos.evaluation.protocols`), one clause."""
 
 SPLIT_ORDER = ("val", "test", "train")
-MISSING = "–"
+
+LEGEND = (
+    "Scores ×100 (one decimal). J: region similarity (Jaccard), F: boundary F-measure, "
+    "J&F: their mean (DAVIS 2017 semantics, on the frames the table's protocol scores); J_union: "
+    "J against the union of the object's instances; J_ins: J against the best-matching single "
+    "instance; J_tr (vost protocol): J over the last quarter of each clip's evaluated frames. "
+    "Per object: mean over its frames; per split: mean over objects. Rows are grouped by what "
+    "the methods were trained with (the supervision column); the oracle chooses with the test "
+    f"ground truth. {MISSING}: no metrics."
+)
+"""The column legend of ``table.md`` and ``index.html``."""
 
 
 class MetricsError(NvosError, ValueError):
@@ -49,7 +65,12 @@ class MetricsError(NvosError, ValueError):
 
 @dataclass(frozen=True)
 class MethodScores:
-    """One method's summary on one split (scores in [0, 1]; None where not computable)."""
+    """One method's summary on one split (scores in [0, 1]; None where not computable).
+
+    ``scores`` has :data:`COLUMNS` and ``J_tr`` (the protocol's ``J_last``; None unless ``vost``);
+    ``overlaps`` the object-frames whose predicted pixels another object claims and those that
+    lose all of them (:mod:`nvos.evaluation.overlaps`; 0 in summaries made before it).
+    """
 
     method: str
     split: str
@@ -58,60 +79,15 @@ class MethodScores:
     frames: int
     missing_frames: int
     breakdowns: Mapping[str, Mapping[str, float | None]]
-
-
-SHORT_LABELS: dict[str, str] = {"sam_clip": "SAM + CLIP", "oracle": "Oracle keyframes"}
-"""Base labels inside a composite name (``sam_clip+temporal``: "SAM + CLIP + temporal")."""
-
-STEP = "+"
-"""Separator of a composite method's steps: ``<base>+temporal``, ``<base>+temporal+flow``."""
-
-
-def is_oracle(method: str) -> bool:
-    """Whether ``method`` is the oracle or composed on it (``oracle+flow``): an upper bound."""
-    return method.split(STEP, 1)[0] == ORACLE
-
-
-def _base_key(method: str) -> tuple[int, int, str]:
-    if method == ORACLE:
-        return (2, 0, method)
-    if method == ROSA:
-        return (1, 0, method)
-    if method.startswith(ROSA + "_"):
-        return (1, 1, method)
-    return (0, 0 if method == "sam_clip" else 1, method)
-
-
-def method_sort_key(method: str) -> tuple[int, int, str, int, str]:
-    """Sort key of a method: baselines, then ROSA variants, then the oracle; a composite method
-    (``rosa+temporal``) right after its base, fewer steps first."""
-    base, *steps = method.split(STEP)
-    return (*_base_key(base), len(steps), method)
-
-
-def order_methods(methods: Sequence[str]) -> list[str]:
-    """``methods`` (deduplicated) in the table's row order."""
-    return sorted(set(methods), key=method_sort_key)
+    protocol: str = "all_frames"
+    overlap_object_frames: int = 0
+    lost_object_frames: int = 0
 
 
 def order_splits(splits: Sequence[str]) -> list[str]:
     """Splits in print order: val, test, train, then the others by name."""
     known = {split: i for i, split in enumerate(SPLIT_ORDER)}
     return sorted(set(splits), key=lambda s: (known.get(s, len(known)), s))
-
-
-def method_label(method: str, labels: Mapping[str, str] | None = None) -> str:
-    """The row label of a method: ``labels`` first, then :data:`DEFAULT_LABELS`; a composite
-    method joins its base's label (:data:`SHORT_LABELS` first) and its steps with " + "
-    ("ROSA + temporal"); else its name."""
-    if labels and method in labels:
-        return labels[method]
-    if method in DEFAULT_LABELS:
-        return DEFAULT_LABELS[method]
-    base, *steps = method.split(STEP)
-    if steps:
-        return " + ".join([SHORT_LABELS.get(base) or method_label(base, labels), *steps])
-    return method
 
 
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
@@ -174,14 +150,21 @@ def read_summary(path: PathLike, method: str, split: str) -> MethodScores:
     missing = [key for key in (*COLUMNS, "objects", "frames") if key not in data]
     if missing:
         raise MetricsError(f"{path}: missing keys {missing}")
+    protocol = data.get("protocol") or {}
+    overlaps = data.get("overlaps") or {}
+    scores = {c: _score(data[c], path, c) for c in COLUMNS}
+    scores["J_tr"] = _score(protocol.get("J_last"), path, "protocol.J_last")
     return MethodScores(
         method=method,
         split=split,
-        scores={c: _score(data[c], path, c) for c in COLUMNS},
+        scores=scores,
         objects=int(data["objects"]),
         frames=int(data["frames"]),
         missing_frames=int(data.get("missing_frames") or 0),
         breakdowns=_short_names(_flatten_breakdowns(data.get("breakdowns") or {}, path)),
+        protocol=str(protocol.get("protocol") or "all_frames"),
+        overlap_object_frames=int(overlaps.get("object_frames") or 0),
+        lost_object_frames=int(overlaps.get("lost_object_frames") or 0),
     )
 
 
@@ -196,35 +179,98 @@ def load_summaries(
 
 
 @dataclass(frozen=True)
+class Row:
+    """One row of a split's table: the method, its label, supervision text and group title, and
+    its scores (None when the method has no metrics on the split)."""
+
+    method: str
+    label: str
+    supervision: str
+    group: str
+    scores: MethodScores | None
+
+
+@dataclass(frozen=True)
 class SplitTable:
-    """The rows of one split's table: (method, label, scores or None when the method is absent)."""
+    """The rows of one split's table, in order, and the protocol its scores were made with."""
 
     split: str
-    rows: tuple[tuple[str, str, MethodScores | None], ...]
+    rows: tuple[Row, ...]
 
     @property
     def present(self) -> list[MethodScores]:
         """The scores of the methods that have metrics on this split."""
-        return [scores for _, _, scores in self.rows if scores is not None]
+        return [row.scores for row in self.rows if row.scores is not None]
+
+    @property
+    def protocols(self) -> list[str]:
+        """The protocols of the split's summaries (one, unless some summaries are stale)."""
+        return sorted({s.protocol for s in self.present})
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """:data:`VOST_COLUMNS` when every summary used the ``vost`` protocol, else
+        :data:`COLUMNS`."""
+        return VOST_COLUMNS if self.protocols == ["vost"] else COLUMNS
+
+    def grouped(self) -> list[tuple[str, list[Row]]]:
+        """The rows under their group titles, groups without rows left out."""
+        groups: list[tuple[str, list[Row]]] = []
+        for row in self.rows:
+            if not groups or groups[-1][0] != row.group:
+                groups.append((row.group, []))
+            groups[-1][1].append(row)
+        return groups
 
 
 def split_tables(
     metrics: Mapping[str, Mapping[str, MethodScores]],
-    labels: Mapping[str, str] | None = None,
+    infos: Mapping[str, RowInfo] | None = None,
     methods: Sequence[str] | None = None,
 ) -> list[SplitTable]:
-    """One table per split. Rows: ``methods`` when given, else every method found on any split;
-    a method without metrics on a split keeps its row, printed with '–'."""
+    """One table per split. Rows: ``methods`` when given, else every method found on any split,
+    in :func:`order_methods`; a method without metrics on a split keeps its row, printed with
+    '–'. ``infos``: the methods' labels and supervision (:func:`row_infos`)."""
     found = {method for per_split in metrics.values() for method in per_split}
-    rows_methods = order_methods(list(methods) if methods is not None else sorted(found))
+    rows_methods = order_methods(list(methods) if methods is not None else sorted(found), infos)
     tables = []
     for split in order_splits(list(metrics)):
-        rows = tuple(
-            (method, method_label(method, labels), metrics[split].get(method))
-            for method in rows_methods
-        )
-        tables.append(SplitTable(split, rows))
+        rows = []
+        for method in rows_methods:
+            info = (infos or {}).get(method) or RowInfo(method)
+            rows.append(Row(method, info.label, info.supervision_text, GROUPS[info.group][0],
+                            metrics[split].get(method)))  # fmt: skip
+        tables.append(SplitTable(split, tuple(rows)))
     return tables
+
+
+def protocol_line(table: SplitTable) -> str:
+    """The sentence naming the protocol the split's scores were made with."""
+    protocols = table.protocols
+    if not protocols:
+        return ""
+    if len(protocols) > 1:
+        per = ", ".join(f"{s.method} {s.protocol}" for s in table.present)
+        return f"Protocols differ between methods (stale metrics?): {per}."
+    name = protocols[0]
+    return f"Protocol: {name} ({PROTOCOL_TEXT.get(name, 'see docs/evaluation.md')})."
+
+
+def overlaps_line(table: SplitTable) -> str:
+    """The sentence on predictions two objects claim, per method that has any ('' if none)."""
+    found = [s for s in table.present if s.overlap_object_frames]
+    if not found:
+        return ""
+    per = ", ".join(
+        f"{s.method} {plural(s.overlap_object_frames, 'object-frame')} "
+        f"({s.lost_object_frames} losing all)"
+        for s in found
+    )
+    return (
+        "Overlapping predictions (pixels two objects claim on a frame; scored for each object "
+        "here, but a one-label PNG such as `nvos export-davis` writes gives them to the higher "
+        f"score): {per}."
+    )
 
 
 def breakdown_groups(table: SplitTable) -> list[str]:
@@ -236,10 +282,12 @@ def breakdown_groups(table: SplitTable) -> list[str]:
     )
 
 
-def _markdown_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def _markdown_rows(
+    header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 1
+) -> list[str]:
     lines = [
         "| " + " | ".join(header) + " |",
-        "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|",
+        "|" + "|".join([":---"] * text_columns + ["---:"] * (len(header) - text_columns)) + "|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
@@ -265,28 +313,49 @@ def counts_line(table: SplitTable) -> str:
     return line
 
 
+def score_cells(scores: Mapping[str, float | None] | None, columns: Sequence[str]) -> list[str]:
+    """``scores`` (None: no metrics) at ``columns``, as the tables print them."""
+    return [format_score(None if scores is None else scores.get(c)) for c in columns]
+
+
+def breakdown_columns(table: SplitTable) -> tuple[str, ...]:
+    """The columns of the split's breakdown tables (the breakdowns have no J_tr)."""
+    return tuple(c for c in table.columns if c in COLUMNS)
+
+
 def markdown_table(table: SplitTable) -> str:
-    """The split's table (and its breakdowns) as GitHub markdown."""
-    rows = [
-        [label] + [format_score(None if s is None else s.scores[c]) for c in COLUMNS]
-        for _, label, s in table.rows
-    ]
-    lines = [f"## {table.split}", "", *_markdown_rows(["Method", *COLUMNS], rows), ""]
+    """The split's table (its rows under their group titles) and its breakdowns as GitHub
+    markdown."""
+    columns = table.columns
+    rows: list[list[str]] = []
+    for group, members in table.grouped():
+        rows.append([f"**{group}**", "", *[""] * len(columns)])
+        rows += [
+            [row.label, row.supervision,
+             *score_cells(None if row.scores is None else row.scores.scores, columns)]
+            for row in members
+        ]  # fmt: skip
+    lines = [f"## {table.split}", ""]
+    lines += [protocol_line(table), ""] if table.present else []
+    header = ["Method", "Supervision", *columns]
+    lines += _markdown_rows(header, rows, text_columns=2) + [""]
     lines += [counts_line(table), ""]
+    overlaps = overlaps_line(table)
+    lines += [overlaps, ""] if overlaps else []
+    sub_columns = breakdown_columns(table)
     for group in breakdown_groups(table):
         brows = []
-        for _, label, s in table.rows:
-            leaf = None if s is None else s.breakdowns.get(group)
+        for row in table.rows:
+            leaf = None if row.scores is None else row.scores.breakdowns.get(group)
             if leaf is None:
                 continue
             objects = leaf.get("objects")
             brows.append(
-                [label]
-                + [format_score(leaf.get(c)) for c in COLUMNS]
+                [row.label, *score_cells(leaf, sub_columns)]
                 + [MISSING if objects is None else str(int(objects))]
             )
         lines += [f"### {table.split}: {group}", ""]
-        lines += _markdown_rows(["Method", *COLUMNS, "objects"], brows) + [""]
+        lines += _markdown_rows(["Method", *sub_columns, "objects"], brows) + [""]
     return "\n".join(lines)
 
 
@@ -316,13 +385,6 @@ def skips_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 def markdown_report(tables: Sequence[SplitTable], title: str = "Results", header: str = "") -> str:
     """``table.md``: a title, ``header`` (the run's facts), the column legend, one table per
     split."""
-    legend = (
-        "Scores ×100 (one decimal). J: region similarity (Jaccard), F: boundary F-measure, "
-        "J&F: their mean (DAVIS 2017 semantics, all annotated frames); J_union: J against the "
-        "union of the object's instances; J_ins: J against the best-matching single instance. "
-        "Per object: mean over its annotated frames; per split: mean over objects. "
-        f"{MISSING}: no metrics."
-    )
-    body = [f"# {title}", "", *([header] if header else []), legend, ""]
+    body = [f"# {title}", "", *([header] if header else []), LEGEND, ""]
     body += [markdown_table(t) for t in tables]
     return "\n".join(body).rstrip() + "\n"
