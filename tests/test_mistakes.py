@@ -50,7 +50,7 @@ CONFIG_MISTAKES = {
         "temporal.decode.methods: 'oracle' does not score regions (decodable: rosa, rosa_noctx,",
     ),
     "an unknown keyframe method": (
-        {"temporal": {"propagate": {"methods": ["oracle", "rosa", "rosaa"]}}},
+        {"temporal": {"propagate": {"methods": ["oracle", "rosa+temporal", "rosaa"]}}},
         SPLITS,
         "temporal.propagate.methods: unknown keyframe method 'rosaa' (known: grounded_sam, oracle,",
     ),

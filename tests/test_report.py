@@ -15,6 +15,7 @@ import pytest
 import tables
 from test_export import PR_H, PR_W, PREDICTIONS, world  # noqa: F401  (fixture)
 
+from nvos.methods import FAMILY
 from nvos.report import ReportSummary, build_report, format_score, order_methods
 from nvos.report.build import ReportInputs
 from nvos.report.chart import bar_chart_svg
@@ -153,7 +154,8 @@ def test_method_order_groups_rows_by_supervision() -> None:
         "zeta",  # no member describes it
         "oracle",  # the upper bound, last
     ]
-    assert infos["ext_masks"] == RowInfo("External (masks)", "mask", (3, 0))
+    imported = next(i for i, m in enumerate(FAMILY) if m.name == "imported")
+    assert infos["ext_masks"] == RowInfo("External (masks)", "mask", (imported, 0, 0))
     assert infos["ext_weak"].label == "ext_weak" and infos["zeta"].supervision is None
     assert infos["sam_clip"].supervision_text == "none (zero-shot)"
     assert row_infos(FAMILY_CONFIG, ["rosa"], {"rosa": "Ours"})["rosa"].label == "Ours"

@@ -7,22 +7,33 @@ from pathlib import Path
 
 import pytest
 
+from nvos.config import load_schema, with_defaults
+from nvos.report.rows import method_label, order_methods, row_infos
 from nvos.report.selection import read_selections, selection_html, selection_markdown
-from nvos.report.table import MetricsError, method_label, order_methods
+from nvos.report.table import MetricsError
 
 
 def test_composite_methods_are_labelled_from_their_base_and_follow_it() -> None:
-    assert method_label("rosa+temporal") == "ROSA + temporal"
-    assert method_label("rosa+temporal+flow") == "ROSA + temporal + flow"
-    assert method_label("sam_clip+temporal") == "SAM + CLIP + temporal"
-    assert method_label("oracle+flow") == "Oracle keyframes + flow"
-    assert method_label("rosa_noctx+temporal") == "ROSA w/o phrase context + temporal"
-    assert method_label("rosa+temporal", {"rosa+temporal": "mine"}) == "mine"
+    config = with_defaults(
+        {"rosa": {"variants": {"rosa": {}, "rosa_noctx": {"use_context": False}}},
+         "temporal": {"decode": {"methods": ["sam_clip", "rosa", "rosa_noctx"]},
+                      "propagate": {"methods": ["rosa+temporal", "oracle"]}}},
+        load_schema(),
+    )  # fmt: skip
     methods = ["oracle+flow", "rosa_noctx", "rosa+temporal+flow", "oracle", "rosa+temporal",
-               "sam_clip+temporal", "rosa", "sam_clip"]  # fmt: skip
-    assert order_methods(methods) == [
+               "sam_clip+temporal", "rosa", "sam_clip", "rosa_noctx+temporal"]  # fmt: skip
+    infos = row_infos(config, methods, {"rosa_noctx+temporal": "mine"})
+    labels = {m: method_label(m, infos) for m in methods}
+    assert labels["rosa+temporal"] == "ROSA + temporal"
+    assert labels["rosa+temporal+flow"] == "ROSA + temporal + flow"
+    assert labels["sam_clip+temporal"] == "SAM + CLIP + temporal"
+    assert labels["oracle+flow"] == "Oracle keyframes + flow"
+    assert labels["rosa_noctx+temporal"] == "mine"
+    assert infos["oracle+flow"].supervision == "oracle"
+    assert infos["rosa+temporal+flow"].supervision == "narration"
+    assert order_methods(methods, infos) == [
         "sam_clip", "sam_clip+temporal", "rosa", "rosa+temporal", "rosa+temporal+flow",
-        "rosa_noctx", "oracle", "oracle+flow",
+        "rosa_noctx", "rosa_noctx+temporal", "oracle", "oracle+flow",
     ]  # fmt: skip
 
 
@@ -36,14 +47,15 @@ def test_selection_section_marks_the_chosen_point(tmp_path: Path) -> None:
     path = tmp_path / "selection.json"
     path.write_text(json.dumps({"grid": grid}))
     selections = read_selections({"rosa+temporal": path})
-    text = selection_markdown(selections)
+    infos = row_infos(with_defaults({}, load_schema()), ["rosa+temporal"])
+    text = selection_markdown(selections, infos)
     assert "### ROSA + temporal" in text
     rows = [line for line in text.splitlines() if line.startswith("| 0")]
     assert rows == [
         "| 0 | – | – | 50.0 | 40.0 | 45.0 | 50.0 |  |",
         "| 0.1 | 0.05 | 0.1235 | 60.0 | 50.0 | 55.0 | 25.0 | ✓ |",
     ]
-    page = "".join(selection_html(selections))
+    page = "".join(selection_html(selections, infos))
     assert page.count("✓") == 1 and "ROSA + temporal" in page
     assert selection_markdown({}) == "" and list(selection_html({})) == []
     path.write_text("{}")

@@ -19,7 +19,7 @@ from nvos.checks import config_problems
 from nvos.config import ConfigError, load_config
 from nvos.layout import RunLayout
 from nvos.methods import method_names, predict_method_shard
-from nvos.methods.rows import PredictionRows
+from nvos.methods.rows import PredictionRows, ScoreRows
 from nvos.rosa.config import resolve_variant
 from nvos.rosa.sweep import (
     Candidate,
@@ -190,6 +190,9 @@ def test_the_rosa_row_copies_the_chosen_predictions(tmp_path: Path) -> None:
         for clip in ("c0", "c1"):
             rows.add(clip, 0, "1", 3, i, 0.5 + i, 4, 4, b"4")
         rows.write(layout.predictions(name, "s00000"), {"variant": name})
+        scores = ScoreRows()
+        scores.add("c0", 0, "1", 3, [0, 1], [0.5, 0.5 + i])
+        scores.write(layout.scores(name, "s00000"), {"variant": name})
         skipped = [skips.Skip("c2", "split_not_predicted", detail="split train")]
         ledger = skips.Ledger.of(
             f"predictions/{name}", "s00000", ["c0", "c1", "c2"], ["c0", "c1"], skipped
@@ -202,6 +205,8 @@ def test_the_rosa_row_copies_the_chosen_predictions(tmp_path: Path) -> None:
     copied = storage.read_table(layout.predictions("rosa", "s00000"), "predictions")
     assert copied.equals(storage.read_table(layout.predictions(chosen, "s00000"), "predictions"))
     assert copied["proposal_id"].to_pylist() == [1, 1]
+    copied_scores = storage.read_table(layout.scores("rosa", "s00000"), "region_scores")
+    assert copied_scores["scores"].to_pylist() == [[0.5, 1.5]]  # the chosen point's
     provenance = storage.read_provenance(layout.predictions("rosa", "s00000"))
     assert provenance["sweep"]["chosen"] == chosen and provenance["method"] == "rosa"
     assert result.ledger.counts() == {

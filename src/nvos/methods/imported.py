@@ -27,6 +27,7 @@ class Imported:
     rule = "imported_shard"
     target = "imported"
     gpu = 0
+    scores_regions = False
     doc = "Imported predictions (nvos import-predictions): never recomputed; a missing file stops."
     target_doc = "Target: the imported predictions of every shard."
 

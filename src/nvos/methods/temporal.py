@@ -39,7 +39,8 @@ class Temporal:
     target_doc = "Target: the predictions of every <base>+temporal method for every shard."
 
     def names(self, config: Mapping[str, Any]) -> list[str]:
-        return [f"{base}{SUFFIX}" for base in config["temporal"]["decode"]["methods"]]
+        decode = (config.get("temporal") or {}).get("decode") or {}  # none in a partial config
+        return [f"{base}{SUFFIX}" for base in decode.get("methods", [])]
 
     def describe(self, config: Mapping[str, Any], method: str) -> MethodInfo:
         """The base's label and supervision, then "+ temporal"."""

@@ -18,8 +18,8 @@ import torch
 
 from nvos import rle
 from nvos.features.clip_model import ClipEncoder
-from nvos.features.regions import CropPolicy, masked_crops, normalise_frame
-from nvos.features.stage import encode_regions
+from nvos.features.regions import masked_crops, normalise_frame
+from nvos.features.stage import crop_policy, encode_regions
 from nvos.features.text import encode_texts
 from nvos.proposals.base import ProposalBackend, top_k
 
@@ -57,7 +57,7 @@ class ZeroShotScorer:
     def __post_init__(self) -> None:
         if "{phrase}" not in self.prompt:
             raise ValueError(f"prompt template {self.prompt!r} has no {{phrase}}")
-        self.policy = CropPolicy(margin=self.margin, size=self.encoder.image_size)
+        self.policy = crop_policy({"crop": {"margin": self.margin}}, self.encoder)
 
     def regions(self, frame_index: int, image: np.ndarray) -> KeyframeRegions:
         """The proposals of one RGB uint8 frame (H, W, 3) and their region embeddings."""
