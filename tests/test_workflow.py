@@ -29,11 +29,9 @@ SMALL_DEMO = {
     "rosa": {
         "dim": 32,
         "train": {"batch_size": 2, "epochs": 2, "warmup_steps": 1},
-        "variants": {"rosa": {}, "rosa_noctx": {"use_context": False}},
+        "variants": {"rosa": {}},  # the variants' machinery: test_rosa_sweep, test_rules
     },
-    "evaluate": {
-        "methods": ["sam_clip", "rosa", "rosa+temporal", "rosa_noctx", "oracle", "oracle+flow"]
-    },
+    "evaluate": {"methods": ["sam_clip", "rosa", "rosa+temporal", "oracle", "oracle+flow"]},
     "temporal": {"propagate": {"methods": ["oracle"]}},
 }
 
@@ -100,7 +98,6 @@ def test_demo_dag_writes_every_stage(demo_run: Path) -> None:
     table = (demo_run / "report/table.md").read_text()
     for row in ("SAM upper bound (oracle)", "SAM + CLIP (zero-shot)", "ROSA"):
         assert f"| {row} |" in table, table
-    assert (demo_run / "models/rosa_noctx/checkpoint.pt").exists()
     assert (demo_run / "models/rosa/train_log.csv").read_text().startswith("step,")
     # The default rosa.train.restarts (3): each trained in its folder, the chosen one copied.
     with open(demo_run / "models/rosa/restarts.csv") as handle:
@@ -129,14 +126,14 @@ def test_demo_dag_writes_every_stage(demo_run: Path) -> None:
 
 def test_every_stage_reconciles_its_clips(demo_run: Path) -> None:
     rows = {row["stage"]: row for row in skips.read_reconciliation(demo_run / "reconciliation.csv")}
-    methods = ["sam_clip", "rosa", "rosa+temporal", "rosa_noctx", "oracle", "oracle+flow"]
+    methods = ["sam_clip", "rosa", "rosa+temporal", "oracle", "oracle+flow"]
     stages = ["frames", "proposals", "phrases", "features", *(f"predictions/{m}" for m in methods)]
     assert list(rows) == stages
     for row in rows.values():
         assert row["clips_in"] == row["clips_out"] + row["clips_skipped"], row
     assert rows["frames"]["clips_in"] == rows["phrases"]["clips_in"] == 10
     assert rows["frames"]["jobs"] == 2 and rows["phrases"]["jobs"] == 1
-    for method in ("sam_clip", "rosa", "rosa+temporal", "rosa_noctx"):  # 6 train clips each
+    for method in ("sam_clip", "rosa", "rosa+temporal"):  # 6 train clips each
         assert "split_not_predicted=6" in rows[f"predictions/{method}"]["reasons"]
     assert "no_tagged_object=6" in rows["predictions/oracle"]["reasons"]  # untagged train clips
     assert "no_keyframes=6" in rows["predictions/oracle+flow"]["reasons"]
