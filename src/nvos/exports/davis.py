@@ -85,11 +85,5 @@ def export_davis_pngs(
 
 
 def _label(info: PhraseInfo, phrase_id: int) -> dict[str, Any]:
-    return {
-        "phrase_id": phrase_id,
-        "phrase": info.text,
-        "char_start": info.char_start,
-        "char_end": info.char_end,
-        "object_id": info.object_id,
-        "category": info.category,
-    }
+    """One label of ``labels.json``: the phrase's export fields and its category."""
+    return {**info.fields(phrase_id), "category": info.category}

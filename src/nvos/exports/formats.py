@@ -62,17 +62,6 @@ def _categories(phrases: dict[tuple[str, int], PhraseInfo]) -> dict[str, int]:
     return {name: i + 1 for i, name in enumerate(sorted({p.category for p in phrases.values()}))}
 
 
-def _phrase_fields(info: PhraseInfo, phrase_id: int) -> dict[str, Any]:
-    return {
-        "phrase_id": phrase_id,
-        "phrase": info.text,
-        "char_start": info.char_start,
-        "char_end": info.char_end,
-        "object_id": info.object_id,
-        "phrase_source": info.source,
-    }
-
-
 def _file_names(clip: ClipMasks) -> dict[int, str]:
     check_sequence_name(clip.clip_id)
     return {f: f"{clip.clip_id}/{name}.jpg" for f, name in frame_names(clip.frames).items()}
@@ -121,7 +110,7 @@ def ytvis_json(
                 "height": clip.height, "width": clip.width, "length": 1,
                 "segmentations": segmentations, "areas": areas, "bboxes": boxes,
                 "scores": scores, "score": sum(shown) / len(shown) if shown else 0.0,
-                **_phrase_fields(info, phrase_id),
+                **info.fields(phrase_id),
             })  # fmt: skip
             counts.tracks += 1
     return {
@@ -171,7 +160,7 @@ def coco_json(
                     "segmentation": rle_json(row.counts, clip.height, clip.width),
                     "area": area, "bbox": list(rle.bbox(row.counts, clip.height, clip.width)),
                     "iscrowd": 0, "score": row.score, "clip_id": clip.clip_id,
-                    **_phrase_fields(info, phrase_id),
+                    **info.fields(phrase_id),
                 })  # fmt: skip
     return {
         "images": images,

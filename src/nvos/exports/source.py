@@ -96,6 +96,17 @@ class PhraseInfo:
     source: str
     category: str
 
+    def fields(self, phrase_id: int) -> dict[str, Any]:
+        """The phrase's fields in an export (the words it joins back to, its object)."""
+        return {
+            "phrase_id": phrase_id,
+            "phrase": self.text,
+            "char_start": self.char_start,
+            "char_end": self.char_end,
+            "object_id": self.object_id,
+            "phrase_source": self.source,
+        }
+
 
 def mask_kind(path: PathLike) -> str:
     """``dense_masks`` or ``predictions``: the table ``path`` holds (by its columns)."""
