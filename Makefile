@@ -8,7 +8,7 @@ CORES  ?= 2
 GPUS   ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); [ "$${n:-0}" -gt 0 ] && echo $$n || echo $(CORES))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo demo-small demo-honest test lint lock clean-demo
+.PHONY: install install-sam2 demo demo-small demo-honest test lint lock clean-demo
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+# The optional SAM 2 backend (temporal.propagate.backend: sam2) and its equivalence test's package.
+install-sam2: install
+	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install --quiet --no-build-isolation -r requirements-sam2.txt
 
 demo: install
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --resources gpu=$(GPUS)
