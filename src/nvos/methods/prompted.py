@@ -8,6 +8,7 @@ with real checkpoints.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ SAM_MODEL_KEYS = ("model_type", "checkpoint", "random_weights", "image_size")
 """The keys of ``proposals.sam`` that choose SAM's weights (GroundedSAM shares them)."""
 
 
-class _Prompted:
+class _Prompted(ABC):
     """What the two members share: inputs, splits, the shard loop; a member adds its group's
     name and how to build its segmenter."""
 
@@ -47,8 +48,9 @@ class _Prompted:
     def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
         return {self.name: dict(config[self.name]), "splits": list(config["evaluate"]["splits"])}
 
+    @abstractmethod
     def segmenter(self, params: Mapping[str, Any], device: Any) -> Any:
-        raise NotImplementedError
+        """The member's segmenter (:class:`nvos.prompted.base.Segmenter`) on ``device``."""
 
     def predict(self, job: ShardJob) -> ShardResult:
         from nvos.devices import claim_device
