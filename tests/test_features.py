@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 import torch
 import torch.nn.functional as F
+from test_crops import smooth_image
 
 from nvos import rle, storage
 from nvos.features.clip_model import ClipEncoder, load_clip
@@ -23,17 +24,6 @@ from nvos.phrases import clean_narration
 @pytest.fixture(scope="module")
 def encoder() -> ClipEncoder:
     return load_clip("nvos-tiny-vit", None, "cpu", seed=0)
-
-
-def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A low-frequency RGB uint8 image (resampling methods agree on it)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width] / max(height, width)
-    channels = [
-        127 + 100 * np.sin(2 * np.pi * (a * x + b * y) + c)
-        for a, b, c in rng.uniform(0.3, 1.2, size=(3, 3))
-    ]
-    return np.stack(channels, axis=-1).round().astype(np.uint8)
 
 
 def box_of(mask: np.ndarray) -> torch.Tensor:
