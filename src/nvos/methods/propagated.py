@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from nvos.layout import RunLayout
-from nvos.methods.base import MethodInfo, ShardJob, ShardResult
+from nvos.methods.base import STEP, MethodInfo, ShardJob, ShardResult
 
-SEPARATOR = "+"
 """Joins a keyframe method and what was done to it: ``rosa+temporal``, ``rosa+temporal+flow``."""
 
 
@@ -30,7 +29,7 @@ def propagated_names(config: Mapping[str, Any]) -> dict[str, str]:
     """Each propagated method -> its keyframe method, under ``config``."""
     group = propagate_group(config)
     backend = group.get("backend", "flow")
-    return {f"{m}{SEPARATOR}{backend}": m for m in group.get("methods", [])}
+    return {f"{m}{STEP}{backend}": m for m in group.get("methods", [])}
 
 
 class Propagated:
@@ -53,7 +52,7 @@ class Propagated:
 
         keyframes = self.keyframe_method(config, method)
         info = member(config, keyframes).describe(config, keyframes)
-        return info.then(method.rsplit(SEPARATOR, 1)[1])
+        return info.then(method.rsplit(STEP, 1)[1])
 
     def gpus(self, config: Mapping[str, Any]) -> int:
         """GPUs a job claims: 1 for the ``sam2`` backend, else none."""
