@@ -13,6 +13,7 @@ import pytest
 from tables import write_clips
 
 from nvos import rle, storage
+from nvos.evaluation.seen import DEFAULT_SPACY_MODEL
 from nvos.evaluation import (
     DuplicatePredictionError,
     ResolutionError,
@@ -295,6 +296,33 @@ def test_seen_unseen_by_head_noun_of_the_training_narrations(tmp_path: Path) -> 
     assert (seen["seen"]["objects"], seen["unseen"]["objects"]) == (1, 2)
     assert seen["seen"]["J"] == 1.0
     assert seen["unseen"]["J"] == pytest.approx(0.5)  # carrot 1.0, spatula missing 0.0
+
+
+def test_seen_vocabulary_file_gives_the_same_breakdown(tmp_path: Path) -> None:
+    """The run's seen.json (rule seen_vocabulary) replaces tagging in every evaluation job."""
+    from nvos.evaluation.seen import read_seen_vocabulary, write_seen_vocabulary
+
+    write_clips(
+        tmp_path / "clips.parquet",
+        [
+            ("t", "train", "#C C washes the knives in the sink"),
+            ("v", "val", "Cut the [carrot]<1> with the [small knife]<2>"),
+        ],
+    )
+    pq.write_table(
+        annotations_table([("v", 0, "1", 0, CUP), ("v", 0, "2", 0, PAN)]), tmp_path / "ann.parquet"
+    )
+    write_predictions(tmp_path / "pred.parquet", [("v", 0, "1", 0, CUP)])
+    seen_path = tmp_path / "seen.json"
+    write_seen_vocabulary(tmp_path / "clips.parquet", "train", DEFAULT_SPACY_MODEL, seen_path)
+    stored = read_seen_vocabulary(seen_path)
+    assert stored.heads == {"carrot": "carrot", "small knife": "knife"}
+    assert {"knife", "sink", "wash"} <= stored.vocabulary and stored.train_narrations == 1
+    tagged = evaluate(tmp_path, seen_unseen=True)
+    tagged_csv = (tmp_path / "out" / "per_object.csv").read_text()
+    read = evaluate(tmp_path, seen_unseen=True, seen_path=seen_path)
+    assert (tmp_path / "out" / "per_object.csv").read_text() == tagged_csv
+    assert read["breakdowns"]["seen"] == tagged["breakdowns"]["seen"]
 
 
 def test_seen_unseen_skipped_without_training_clips(aggregation_case: Path) -> None:

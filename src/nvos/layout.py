@@ -13,10 +13,13 @@ take their paths from :class:`RunLayout`. A method's argument may be a Snakemake
     <run>/sweep/{selection.json,sweep.csv}    a rosa.sweep's choice on val
     <run>/scores/<method>/<shard>.parquet, links/<shard>.parquet
     <run>/temporal/<method>/{selection.json,grid.csv}
-    <run>/metrics/<method>/<split>/{per_object.csv,summary.json}
+    <run>/seen.json, metrics/<method>/<split>/{per_object.csv,summary.json}
     <run>/skipped/<stage>[/<method>]/<shard>.parquet, skipped.csv, reconciliation.csv
     <run>/report/{table.md,index.html,config.yaml,overlays/,videos/}
     <run>/logs/..., benchmarks/...
+    <run>/segment/<shard>.parquet             the segment stage's masks (every phrase, every frame)
+    <run>/segment/{phrases.parquet,features/,links/,predictions/,scores/,masks/,skipped/,logs/,...}
+                                              its scope: the run's methods on its clips and phrases
 
 This module imports nothing heavy: the Snakefile loads it to build the DAG.
 """
@@ -30,11 +33,14 @@ from typing import Any, Literal
 
 from nvos.types import PathLike
 
-__all__ = ["DEMO_MANIFEST_NAME", "RunLayout", "ShardPaths"]
+__all__ = ["DEMO_MANIFEST_NAME", "SEGMENT_SCOPE", "RunLayout", "ShardPaths"]
 
 CacheKind = Literal["regions", "text"]
 
 DEMO_MANIFEST_NAME = "manifest.jsonl"
+
+SEGMENT_SCOPE = "segment"
+"""The scope (:attr:`RunLayout.scope`) of the segment stage (:mod:`nvos.segment.scope`)."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,16 @@ class RunLayout:
 
     ``root`` is ``<results_dir>/<run>`` (:meth:`of`); each method joins its part onto it. Arguments
     may be wildcards such as ``"{shard}"``.
+
+    ``scope`` (empty: the run itself) is a sub-folder of the run holding a **scope's own** phrases,
+    text features, links, predictions, scores, dense masks, skip ledgers, logs and benchmarks,
+    while it shares everything else (clips, frames, proposals, region features, models, the
+    decoder's selections) with the run: the ``segment`` stage is the run's methods again, on other
+    splits and phrases, in ``<run>/segment/`` (:meth:`scoped`, :mod:`nvos.segment.scope`).
     """
 
     root: str
+    scope: str = ""
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> RunLayout:
@@ -74,8 +87,16 @@ class RunLayout:
         """The layout of an existing run folder (``results/<run>``, a trailing ``/`` allowed)."""
         return cls(str(run_dir).rstrip("/") or "/")
 
+    def scoped(self, scope: str) -> RunLayout:
+        """The layout of scope ``scope`` of this run (``<run>/<scope>/`` for its own files)."""
+        return RunLayout(self.root, scope)
+
     def _join(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
+
+    def _own(self, *parts: str) -> str:
+        """A file of the scope (the run's own when unscoped)."""
+        return "/".join([self.root, *([self.scope] if self.scope else []), *parts])
 
     # -- dataset -------------------------------------------------------------------------------
 
@@ -94,7 +115,7 @@ class RunLayout:
 
     @property
     def phrases(self) -> str:
-        return self._join("phrases.parquet")
+        return self._own("phrases.parquet")
 
     # -- per-shard stages ----------------------------------------------------------------------
 
@@ -110,12 +131,13 @@ class RunLayout:
 
     def text(self, shard: str) -> str:
         """CLIP embeddings of the shard's phrases."""
-        return self._join("features", f"{shard}.text.parquet")
+        return self._own("features", f"{shard}.text.parquet")
 
     def feature_cache(self, shard: str, kind: CacheKind) -> str:
         """ROSA's memory-mapped Arrow IPC cache of the shard's regions or text
         (:mod:`nvos.rosa.feature_cache`)."""
-        return self._join("features", "cache", f"{shard}.{kind}.arrow")
+        join = self._own if kind == "text" else self._join
+        return join("features", "cache", f"{shard}.{kind}.arrow")
 
     def shard_paths(self, shard: str) -> ShardPaths:
         """The files ROSA reads for ``shard``."""
@@ -141,11 +163,11 @@ class RunLayout:
         return self._join("models", variant, "train_log.csv")
 
     def predictions(self, method: str, shard: str) -> str:
-        return self._join("predictions", method, f"{shard}.parquet")
+        return self._own("predictions", method, f"{shard}.parquet")
 
     def masks(self, method: str, shard: str) -> str:
         """Dense masks of a propagated method on every frame (schema ``dense_masks``)."""
-        return self._join("masks", method, f"{shard}.parquet")
+        return self._own("masks", method, f"{shard}.parquet")
 
     def method_predictions(self, method: str, shards: Sequence[str]) -> list[str]:
         """``predictions/<method>/<shard>.parquet`` of every shard, in shard order."""
@@ -163,11 +185,11 @@ class RunLayout:
 
     def scores(self, method: str, shard: str) -> str:
         """Every proposal's score of a region-scoring method (schema ``region_scores``)."""
-        return self._join("scores", method, f"{shard}.parquet")
+        return self._own("scores", method, f"{shard}.parquet")
 
     def links(self, shard: str) -> str:
         """The link term between consecutive keyframes of each clip (schema ``links``)."""
-        return self._join("links", f"{shard}.parquet")
+        return self._own("links", f"{shard}.parquet")
 
     def temporal_selection(self, method: str) -> str:
         """The decoder settings of a ``<base>+temporal`` method, chosen on val."""
@@ -178,6 +200,12 @@ class RunLayout:
         return self._join("temporal", method, "grid.csv")
 
     # -- evaluation and report -----------------------------------------------------------------
+
+    @property
+    def seen_vocabulary(self) -> str:
+        """``seen.json``: the training vocabulary and the head nouns of the tagged phrases
+        (:mod:`nvos.evaluation.seen`), made once for every evaluation job."""
+        return self._join("seen.json")
 
     def metrics_dir(self, method: str, split: str) -> str:
         return self._join("metrics", method, split)
@@ -197,14 +225,21 @@ class RunLayout:
         ``videos``)."""
         return self._join("report", name)
 
+    # -- the segment stage ----------------------------------------------------------------------
+
+    def segment_masks(self, shard: str) -> str:
+        """``segment/<shard>.parquet``: every phrase's mask on every frame of the shard's clips
+        with the phrase's text and span (schema ``segment_masks``)."""
+        return self._join(SEGMENT_SCOPE, f"{shard}.parquet")
+
     # -- skips, logs, benchmarks ---------------------------------------------------------------
 
     def skipped(self, stage: str, shard: str | None = None) -> str:
         """A job's skip ledger: ``skipped/<stage>/<shard>.parquet`` (``skipped/<stage>.parquet``
         for a whole-run stage); ``stage`` may be ``predictions/<method>``."""
         if shard is None:
-            return self._join("skipped", f"{stage}.parquet")
-        return self._join("skipped", stage, f"{shard}.parquet")
+            return self._own("skipped", f"{stage}.parquet")
+        return self._own("skipped", stage, f"{shard}.parquet")
 
     def skip_ledgers(self, shards: Sequence[str], methods: Sequence[str]) -> list[str]:
         """Every job's skip ledger of a run with ``shards`` whose ``methods`` are predicted, in
@@ -227,8 +262,8 @@ class RunLayout:
 
     def log(self, *parts: str) -> str:
         """``logs/<parts...>.log`` of a job."""
-        return self._join("logs", *parts[:-1], f"{parts[-1]}.log")
+        return self._own("logs", *parts[:-1], f"{parts[-1]}.log")
 
     def benchmark(self, *parts: str) -> str:
         """``benchmarks/<parts...>.tsv`` of a job."""
-        return self._join("benchmarks", *parts[:-1], f"{parts[-1]}.tsv")
+        return self._own("benchmarks", *parts[:-1], f"{parts[-1]}.tsv")

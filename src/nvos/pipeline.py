@@ -177,8 +177,10 @@ def run_evaluate(
     out_dir: PathLike,
     evaluate: Mapping[str, Any],
     workers: int = 1,
+    seen: PathLike | None = None,
 ) -> dict[str, Any]:
-    """Score one method on one split: ``per_object.csv`` and ``summary.json`` in ``out_dir``."""
+    """Score one method on one split: ``per_object.csv`` and ``summary.json`` in ``out_dir``
+    (``seen``: the run's ``seen.json``, rule ``seen_vocabulary``)."""
     from nvos.evaluation import evaluate_method
 
     return evaluate_method(
@@ -195,6 +197,7 @@ def run_evaluate(
         spacy_model=str(evaluate["spacy_model"]),
         meta={"config": dict(evaluate)},
         protocol=str(evaluate["protocol"]),
+        seen_path=seen,
     )
 
 

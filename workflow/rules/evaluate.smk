@@ -1,9 +1,31 @@
+rule seen_vocabulary:
+    """Training vocabulary and head nouns of the tagged phrases (seen / unseen breakdown), once."""
+    input:
+        clips=rules.dataset.output.clips,
+    output:
+        seen=LAYOUT.seen_vocabulary,
+    params:
+        train_split=config["evaluate"]["train_split"],
+        spacy_model=config["evaluate"]["spacy_model"],
+    log:
+        LAYOUT.log("seen_vocabulary"),
+    benchmark:
+        LAYOUT.benchmark("seen_vocabulary")
+    script:
+        "../scripts/seen_vocabulary.py"
+
+
 rule evaluate_method:
     """J, F and J&F (DAVIS semantics) of one method on one split."""
     input:
         predictions=lambda wc: LAYOUT.method_predictions(wc.method, SHARDS),
         clips=rules.dataset.output.clips,
         annotations=rules.dataset.output.annotations,
+        **(
+            {"seen": LAYOUT.seen_vocabulary}
+            if config["evaluate"]["train_split"] and config["evaluate"]["seen_unseen"]
+            else {}
+        ),
     output:
         per_object=LAYOUT.per_object("{method}", "{split}"),
         summary=LAYOUT.summary("{method}", "{split}"),

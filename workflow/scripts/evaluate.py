@@ -17,5 +17,6 @@ with stage_log(snakemake.log[0], "evaluate") as log:
         Path(snakemake.output.summary).parent,
         snakemake.params.evaluate,
         workers=snakemake.threads,
+        seen=snakemake.input.get("seen"),
     )
     log.info("J&F %.4f over %d objects", summary["J&F"], summary["objects"])

@@ -47,9 +47,10 @@ from nvos.evaluation.protocols import (
 from nvos.evaluation.score import ClipTask, ObjectScores, score_clip
 from nvos.evaluation.seen import (
     DEFAULT_SPACY_MODEL,
-    head_nouns,
+    SeenVocabulary,
     load_tagger,
-    training_vocabulary,
+    read_seen_vocabulary,
+    seen_vocabulary,
 )
 from nvos.evaluation.truth import (
     ClipTruth,
@@ -249,23 +250,31 @@ def _flag(value: Any) -> bool | None:
 
 
 def _seen(
-    scores: Sequence[ObjectScores], clips: pa.Table, train_split: str | None, spacy_model: str
+    scores: Sequence[ObjectScores],
+    clips: pa.Table,
+    train_split: str | None,
+    spacy_model: str,
+    seen_path: PathLike | None = None,
 ) -> tuple[list[str | None] | None, list[bool | None] | None, str | None]:
-    """Head nouns and seen flags of the scored objects' phrases, or a reason for skipping."""
+    """Head nouns and seen flags of the scored objects' phrases, or a reason for skipping; from
+    ``seen_path`` (``seen.json``) when given, else by tagging here."""
     if train_split is None:
         return None, None, "no training split configured (evaluate.train_split is null)"
-    mask = [s == train_split for s in clips.column("split").to_pylist()]
-    train_narrations = clips.filter(pa.array(mask)).column("narration").to_pylist()
-    if not train_narrations:
+    vocabulary: SeenVocabulary
+    if seen_path is not None:
+        vocabulary = read_seen_vocabulary(seen_path)
+    else:
+        mask = [s == train_split for s in clips.column("split").to_pylist()]
+        train = clips.filter(pa.array(mask)).column("narration").to_pylist()
+        vocabulary = seen_vocabulary(load_tagger(spacy_model), train, [s.phrase for s in scores])
+    if not vocabulary.train_narrations:
         return None, None, f"clips.parquet has no clip of the training split {train_split!r}"
-    nlp = load_tagger(spacy_model)
-    vocabulary = training_vocabulary(nlp, train_narrations)
-    nouns = head_nouns(nlp, [s.phrase for s in scores])
-    seen = [None if noun is None else noun in vocabulary for noun in nouns]
+    nouns = vocabulary.nouns(spacy_model, [s.phrase for s in scores])
+    seen = [None if noun is None else noun in vocabulary.vocabulary for noun in nouns]
     logger.info(
         "seen/unseen: %d training narrations, %d lemmas; %d of %d objects seen",
-        len(train_narrations),
-        len(vocabulary),
+        vocabulary.train_narrations,
+        len(vocabulary.vocabulary),
         sum(1 for s in seen if s),
         len(seen),
     )
@@ -321,6 +330,7 @@ def evaluate_method(
     spacy_model: str = DEFAULT_SPACY_MODEL,
     meta: Mapping[str, Any] | None = None,
     protocol: str = DEFAULT_PROTOCOL,
+    seen_path: PathLike | None = None,
 ) -> dict[str, Any]:
     """Score ``method``'s predictions on the clips of ``split``; write CSV and summary JSON.
 
@@ -338,6 +348,8 @@ def evaluate_method(
         meta: Extra JSON-serialisable provenance stored in the summary (e.g. the config group).
         protocol: ``all_frames``, ``davis`` or ``vost`` (:mod:`nvos.evaluation.protocols`): the
             frames and objects scored; ``vost`` adds ``J_last`` to the summary's ``protocol``.
+        seen_path: The run's ``seen.json`` (:func:`nvos.evaluation.seen.write_seen_vocabulary`);
+            None: tag the training narrations and phrases here.
 
     Returns:
         The summary written to ``summary.json``.
@@ -374,7 +386,7 @@ def evaluate_method(
     seen_reason = "disabled (evaluate.seen_unseen is false)"
     nouns, seen = None, None
     if seen_unseen:
-        nouns, seen, seen_reason = _seen(scores, clips, train_split, spacy_model)
+        nouns, seen, seen_reason = _seen(scores, clips, train_split, spacy_model, seen_path)
     exhaustive, exhaustive_reason = _exhaustive(scores, annotations, clips_path)
     breakdowns, skipped = _breakdowns(scores, seen, seen_reason, exhaustive, exhaustive_reason)
 
