@@ -30,6 +30,7 @@ include: "workflow/rules/rosa.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/methods.smk"
 include: "workflow/rules/decode.smk"
+include: "workflow/rules/segment.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

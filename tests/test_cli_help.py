@@ -34,7 +34,7 @@ def test_the_walk_reaches_every_command() -> None:
         f"nvos import {f}" for f in FORMATS
     ]
     assert "nvos import-predictions" in names
-    assert len(names) == 1 + 16 + len(FORMATS)  # nvos, its 16 commands, one per import format
+    assert len(names) == 1 + 17 + len(FORMATS)  # nvos, its 17 commands, one per import format
 
 
 def test_every_argument_and_command_has_help() -> None:

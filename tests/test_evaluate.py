@@ -13,7 +13,6 @@ import pytest
 from tables import write_clips
 
 from nvos import rle, storage
-from nvos.evaluation.seen import DEFAULT_SPACY_MODEL
 from nvos.evaluation import (
     DuplicatePredictionError,
     ResolutionError,
@@ -21,6 +20,7 @@ from nvos.evaluation import (
     tagged_objects,
     to_gt_size,
 )
+from nvos.evaluation.seen import DEFAULT_SPACY_MODEL
 from nvos.metrics import boundary_f, jaccard
 
 H, W = 40, 60

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nvos.methods import FAMILY
+from nvos.config import load_config
+from nvos.methods import FAMILY, method_names
+from nvos.segment.scope import segment_chain, segment_config
 
 REPO = Path(__file__).resolve().parents[1]
 RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
@@ -31,6 +33,8 @@ AGGREGATES = {
     "imported": "target of imported_shard over all imported methods and shards",
     "evaluate": "target of evaluate_method over all methods and splits",
     "rosa_chosen": "target of rosa_chosen_shard over all shards",
+    "free_text": "target of free_text_shard over all shards",
+    "segment": "target of segment_shard over all shards",
 }
 
 #: Directives that make a rule run a job.
@@ -41,19 +45,28 @@ def rule_bodies() -> dict[str, str]:
     """Rule name -> the text of its body (the indented lines under ``rule <name>:``). The rules
     of the prediction methods are made per member of the family in a loop
     (``workflow/rules/methods.smk``: ``rule:`` with ``name:``): each member's job rule and target
-    rule get the loop's two bodies, dedented."""
+    rule get the loop's first two bodies, dedented, and each member with a step of the default
+    config's ``segment.method`` its ``segment_<rule>`` the third (the segment stage's scope)."""
     bodies = {}
     for path in RULE_FILES:
         for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), re.M):
             assert match.group(1) not in bodies, f"rule {match.group(1)} defined twice"
             bodies[match.group(1)] = match.group(2)
     methods = (REPO / "workflow/rules/methods.smk").read_text()
-    job, target = [
+    job, target, scoped = [
         re.sub(r"^    ", "", body, flags=re.M)
         for body in re.findall(r"^    rule:\n((?:        .*\n|\n)*)", methods, re.M)
     ]
+    config = load_config()
+    steps = segment_chain(config["segment"]["method"])
+    in_scope = {
+        member for member, names in method_names(segment_config(config)).items()
+        if set(names) & set(steps)
+    }  # fmt: skip
     for member in FAMILY:
-        for name, body in ((member.rule, job), (member.target, target)):
+        rules = [(member.rule, job), (member.target, target)]
+        rules += [(f"segment_{member.rule}", scoped)] if member.name in in_scope else []
+        for name, body in rules:
             assert name not in bodies, f"rule {name} defined twice"
             bodies[name] = body
     return bodies

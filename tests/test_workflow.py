@@ -19,6 +19,7 @@ from nvos import skips, storage
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
+FREE_TEXT_ROW = "rosa+temporal+flow+free_text"
 # 10 clips: train 6, val 2, test 2; the smallest demo whose val split can select a checkpoint
 # (nvos.checks: VNA needs at least 2 clips). 2 shards of 5 clips.
 SMALL_DEMO = {
@@ -31,8 +32,12 @@ SMALL_DEMO = {
         "train": {"batch_size": 2, "epochs": 2, "warmup_steps": 1},
         "variants": {"rosa": {}},  # the variants' machinery: test_rosa_sweep, test_rules
     },
-    "evaluate": {"methods": ["sam_clip", "rosa", "rosa+temporal", "oracle", "oracle+flow"]},
+    "evaluate": {
+        "methods": ["sam_clip", "rosa", "rosa+temporal", "oracle", "oracle+flow", FREE_TEXT_ROW]
+    },
     "temporal": {"propagate": {"methods": ["oracle"]}},
+    # the segment stage: ROSA decoded and propagated on every clip, the narrations as free text
+    "segment": {"method": "rosa+temporal+flow", "phrases": "free_text"},
 }
 
 
@@ -75,7 +80,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first = snakemake(workdir, "frames")
     assert first.returncode == 0, first.stderr[-3000:]
     assert not (workdir / "results/demo/proposals").exists()  # a stage target stops there
-    done = snakemake(workdir)
+    done = snakemake(workdir, "all", "segment")
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir / "results" / "demo"
 
@@ -126,7 +131,7 @@ def test_demo_dag_writes_every_stage(demo_run: Path) -> None:
 
 def test_every_stage_reconciles_its_clips(demo_run: Path) -> None:
     rows = {row["stage"]: row for row in skips.read_reconciliation(demo_run / "reconciliation.csv")}
-    methods = ["sam_clip", "rosa", "rosa+temporal", "oracle", "oracle+flow"]
+    methods = SMALL_DEMO["evaluate"]["methods"]
     stages = ["frames", "proposals", "phrases", "features", *(f"predictions/{m}" for m in methods)]
     assert list(rows) == stages
     for row in rows.values():
@@ -151,6 +156,110 @@ def test_every_stage_reconciles_its_clips(demo_run: Path) -> None:
     selection = json.loads((demo_run / "temporal/rosa+temporal/selection.json").read_text())
     assert selection["split"] == "val" and len(selection["grid"]) == 6 * 4
     assert "| ROSA + temporal |" in table and "### ROSA + temporal" in table
+
+
+def test_segment_stage_masks_every_phrase_of_every_clip_on_every_frame(demo_run: Path) -> None:
+    from nvos.phrases import clean_narration
+
+    clips = storage.read_table(demo_run / "clips.parquet", "clips").to_pylist()
+    narrations = {c["clip_id"]: clean_narration(c["narration"]) for c in clips}
+    phrases = storage.read_table(demo_run / "segment/phrases.parquet", "phrases").to_pylist()
+    assert {p["source"] for p in phrases} == {"parser"}  # free text: the tags are gone
+    assert {p["clip_id"] for p in phrases} == set(narrations)  # every clip, training included
+    rows = [
+        row
+        for shard in ("s00000", "s00001")
+        for row in storage.read_table(demo_run / f"segment/{shard}.parquet", "segment_masks")
+        .drop_columns(["rle_counts"])
+        .to_pylist()
+    ]
+    frames: dict[tuple[str, int], set[int]] = {}
+    for row in rows:
+        frames.setdefault((row["clip_id"], row["phrase_id"]), set()).add(row["frame_index"])
+        assert narrations[row["clip_id"]][row["char_start"] : row["char_end"]] == row["text"]
+    assert set(frames) == {(p["clip_id"], p["phrase_id"]) for p in phrases}
+    assert {row["source"] for row in rows} == {"keyframe", "propagated"}
+    annotated: dict[str, set[int]] = {}
+    for a in storage.read_table(demo_run / "annotations.parquet", "annotations").to_pylist():
+        annotated.setdefault(a["clip_id"], set()).add(a["frame_index"])
+    for (clip_id, _), found in frames.items():  # every frame of the clip's window
+        assert sorted(found) == list(range(min(found), max(found) + 1))
+        assert annotated.get(clip_id, set()) <= found
+    reconciled = skips.read_reconciliation(demo_run / "segment/reconciliation.csv")
+    final = {r["stage"]: r for r in reconciled}["predictions/rosa+temporal+flow"]
+    assert (final["clips_in"], final["clips_out"]) == (10, 10)
+    # the free-text path scored beside the tagged protocol (val and test clips only)
+    table = (demo_run / "report/table.md").read_text()
+    assert "| ROSA + temporal + flow + free text | narrations only |" in table
+    records = [
+        storage.read_provenance(demo_run / f"predictions/{FREE_TEXT_ROW}/{shard}.parquet")
+        for shard in ("s00000", "s00001")
+    ]
+    assert sum(r["objects"] for r in records) >= sum(r["matched_objects"] for r in records) > 0
+
+
+def test_nvos_segment_runs_a_demo_video_with_the_trained_model(
+    demo_run: Path, tmp_path: Path
+) -> None:
+    """One command, one video: the workflow's segment stage on a one-clip run (docs/segment.md)."""
+    from pycocotools import mask as mask_utils
+
+    from nvos.tags import strip_tags
+
+    lines = (demo_run / "demo_data/manifest.jsonl").read_text().splitlines()
+    clip = next(json.loads(x) for x in lines if json.loads(x)["split"] == "test")
+    video = demo_run / "demo_data" / clip["video"]
+    narration = strip_tags(clip["narration"])
+    model = demo_run / "models/rosa/checkpoint.pt"
+    small = tmp_path / "small.yaml"  # the demo run's frames and proposals (features: the model's)
+    small.write_text(yaml.safe_dump({k: SMALL_DEMO[k] for k in ("frames", "proposals")}))
+    command = [
+        sys.executable, "-m", "nvos.cli", "--config", str(small), "segment", str(video),
+        "--narration", narration, "--start", str(clip["start_sec"]),
+        "--end", str(clip["start_sec"] + 1.0), "--model", str(model), "--out", str(tmp_path / "out"),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=CPU_ONLY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "with rosa+temporal+flow" in done.stdout  # the model's run chose its decoder on val
+    name = video.stem
+    masks = tmp_path / f"out/results/{name}/segment/s00000.parquet"
+    assert str(masks) in done.stdout
+    table = storage.read_table(masks, "segment_masks").to_pylist()
+    frames = {}
+    for row in table:
+        assert narration[row["char_start"] : row["char_end"]] == row["text"]
+        frames.setdefault(row["phrase_id"], set()).add(row["frame_index"])
+    assert len(frames) >= 2 and len({frozenset(f) for f in frames.values()}) == 1
+    # the overlay video has a frame per masked frame; the JSON's RLE are the table's masks
+    import cv2
+
+    capture = cv2.VideoCapture(str(tmp_path / f"out/{name}.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(next(iter(frames.values())))
+    export = json.loads((tmp_path / f"out/{name}.ytvis.json").read_text())
+    track = export["annotations"][0]
+    stored = {(r["frame_index"]): r for r in table if r["phrase_id"] == track["phrase_id"]}
+    video_row = export["videos"][0]
+    for index, rle in zip(video_row["frame_indices"], track["segmentations"], strict=True):
+        if rle is not None:
+            row = stored[index]
+            expected = rle_decode(row)
+            assert (mask_utils.decode(rle) == expected).all()
+    # the checkpoint records its features: a config asking for other ones is refused
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({"features": {"clip": {"model": "ViT-B-16"}}}))
+    refused = subprocess.run(
+        [*command[:5], "--config", str(other), *command[5:-1], str(tmp_path / "out2")],
+        capture_output=True, text=True, timeout=300, env=CPU_ONLY,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "was trained on features.clip" in refused.stderr
+    assert not (tmp_path / "out2/results").exists()
+
+
+def rle_decode(row: dict) -> object:
+    from nvos import rle
+
+    return rle.decode(row["rle_counts"], row["height"], row["width"])
 
 
 def test_rerun_has_nothing_to_do_and_config_change_reruns_dependents(demo_run: Path) -> None:

@@ -154,6 +154,7 @@ def sam_clip_predictions(
     splits: Sequence[str] = ("val", "test"),
     meta: Mapping[str, Any] | None = None,
     scores_path: PathLike | None = None,
+    phrases_predicted: str = "tagged",
 ) -> SamClipSummary:
     """Write the baseline's predictions for the evaluation clips of one shard (module docstring).
 
@@ -171,6 +172,8 @@ def sam_clip_predictions(
         meta: Extra provenance (e.g. ``config`` and the model description).
         scores_path: ``scores/sam_clip/<shard>.parquet``: every proposal's cosine (None: not
             written).
+        phrases_predicted: ``tagged`` (the phrases evaluation scores) or ``all`` (the parsed
+            phrases too: the segment stage, ``predict.phrases``).
     """
     if "{phrase}" not in prompt_template:
         raise ValueError(f"features.prompt must contain '{{phrase}}', got {prompt_template!r}")
@@ -178,8 +181,9 @@ def sam_clip_predictions(
     clips = read_shard_clips(clips_path, shard)
     wanted = pc.is_in(clips["split"], value_set=pa.array(list(splits), pa.string()))
     clip_ids = clips.filter(wanted)["clip_id"].to_pylist()
+    every = phrases_predicted == "all"
     phrases = {
-        clip_id: [row for row in rows if row["object_id"] is not None]
+        clip_id: [row for row in rows if every or row["object_id"] is not None]
         for clip_id, rows in read_shard_phrases(phrases_path, clip_ids).items()
     }
     frames = keyframes(frames_path, clip_ids)
@@ -223,7 +227,7 @@ def sam_clip_predictions(
         frames_without_regions=missing,
         **extra,
     )
-    skips = prediction_skips(clips, splits, phrases, frames, regions)
+    skips = prediction_skips(clips, splits, phrases, frames, regions, phrases_predicted)
     ledger = Ledger.of("predictions/sam_clip", shard, clips["clip_id"].to_pylist(),
                        rows.clip_ids, skips)  # fmt: skip
     table = rows.write(out_path, record)
@@ -247,6 +251,7 @@ def prediction_skips(
     tagged: Mapping[str, Sequence[Any]],
     frames: Mapping[str, Sequence[tuple[int, int, int]]],
     regions: Mapping[tuple[str, int], Any] | None = None,
+    phrases_predicted: str = "tagged",
 ) -> list[Skip]:
     """Why a clip of the shard gets no prediction row: ``split_not_predicted`` (its split is not
     in ``splits``), ``no_tagged_phrase`` (no ``[phrase]<id>`` phrase), ``no_keyframe``, or
@@ -255,8 +260,11 @@ def prediction_skips(
     ``tagged``: clip → its tagged phrases; ``frames``: clip → the (frame, height, width) it
     predicts: its keyframes, or its annotated frames for a method that reads no regions;
     ``regions``: the (clip_id, frame_index) keys that have region embeddings (None: a method
-    that reads no regions; a clip without frames is then ``no_annotated_frame``).
+    that reads no regions; a clip without frames is then ``no_annotated_frame``);
+    ``phrases_predicted``: ``all`` when every phrase is predicted (``tagged`` then holds every
+    phrase, and a clip without any is ``no_phrase``).
     """
+    no_phrase = "no_phrase" if phrases_predicted == "all" else "no_tagged_phrase"
     skips = []
     for clip_id, split in zip(
         clips["clip_id"].to_pylist(), clips["split"].to_pylist(), strict=True
@@ -264,7 +272,7 @@ def prediction_skips(
         if split not in splits:
             skips.append(Skip(clip_id, "split_not_predicted", detail=f"split {split}"))
         elif not tagged.get(clip_id):
-            skips.append(Skip(clip_id, "no_tagged_phrase"))
+            skips.append(Skip(clip_id, no_phrase))
         elif not frames.get(clip_id):
             skips.append(
                 Skip(clip_id, "no_keyframe" if regions is not None else "no_annotated_frame")

@@ -23,6 +23,7 @@ from nvos.features.clip_names import REMOTE_PREFIXES, SHIPPED_CONFIGS_DIR, known
 from nvos.methods import FAMILY, evaluated_methods, method_names
 from nvos.rosa.config import MIN_VAL_CLIPS, TRAIN_SPLIT, VAL_SPLIT, resolve_variant
 from nvos.rosa.sweep import sweep_names
+from nvos.segment.scope import segment_problems
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 """A ``features.clip.pretrained`` value ending so is a file, not an open_clip tag."""
@@ -279,7 +280,7 @@ def config_problems(
     except ConfigError as error:  # a sweep key that is no rosa key, an empty list, no rosa
         return list(error.problems) or [str(error)]
     problems = _method_problems(config) + _variant_problems(config) + _propagate_problems(config)
-    problems += _split_problems(config, split_counts)
+    problems += segment_problems(config) + _split_problems(config, split_counts)
     if split_counts is not None and not problems:
         problems += _training_problems(config, split_counts)
     problems += _clip_problems(config) + _spacy_problems(config)

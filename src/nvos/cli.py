@@ -214,9 +214,25 @@ def cmd_export(args: argparse.Namespace, config: dict[str, Any]) -> int:
     nlp = None if args.no_spacy else load_spacy(str(config["phrases"]["spacy_model"]))
     meta = storage.provenance("export", {"format": args.format, "masks": paths,
                                          "splits": args.split, "run": layout.root})  # fmt: skip
-    counts = export_masks(args.format, paths, layout.phrases, args.out, layout.clips, args.split,
+    phrases = args.phrases or layout.phrases
+    counts = export_masks(args.format, paths, phrases, args.out, layout.clips, args.split,
                           HeadNouns(nlp), meta)  # fmt: skip
     print(json.dumps(dataclasses.asdict(counts)))
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from nvos.segment.video import segment_video
+
+    done = segment_video(
+        args.video, args.narration, args.out, args.start, args.end, args.model,
+        args.config or [], args.cores,
+    )  # fmt: skip
+    print(f"segmented {done.phrases} phrases on {done.frames} frames with {done.method}")
+    print(f"masks (segment_masks table): {done.masks}")
+    print(f"overlay video:               {done.video}")
+    print(f"YouTube-VIS JSON:            {done.json}")
+    print(f"run folder (logs, provenance): {done.run}")
     return 0
 
 
@@ -325,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the JSON file (ytvis, coco) or folder (davis)")
     p.add_argument("--split", action="append", help="only clips of these splits (repeatable)")
     p.add_argument(
+        "--phrases", default=None,
+        help="the phrases table the masks' phrase ids refer to (default: RUN/phrases.parquet; "
+        "the segment stage's free text: RUN/segment/phrases.parquet)",
+    )  # fmt: skip
+    p.add_argument(
         "--no-spacy", action="store_true",
         help="categories from the last word before a preposition, not from the spaCy parse",
     )  # fmt: skip
@@ -346,6 +367,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--ids", default=None, help="davis: the label/frame mapping (default: "
         "<source>/object_ids.json if present, else the labels export-davis writes)",
     )  # fmt: skip
+    p = sub.add_parser(
+        "segment",
+        help="every phrase of a narration on every frame of one video (docs/segment.md)",
+    )
+    p.add_argument("video", help="the video file (or a folder of frames)")
+    p.add_argument("--narration", required=True, help='the narration, e.g. "I cut the onion"')
+    p.add_argument("--start", type=float, default=None, help="start of the clip (s; default 0)")
+    p.add_argument("--end", type=float, default=None, help="end of the clip (s; default: the end)")
+    p.add_argument(
+        "--model", default=None,
+        help="a trained ROSA checkpoint, RUN/models/<variant>/checkpoint.pt (default: zero-shot "
+        "SAM + CLIP)",
+    )  # fmt: skip
+    p.add_argument("--out", required=True, help="folder for the run, the masks, MP4 and JSON")
+    p.add_argument("--cores", type=int, default=2, help="Snakemake's --cores (default 2)")
+    p.set_defaults(handler=cmd_segment)
     add_import_parser(sub)
     return parser
 

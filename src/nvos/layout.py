@@ -254,11 +254,11 @@ class RunLayout:
 
     @property
     def skipped_csv(self) -> str:
-        return self._join("skipped.csv")
+        return self._own("skipped.csv")
 
     @property
     def reconciliation(self) -> str:
-        return self._join("reconciliation.csv")
+        return self._own("reconciliation.csv")
 
     def log(self, *parts: str) -> str:
         """``logs/<parts...>.log`` of a job."""

@@ -168,6 +168,25 @@ def run_features(
     return _with_skips(layout.skipped("features", shard), summary)
 
 
+def run_text_features(
+    layout: RunLayout, shard: str, features: Mapping[str, Any], lock_dir: PathLike | None
+) -> dict[str, Any]:
+    """CLIP embeddings of one shard's phrases of ``layout`` (the segment stage's scope: its own
+    phrases) on a claimed device, and ROSA's cache of them; returns the text counts."""
+    from nvos.devices import claim_device
+    from nvos.features.stage import build_encoder, extract_text_features
+    from nvos.rosa.feature_cache import ensure_cache
+
+    with claim_device(lock_dir) as device:
+        encoder = build_encoder(features, device)
+        counts = extract_text_features(
+            layout.clips, layout.phrases, shard, layout.text(shard), encoder,
+            int(features["batch_texts"]), dict(features),
+        )  # fmt: skip
+    ensure_cache("text", layout.shard_paths(shard))
+    return counts
+
+
 def run_evaluate(
     method: str,
     predictions: list[PathLike],

@@ -58,7 +58,8 @@ RUN_SUBDIR = Path("results") / "demo"  # results_dir/run of config.yaml (demo.ya
 #: The rules that must get a GPU from SLURM (DESIGN §3: the rules declaring ``resources: gpu``).
 GPU_RULES = {
     "proposals_shard", "features_shard", "sam_clip_shard", "train", "predict_shard",
-    "grounded_sam_shard", "sam3_shard",
+    "grounded_sam_shard", "sam3_shard", "segment_text_shard", "segment_predict_shard",
+    "segment_sam_clip_shard", "segment_grounded_sam_shard", "segment_sam3_shard",
 }  # fmt: skip
 #: Values the test cluster needs instead of the profile's cluster-specific ones (see adapt_profile).
 TEST_PARTITION = "debug"

@@ -40,10 +40,12 @@ def shipped_profile() -> dict:
 
 def rules_declaring_gpu() -> set[str]:
     """Rules whose `resources:` declare `gpu=` in workflow/rules/*.smk, and the per-shard rules
-    that workflow/rules/methods.smk makes for the prediction methods that claim a GPU."""
+    that workflow/rules/methods.smk makes for the prediction methods that claim a GPU, in the run
+    and in the segment stage's scope (segment_<rule>: any of them may be segment.method's step)."""
     from nvos.methods import FAMILY
 
     found: set[str] = {member.rule for member in FAMILY if member.gpu}
+    found |= {f"segment_{member.rule}" for member in FAMILY if member.gpu}
     for path in (REPO / "workflow/rules").glob("*.smk"):
         for block in re.split(r"\n(?=rule )", path.read_text()):
             name = re.match(r"rule (\w+):", block)

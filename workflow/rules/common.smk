@@ -9,6 +9,7 @@ from nvos.methods import FAMILY, evaluated_methods, method_names
 from nvos.methods.temporal import base_method as temporal_base, is_temporal
 from nvos.methods.base import extra_outputs, gpus
 from nvos.methods.propagated import propagated_names
+from nvos.segment.scope import SEGMENT_SCOPE, segment_chain, segment_config, selection_methods
 from nvos.workflow import manifest_path, scoring_params, shard_list
 
 
@@ -16,6 +17,10 @@ LAYOUT = RunLayout.of(config)
 MANIFEST = manifest_path(config)
 SHARDS = shard_list(config)
 ROSA_VARIANTS = method_names(config)["rosa"]
+# The segment stage's scope: its layout (<run>/segment/), config and method steps.
+SEGMENT_LAYOUT = LAYOUT.scoped(SEGMENT_SCOPE)
+SEGMENT_CONFIG = segment_config(config)
+SEGMENT_METHODS = segment_chain(config["segment"]["method"])
 
 
 localrules:
@@ -31,8 +36,11 @@ localrules:
     propagate,
     imported,
     imported_shard,
+    free_text,
     evaluate,
     skips,
+    segment,
+    segment_skips,
     demo_data,
     report,
 

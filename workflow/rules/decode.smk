@@ -1,7 +1,8 @@
 # Temporal decoding (docs/temporal.md): the link term between consecutive keyframes per shard, and
 # per <base>+temporal method the decoder's settings chosen on val. The methods' own shard jobs
-# come from the family (methods.smk, member nvos.methods.temporal.Temporal).
-TEMPORAL_METHODS = method_names(config)["temporal"]
+# come from the family (methods.smk, member nvos.methods.temporal.Temporal). The decoded methods:
+# the run's, and the steps of segment.method (the segment stage decodes with their selection).
+TEMPORAL_METHODS = list(dict.fromkeys(method_names(config)["temporal"] + selection_methods(config)))
 
 
 rule links_shard:

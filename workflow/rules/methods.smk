@@ -35,3 +35,40 @@ for _member in FAMILY:
             _member.target
         input:
             expand(LAYOUT.predictions("{method}", "{shard}"), method=_names, shard=SHARDS),
+
+
+# The segment stage's scope (nvos.segment.scope): the same members again, for the steps of
+# segment.method only, as rules segment_<member rule> writing under <run>/segment/, with the
+# config the scope derives (its splits, every phrase).
+for _member in FAMILY:
+    _names = [n for n in method_names(SEGMENT_CONFIG)[_member.name] if n in SEGMENT_METHODS]
+    if not _names:
+        continue
+
+    rule:
+        f"""Segment stage: {_member.doc[0].lower()}{_member.doc[1:]}"""
+        name:
+            f"segment_{_member.rule}"
+        input:
+            unpack(
+                lambda wc, m=_member: m.inputs(SEGMENT_CONFIG, SEGMENT_LAYOUT, wc.method, wc.shard)
+            ),
+        output:
+            predictions=SEGMENT_LAYOUT.predictions("{method}", "{shard}"),
+            skipped=SEGMENT_LAYOUT.skipped("predictions/{method}", "{shard}"),
+            **extra_outputs(_member, SEGMENT_LAYOUT, "{method}", "{shard}"),
+        wildcard_constraints:
+            method="|".join(map(re.escape, _names)),
+        params:
+            run=LAYOUT.root,
+            scope=SEGMENT_LAYOUT.scope,
+            method=lambda wc, m=_member: m.params(SEGMENT_CONFIG, wc.method),
+            lock_dir=config["gpu_lock_dir"],
+        resources:
+            **({"gpu": gpus(_member, SEGMENT_CONFIG)} if gpus(_member, SEGMENT_CONFIG) else {}),
+        log:
+            SEGMENT_LAYOUT.log("predict", "{method}", "{shard}"),
+        benchmark:
+            SEGMENT_LAYOUT.benchmark("predict", "{method}", "{shard}")
+        script:
+            "../scripts/predict.py"

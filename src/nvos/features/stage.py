@@ -53,6 +53,7 @@ __all__ = [
     "crop_policy",
     "encode_regions",
     "extract_features",
+    "extract_text_features",
     "region_crops",
 ]
 
@@ -196,11 +197,10 @@ def extract_features(
     )  # fmt: skip
 
     start = time.perf_counter()
-    texts, text_counts = _text_table(clips_path, phrases_path, shard, encoder, batch_texts)
+    text_counts = extract_text_features(
+        clips_path, phrases_path, shard, text_out, encoder, batch_texts, config, common
+    )
     text_seconds = time.perf_counter() - start
-    record = storage.provenance("features.text", config, **common, **text_counts)
-    storage.write_table(texts, text_out, storage.text_schema(encoder.embed_dim), meta=record)
-    logger.info("features: wrote %s: %d rows in %.1f s", text_out, texts.num_rows, text_seconds)
     return FeaturesSummary(
         shard=shard,
         frames=region_counts["frames"],
@@ -214,6 +214,32 @@ def extract_features(
         text_seconds=text_seconds,
         ledger=ledger,
     )
+
+
+def extract_text_features(
+    clips_path: PathLike,
+    phrases_path: PathLike,
+    shard: str,
+    text_out: PathLike,
+    encoder: ClipEncoder,
+    batch_texts: int = 64,
+    config: Mapping[str, Any] | None = None,
+    common: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the shard's text feature table (``text_out``, atomically) from the phrases of
+    ``phrases_path``; returns its counts. The features stage calls it after the regions; the
+    segment stage alone, for its own phrases (:mod:`nvos.segment.scope`). ``common``: provenance
+    shared with the region table (default: the model and shard)."""
+    start = time.perf_counter()
+    common = dict(common or {"clip": encoder.describe(), "shard": shard})
+    texts, counts = _text_table(clips_path, phrases_path, shard, encoder, batch_texts)
+    record = storage.provenance("features.text", config, **common, **counts)
+    storage.write_table(texts, text_out, storage.text_schema(encoder.embed_dim), meta=record)
+    logger.info(
+        "features: wrote %s: %d rows in %.1f s", text_out, texts.num_rows,
+        time.perf_counter() - start,
+    )  # fmt: skip
+    return counts
 
 
 @dataclass

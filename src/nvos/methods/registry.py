@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nvos.methods.base import STEP, Method, MethodInfo, root_method
+from nvos.methods.free_text import FreeText
 from nvos.methods.imported import Imported
 from nvos.methods.oracle import Oracle
 from nvos.methods.prompted import GroundedSamMethod, Sam3Method
@@ -30,6 +31,7 @@ FAMILY: tuple[Method, ...] = (
     Sam3Method(),
     Temporal(),
     Propagated(),
+    FreeText(),
     Imported(),
 )
 

@@ -46,7 +46,7 @@ class Rosa:
             "text_cache": layout.feature_cache(shard, "text"),
             "proposals": layout.proposals(shard),
             "frames": layout.frames(shard),
-            "checkpoint": layout.checkpoint(method),
+            "checkpoint": checkpoint(config, layout, method),
         }
 
     def describe(self, config: Mapping[str, Any], method: str) -> MethodInfo:
@@ -67,4 +67,12 @@ class Rosa:
             splits=list(job.params["splits"]),
             batch_size=int(job.params["batch_size"]),
             lock_dir=job.lock_dir,
+            phrases=str(job.params.get("phrases", "tagged")),
+            checkpoint=job.params.get("checkpoint"),
         )
+
+
+def checkpoint(config: Mapping[str, Any], layout: RunLayout, variant: str) -> str:
+    """The weights a variant predicts with: ``predict.checkpoint`` when the segment stage's
+    ``segment.model`` names another run's, else the run's ``models/<variant>/checkpoint.pt``."""
+    return config["predict"].get("checkpoint") or layout.checkpoint(variant)

@@ -41,7 +41,11 @@ class SamClip:
         return MethodInfo("SAM + CLIP (zero-shot)", "none", short="SAM + CLIP")
 
     def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
-        return {"features": config["features"], "splits": config["evaluate"]["splits"]}
+        return {
+            "features": config["features"],
+            "splits": config["evaluate"]["splits"],
+            "phrases": config["predict"]["phrases"],
+        }
 
     def predict(self, job: ShardJob) -> ShardResult:
         from nvos.baselines import check_same_model, clip_prompt_encoder, sam_clip_predictions
@@ -65,4 +69,5 @@ class SamClip:
                 splits=list(job.params["splits"]),
                 meta={"config": dict(features), "clip": encoder.describe()},
                 scores_path=job.scores_out,
+                phrases_predicted=str(job.params.get("phrases", "tagged")),
             )

@@ -58,18 +58,25 @@ class Temporal:
             "proposals": layout.proposals(shard),
             "frames": layout.frames(shard),
             "clips": layout.clips,
-            "selection": layout.temporal_selection(method),
+            "selection": self.selection(config, layout, method),
         }
 
+    def selection(self, config: Mapping[str, Any], layout: RunLayout, method: str) -> str:
+        """The decoder's settings: ``temporal.decode.selection`` when the segment stage's
+        ``segment.selection`` names another run's, else the run's choice on val."""
+        decode = (config.get("temporal") or {}).get("decode") or {}
+        return decode.get("selection") or layout.temporal_selection(method)
+
     def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
-        return {"splits": config["predict"]["splits"]}
+        selection = ((config.get("temporal") or {}).get("decode") or {}).get("selection")
+        return {"splits": config["predict"]["splits"], "selection": selection}
 
     def predict(self, job: ShardJob) -> ShardResult:
         from nvos.temporal.select import read_selection
         from nvos.temporal.stage import temporal_predictions
 
         layout, shard = job.layout, job.shard
-        selection = layout.temporal_selection(job.method)
+        selection = job.params.get("selection") or layout.temporal_selection(job.method)
         return temporal_predictions(
             layout.scores(base_method(job.method), shard),
             layout.links(shard),

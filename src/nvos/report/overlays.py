@@ -98,7 +98,7 @@ class LegendEntry:
 def render_overlay(
     image: np.ndarray,
     masks: Sequence[np.ndarray | None],
-    gt_union: np.ndarray,
+    gt_union: np.ndarray | None,
     legend: Sequence[LegendEntry],
     alpha: float = 0.5,
 ) -> np.ndarray:
@@ -108,7 +108,8 @@ def render_overlay(
     (None: no prediction), blended with ``legend[i].colour`` at ``alpha`` and outlined in it (later
     phrases on top). ``gt_union``: (H, W) bool, outlined in white on a dark halo, over everything.
     ``legend`` is drawn under the frame, one line per phrase (any Unicode text; cut with '…' where
-    wider than the frame), then the ground-truth line (:data:`GT_LEGEND`, an outlined swatch).
+    wider than the frame), then the ground-truth line (:data:`GT_LEGEND`, an outlined swatch);
+    ``gt_union`` None (a video without annotations): no outline and no ground-truth line.
     """
     if len(masks) != len(legend):
         raise ValueError(f"{len(masks)} masks but {len(legend)} legend entries")
@@ -125,11 +126,13 @@ def render_overlay(
     for mask, entry in zip(masks, legend, strict=True):
         if mask is not None:
             cv2.drawContours(frame, _contours(mask), -1, entry.colour, thickness=thickness)
-    gt_contours = _contours(gt_union)
-    cv2.drawContours(frame, gt_contours, -1, (0, 0, 0), thickness=thickness + 2)  # dark halo
-    cv2.drawContours(frame, gt_contours, -1, GT_COLOUR, thickness=thickness)
-    band = np.full((LEGEND_ROW * (len(legend) + 1) + 4, width, 3), 32, dtype=np.uint8)
-    rows = [*legend, LegendEntry(GT_LEGEND, GT_COLOUR)]
+    rows = list(legend)
+    if gt_union is not None:
+        gt_contours = _contours(gt_union)
+        cv2.drawContours(frame, gt_contours, -1, (0, 0, 0), thickness=thickness + 2)  # halo
+        cv2.drawContours(frame, gt_contours, -1, GT_COLOUR, thickness=thickness)
+        rows.append(LegendEntry(GT_LEGEND, GT_COLOUR))
+    band = np.full((LEGEND_ROW * len(rows) + 4, width, 3), 32, dtype=np.uint8)
     for i, entry in enumerate(rows):
         y = 4 + i * LEGEND_ROW
         fill = -1 if i < len(legend) else 2  # the ground truth's swatch is an outline too

@@ -79,7 +79,8 @@ def write_clip_video(
     """Write the clip's overlay video to ``path`` (atomically); the number of frames written.
 
     ``clip``: its clips row (video, fps); ``dense``: :func:`dense_clip_masks`; a tagged object
-    without a mask on a frame is drawn as nothing there.
+    without a mask on a frame is drawn as nothing there; ``truth`` None: a video without
+    annotations (``nvos segment``), no ground-truth outline or legend line.
     """
     frames = sorted(dense)
     if not frames:
@@ -95,8 +96,8 @@ def write_clip_video(
         try:
             for index, image in video_frame_source(info, height, width)(frames):
                 masks = [_mask(dense[index].get(obj.phrase_id), height, width) for obj in objects]
-                gt = np.zeros((height, width), bool)
-                if truth is not None and index in annotated:
+                gt = None if truth is None else np.zeros((height, width), bool)
+                if gt is not None and truth is not None and index in annotated:
                     for obj in objects:
                         union = truth.object_frame(obj.object_id, index).union
                         gt |= to_gt_size(union, height, width)

@@ -138,11 +138,14 @@ def region_scores(batch: ClipBatch, alignment: Alignment) -> list[dict[str, Any]
     return rows
 
 
-def _add_scores(scored: ScoreRows, dataset: FeatureDataset, rows: list[dict[str, Any]]) -> None:
-    """Add the rows of tagged phrases (:func:`region_scores`) to ``scored``."""
+def _add_scores(
+    scored: ScoreRows, dataset: FeatureDataset, rows: list[dict[str, Any]], every: bool = False
+) -> None:
+    """Add the rows of tagged phrases (``every``: of all phrases; :func:`region_scores`) to
+    ``scored``."""
     for row in rows:
         object_id = dataset.object_id(row["clip_id"], row["phrase_id"])
-        if object_id is not None:
+        if every or object_id is not None:
             scored.add(row["clip_id"], row["phrase_id"], object_id, row["frame_index"],
                        row["proposal_ids"], row["scores"])  # fmt: skip
 
@@ -179,6 +182,7 @@ def predict_rosa(
     device: torch.device | str = "cpu",
     batch_size: int = 8,
     scores_path: PathLike | None = None,
+    every_phrase: bool = False,
 ) -> PredictSummary:
     """Write the predictions of ``model`` on ``dataset`` (one shard, ``mode="keyframes"`` or
     ``"eval"``: the annotated frames only).
@@ -187,8 +191,9 @@ def predict_rosa(
     proposals: the proposal chosen by ``model.align`` and its g as ``score``, with the proposal's
     RLE copied from ``proposals_path``. Writes ``out_path`` (schema ``predictions``) atomically
     with ``meta`` as provenance, and with ``scores_path`` every region's g there (schema
-    ``region_scores``, :func:`region_scores`). Raises ValueError when the dataset is in training
-    mode or a chosen proposal is missing from the proposals table.
+    ``region_scores``, :func:`region_scores`). ``every_phrase``: the untagged (parsed) phrases
+    too (``predict.phrases: all``, the segment stage). Raises ValueError when the dataset is in
+    training mode or a chosen proposal is missing from the proposals table.
     """
     if dataset.mode not in PREDICT_MODES:
         raise ValueError(
@@ -209,12 +214,12 @@ def predict_rosa(
                 alignment = model.align(batch.to(device))
                 for row in select_proposals(batch, alignment):
                     row["object_id"] = dataset.object_id(row["clip_id"], row["phrase_id"])
-                    if row["object_id"] is None:
+                    if row["object_id"] is None and not every_phrase:
                         untagged += 1
                         continue
                     rows.append(row)
                 if scores_path is not None:
-                    _add_scores(scored, dataset, region_scores(batch, alignment))
+                    _add_scores(scored, dataset, region_scores(batch, alignment), every_phrase)
                 progress.update(len(batch))
     masks = _masks(proposals_path, rows)
     written = PredictionRows()
@@ -260,6 +265,8 @@ def predict_shard(
     splits: Sequence[str] = ("val", "test"),
     batch_size: int = 16,
     lock_dir: PathLike | None = None,
+    phrases: str = "tagged",
+    checkpoint: PathLike | None = None,
 ) -> PredictSummary:
     """The ``predict`` stage of one ROSA variant (its resolved ``config``) and shard.
 
@@ -267,15 +274,16 @@ def predict_shard(
     ``frames/<shard>`` (metadata) and ``models/<variant>/checkpoint.pt`` of the run (``layout``);
     writes ``predictions/<variant>/<shard>.parquet`` and ``scores/<variant>/<shard>.parquet``
     for the keyframes of the ``splits`` clips, with the variant's ``max_regions`` proposals per
-    frame. Runs on a device claimed
+    frame, of the ``tagged`` phrases or of ``all`` (``predict.phrases``). Runs on a device claimed
     through ``lock_dir`` (CPU without CUDA). The summary's ledger accounts for every clip.
+    ``checkpoint``: other weights than the run's (the segment stage's ``segment.model``).
     """
     from nvos.devices import claim_device
     from nvos.rosa.model import load_model
     from nvos.storage import file_sha256
 
     paths = layout.shard_paths(shard)
-    checkpoint = layout.checkpoint(variant)
+    checkpoint = str(checkpoint or layout.checkpoint(variant))
     out = layout.predictions(variant, shard)
     dataset = FeatureDataset(
         [paths],
@@ -287,7 +295,7 @@ def predict_shard(
     )
     meta = storage.provenance(
         "predict",
-        {"variant": variant, "rosa": config.to_dict(), "splits": list(splits)},
+        {"variant": variant, "rosa": config.to_dict(), "splits": list(splits), "phrases": phrases},
         method=variant,
         shard=shard,
         checkpoint=checkpoint,
@@ -297,9 +305,9 @@ def predict_shard(
         model = load_model(checkpoint, map_location=device)
         summary = predict_rosa(
             model, dataset, paths.proposals, out, meta, device, batch_size,
-            layout.scores(variant, shard),
+            layout.scores(variant, shard), every_phrase=phrases == "all",
         )  # fmt: skip
-    ledger = _ledger(layout, shard, variant, splits, dataset, out)
+    ledger = _ledger(layout, shard, variant, splits, dataset, out, phrases == "all")
     return replace(summary, ledger=ledger)
 
 
@@ -312,10 +320,10 @@ _DATASET_REASONS = {
 
 def _ledger(
     layout: RunLayout, shard: str, variant: str, splits: Sequence[str], dataset: FeatureDataset,
-    out: PathLike,
+    out: PathLike, every_phrase: bool = False,
 ) -> Ledger:  # fmt: skip
     """Every clip of the shard: predicted, or skipped with the reason (other split, left out by
-    the dataset, or kept but without any tagged phrase)."""
+    the dataset, or kept but without any tagged phrase when only tagged ones are predicted)."""
     from nvos.dataset import read_shard_clips
     from nvos.phrases.stage import read_shard_phrases
 
@@ -326,12 +334,13 @@ def _ledger(
         for c, split in zip(clip_ids, clips["split"].to_pylist(), strict=True)
         if split not in splits
     ]
-    skips += [Skip(c, _DATASET_REASONS.get(r, r)) for c, r in dataset.summary.skipped]
+    reasons = {**_DATASET_REASONS, **({"no_phrases": "no_phrase"} if every_phrase else {})}
+    skips += [Skip(c, reasons.get(r, r)) for c, r in dataset.summary.skipped]
     phrases = read_shard_phrases(layout.phrases, list(dataset.clip_ids))
     skips += [
         Skip(c, "no_tagged_phrase")
         for c in dataset.clip_ids
-        if all(row["object_id"] is None for row in phrases[c])
+        if not every_phrase and all(row["object_id"] is None for row in phrases[c])
     ]
     written = pq.read_table(out, columns=["clip_id"])["clip_id"].to_pylist()
     return Ledger.of(f"predictions/{variant}", shard, clip_ids, written, skips)

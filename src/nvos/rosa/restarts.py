@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ def train_restarts(
     config: RosaConfig,
     device: torch.device | None = None,
     env: DistEnv | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> TrainSummary:
     """Train ``config.train.restarts`` initialisations and keep the lowest validation VNA.
 
@@ -52,12 +54,14 @@ def train_restarts(
     ``out_dir`` holds nothing that looks finished. Without validation data the first restart is
     kept (warned).
 
+    ``record`` is added to every ``checkpoint.pt`` (:func:`~nvos.rosa.train.train_rosa`).
+
     Returns the chosen restart's :class:`TrainSummary` with ``checkpoint`` and ``log`` in
     ``out_dir``.
     """
     restarts = config.train.restarts
     if restarts == 1:
-        return train_rosa(train_data, val_data, out_dir, config, device, env)
+        return train_rosa(train_data, val_data, out_dir, config, device, env, record=record)
     out = Path(out_dir)
     env = env or init_from_env()
     summaries = []
@@ -66,7 +70,7 @@ def train_restarts(
         one = dataclasses.replace(config, train=train)
         where = out / f"restart_{r}"
         logger.info("restart %d of %d (seed %d) in %s", r + 1, restarts, train.seed, where)
-        summaries.append(train_rosa(train_data, val_data, where, one, device, env))
+        summaries.append(train_rosa(train_data, val_data, where, one, device, env, record=record))
     scores = [math.inf if s.best_val_vna is None else s.best_val_vna for s in summaries]
     chosen = min(range(restarts), key=lambda r: (scores[r], r))
     if val_data is None:
@@ -86,7 +90,7 @@ def train_restarts(
         storage.write_csv(out / "restarts.csv", RESTART_COLUMNS, rows)
         storage.write_text(out / "train_log.csv", summaries[chosen].log.read_text())
         state = load_checkpoint(summaries[chosen].checkpoint)
-        state.update(restart=chosen, restarts=rows, config=config.to_dict())
+        state.update(restart=chosen, restarts=rows, config=config.to_dict(), **(record or {}))
         save_checkpoint(state, out / "checkpoint.pt")  # last: the variant's "finished" file
         logger.info(
             "kept restart %d (seed %d): best validation VNA %s of %s",

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -69,7 +70,18 @@ def train_on_device(
     if len(val_set) == 0:
         logger.warning("no val clip with phrases and proposals: keeping the final weights")
     out_dir = layout.model_dir(variant)
-    return train_restarts(train_set, val_set if len(val_set) else None, out_dir, config, device)
+    record = {"features": features_record(paths[0].regions)} if paths else {}
+    return train_restarts(
+        train_set, val_set if len(val_set) else None, out_dir, config, device, record=record
+    )
+
+
+def features_record(regions_path: PathLike) -> dict[str, Any]:
+    """What a checkpoint records of the features it was trained on, from a region table's
+    provenance: ``config`` (the ``features`` group as the rule passed it), ``clip`` (the model's
+    description) and ``crop`` (``nvos segment`` refuses a run whose features differ)."""
+    found = storage.read_provenance(regions_path)
+    return {key: found.get(key) for key in ("config", "clip", "crop", "input_size")}
 
 
 def train_variant(

@@ -35,7 +35,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -277,6 +277,7 @@ def train_rosa(
     device: torch.device | None = None,
     env: DistEnv | None = None,
     stop_after: int | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> TrainSummary:
     """Train ROSA; resume from ``out_dir/last.pt`` when it exists for the same config.
 
@@ -295,6 +296,8 @@ def train_rosa(
         env: the process's place (default: from torchrun's variables, initialising the group).
         stop_after: stop (as if killed) after this many steps in this call, without writing
             ``checkpoint.pt`` or ``train_log.csv`` (tests of resume).
+        record: entries added to ``checkpoint.pt`` (``features``: the features it was trained
+            on, which ``nvos segment`` checks against its run).
 
     Returns:
         A :class:`TrainSummary` (on every process; files are written by process 0 only).
@@ -326,7 +329,7 @@ def train_rosa(
             "%d clip-steps without phrase or proposal were left out of the losses", run.skipped
         )
     if run.step >= total_steps and env.is_main:
-        _write_final(run)
+        _write_final(run, record)
     if env.is_distributed:
         torch.distributed.barrier()
     return TrainSummary(
@@ -556,13 +559,15 @@ def _save_last(run: _Run) -> None:
     save_checkpoint(state, run.last_path)
 
 
-def _write_final(run: _Run) -> None:
-    """``train_log.csv`` and ``checkpoint.pt`` (the best weights, else the final ones)."""
+def _write_final(run: _Run, record: Mapping[str, Any] | None = None) -> None:
+    """``train_log.csv`` and ``checkpoint.pt`` (the best weights, else the final ones, with
+    ``record``: what the weights need, e.g. the features they were trained on)."""
     if run.best_step >= 0:
         final = load_checkpoint(run.best_path)
     else:
         final = model_state(run.model, step=run.step, val_vna=None)
         logger.warning("no validation data: checkpoint.pt holds the final weights")
     final.update(config=run.config.to_dict(), best_step=run.best_step, steps=run.step)
+    final.update(record or {})
     storage.write_csv(run.out / "train_log.csv", LOG_COLUMNS, run.rows)
     save_checkpoint(final, run.out / "checkpoint.pt")
