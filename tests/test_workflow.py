@@ -216,7 +216,8 @@ def test_nvos_segment_runs_a_demo_video_with_the_trained_model(
     command = [
         sys.executable, "-m", "nvos.cli", "--config", str(small), "segment", str(video),
         "--narration", narration, "--start", str(clip["start_sec"]),
-        "--end", str(clip["start_sec"] + 1.0), "--model", str(model), "--out", str(tmp_path / "out"),
+        "--end", str(clip["start_sec"] + 1.0), "--model", str(model),
+        "--out", str(tmp_path / "out"),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=CPU_ONLY)
     assert done.returncode == 0, done.stderr[-3000:]
