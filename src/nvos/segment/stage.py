@@ -126,7 +126,7 @@ def segment_masks(
     keys: set[tuple[str, int]] = set()
     masks = empty = 0
     progress = Progress(logger, source.num_row_groups, "row groups")
-    with table_writer(out_path, "segment_masks", dict(meta or {})) as writer:
+    with table_writer(out_path, "segment_masks") as writer:
         for group in range(source.num_row_groups):
             table = storage.conform(
                 source.read_row_group(group), storage.SCHEMAS["dense_masks"], str(dense_path)
