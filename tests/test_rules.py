@@ -52,6 +52,12 @@ def rule_bodies() -> dict[str, str]:
         for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), re.M):
             assert match.group(1) not in bodies, f"rule {match.group(1)} defined twice"
             bodies[match.group(1)] = match.group(2)
+        # rules defined under an `if` (the segment stage's own inputs), dedented
+        for match in re.finditer(
+            r"^    rule (\w+):\n((?:        .*\n|\n)*)", path.read_text(), re.M
+        ):
+            assert match.group(1) not in bodies, f"rule {match.group(1)} defined twice"
+            bodies[match.group(1)] = re.sub(r"^    ", "", match.group(2), flags=re.M)
     methods = (REPO / "workflow/rules/methods.smk").read_text()
     job, target, scoped = [
         re.sub(r"^    ", "", body, flags=re.M)

@@ -26,7 +26,7 @@ This module imports nothing heavy: the Snakefile loads it to build the DAG.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -72,10 +72,13 @@ class RunLayout:
     while it shares everything else (clips, frames, proposals, region features, models, the
     decoder's selections) with the run: the ``segment`` stage is the run's methods again, on other
     splits and phrases, in ``<run>/segment/`` (:meth:`scoped`, :mod:`nvos.segment.scope`).
+    ``shared`` names the scope's parts taken from the run when they would be the same files:
+    ``phrases`` (the phrases table and its text features), ``links``.
     """
 
     root: str
     scope: str = ""
+    shared: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> RunLayout:
@@ -87,9 +90,13 @@ class RunLayout:
         """The layout of an existing run folder (``results/<run>``, a trailing ``/`` allowed)."""
         return cls(str(run_dir).rstrip("/") or "/")
 
-    def scoped(self, scope: str) -> RunLayout:
-        """The layout of scope ``scope`` of this run (``<run>/<scope>/`` for its own files)."""
-        return RunLayout(self.root, scope)
+    def scoped(self, scope: str, shared: Iterable[str] = ()) -> RunLayout:
+        """The layout of scope ``scope`` of this run (``<run>/<scope>/`` for its own files; the
+        parts in ``shared``, ``phrases`` or ``links``, are the run's)."""
+        unknown = set(shared) - {"phrases", "links"}
+        if unknown:
+            raise ValueError(f"a scope shares only phrases and links, not {sorted(unknown)}")
+        return RunLayout(self.root, scope, frozenset(shared))
 
     def _join(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
@@ -97,6 +104,10 @@ class RunLayout:
     def _own(self, *parts: str) -> str:
         """A file of the scope (the run's own when unscoped)."""
         return "/".join([self.root, *([self.scope] if self.scope else []), *parts])
+
+    def _part(self, part: str, *parts: str) -> str:
+        """A file of the scope's ``part`` (``phrases``, ``links``): the run's when shared."""
+        return self._join(*parts) if part in self.shared else self._own(*parts)
 
     # -- dataset -------------------------------------------------------------------------------
 
@@ -115,7 +126,7 @@ class RunLayout:
 
     @property
     def phrases(self) -> str:
-        return self._own("phrases.parquet")
+        return self._part("phrases", "phrases.parquet")
 
     # -- per-shard stages ----------------------------------------------------------------------
 
@@ -131,13 +142,15 @@ class RunLayout:
 
     def text(self, shard: str) -> str:
         """CLIP embeddings of the shard's phrases."""
-        return self._own("features", f"{shard}.text.parquet")
+        return self._part("phrases", "features", f"{shard}.text.parquet")
 
     def feature_cache(self, shard: str, kind: CacheKind) -> str:
         """ROSA's memory-mapped Arrow IPC cache of the shard's regions or text
         (:mod:`nvos.rosa.feature_cache`)."""
-        join = self._own if kind == "text" else self._join
-        return join("features", "cache", f"{shard}.{kind}.arrow")
+        name = f"{shard}.{kind}.arrow"
+        if kind == "text":
+            return self._part("phrases", "features", "cache", name)
+        return self._join("features", "cache", name)
 
     def shard_paths(self, shard: str) -> ShardPaths:
         """The files ROSA reads for ``shard``."""
@@ -189,7 +202,7 @@ class RunLayout:
 
     def links(self, shard: str) -> str:
         """The link term between consecutive keyframes of each clip (schema ``links``)."""
-        return self._own("links", f"{shard}.parquet")
+        return self._part("links", "links", f"{shard}.parquet")
 
     def temporal_selection(self, method: str) -> str:
         """The decoder settings of a ``<base>+temporal`` method, chosen on val."""

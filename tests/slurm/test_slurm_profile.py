@@ -47,8 +47,8 @@ def rules_declaring_gpu() -> set[str]:
     found: set[str] = {member.rule for member in FAMILY if member.gpu}
     found |= {f"segment_{member.rule}" for member in FAMILY if member.gpu}
     for path in (REPO / "workflow/rules").glob("*.smk"):
-        for block in re.split(r"\n(?=rule )", path.read_text()):
-            name = re.match(r"rule (\w+):", block)
+        for block in re.split(r"\n(?=(?:    )?rule \w)", path.read_text()):  # also under an `if`
+            name = re.match(r"(?:    )?rule (\w+):", block)
             if name and re.search(r"^\s+gpu=", block, re.MULTILINE):
                 found.add(name.group(1))
     return found

@@ -9,7 +9,13 @@ from nvos.methods import FAMILY, evaluated_methods, method_names
 from nvos.methods.temporal import base_method as temporal_base, is_temporal
 from nvos.methods.base import extra_outputs, gpus
 from nvos.methods.propagated import propagated_names
-from nvos.segment.scope import SEGMENT_SCOPE, segment_chain, segment_config, selection_methods
+from nvos.segment.scope import (
+    segment_chain,
+    segment_config,
+    segment_layout,
+    segment_shared,
+    selection_methods,
+)
 from nvos.workflow import manifest_path, scoring_params, shard_list
 
 
@@ -18,7 +24,7 @@ MANIFEST = manifest_path(config)
 SHARDS = shard_list(config)
 ROSA_VARIANTS = method_names(config)["rosa"]
 # The segment stage's scope: its layout (<run>/segment/), config and method steps.
-SEGMENT_LAYOUT = LAYOUT.scoped(SEGMENT_SCOPE)
+SEGMENT_LAYOUT = segment_layout(config, LAYOUT)
 SEGMENT_CONFIG = segment_config(config)
 SEGMENT_METHODS = segment_chain(config["segment"]["method"])
 

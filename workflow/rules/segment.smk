@@ -3,68 +3,73 @@
 # rules again in the scope <run>/segment/ (methods.smk); here are the scope's own inputs (its
 # phrases, their text features, the link term on its clips) and its output.
 SEGMENT_OUTPUT_METHOD = config["segment"]["method"]
+SEGMENT_SHARED = segment_shared(config)
 
 
-rule segment_phrases:
-    """Segment stage: the phrases to segment (the run's, or free text: tags stripped, parsed)."""
-    input:
-        clips=rules.dataset.output.clips,
-        phrases=rules.phrases.output.phrases,
-    output:
-        phrases=SEGMENT_LAYOUT.phrases,
-    params:
-        mode=config["segment"]["phrases"],
-        parser=config["phrases"],
-    log:
-        SEGMENT_LAYOUT.log("phrases"),
-    benchmark:
-        SEGMENT_LAYOUT.benchmark("phrases")
-    script:
-        "../scripts/segment_phrases.py"
+# The scope's own phrases (and their text features) unless it shares the run's (segment.phrases:
+# narration), its own link term unless the run's covers its splits (nvos.segment.scope).
+if "phrases" not in SEGMENT_SHARED:
+
+    rule segment_phrases:
+        """Segment stage: the phrases to segment (the run's, or free text: tags stripped, parsed)."""
+        input:
+            clips=rules.dataset.output.clips,
+            phrases=rules.phrases.output.phrases,
+        output:
+            phrases=SEGMENT_LAYOUT.phrases,
+        params:
+            mode=config["segment"]["phrases"],
+            parser=config["phrases"],
+        log:
+            SEGMENT_LAYOUT.log("phrases"),
+        benchmark:
+            SEGMENT_LAYOUT.benchmark("phrases")
+        script:
+            "../scripts/segment_phrases.py"
+
+    rule segment_text_shard:
+        """Segment stage: CLIP embeddings of one shard's phrases to segment."""
+        input:
+            phrases=SEGMENT_LAYOUT.phrases,
+            clips=rules.dataset.output.clips,
+            checkpoint=lambda wc: clip_checkpoint(config),
+        output:
+            text=SEGMENT_LAYOUT.text("{shard}"),
+            text_cache=SEGMENT_LAYOUT.feature_cache("{shard}", "text"),
+        params:
+            features=features_params(config),
+            run=LAYOUT.root,
+            lock_dir=config["gpu_lock_dir"],
+        resources:
+            gpu=1,
+        log:
+            SEGMENT_LAYOUT.log("features", "{shard}"),
+        benchmark:
+            SEGMENT_LAYOUT.benchmark("features", "{shard}")
+        script:
+            "../scripts/segment_text.py"
 
 
-rule segment_text_shard:
-    """Segment stage: CLIP embeddings of one shard's phrases to segment."""
-    input:
-        phrases=SEGMENT_LAYOUT.phrases,
-        clips=rules.dataset.output.clips,
-        checkpoint=lambda wc: clip_checkpoint(config),
-    output:
-        text=SEGMENT_LAYOUT.text("{shard}"),
-        text_cache=SEGMENT_LAYOUT.feature_cache("{shard}", "text"),
-    params:
-        features=features_params(config),
-        run=LAYOUT.root,
-        scope=SEGMENT_LAYOUT.scope,
-        lock_dir=config["gpu_lock_dir"],
-    resources:
-        gpu=1,
-    log:
-        SEGMENT_LAYOUT.log("features", "{shard}"),
-    benchmark:
-        SEGMENT_LAYOUT.benchmark("features", "{shard}")
-    script:
-        "../scripts/segment_text.py"
+if "links" not in SEGMENT_SHARED:
 
-
-rule segment_links_shard:
-    """Segment stage: the link term between consecutive keyframes of one shard's clips to segment."""
-    input:
-        frames=rules.frames_shard.output.frames,
-        proposals=rules.proposals_shard.output.proposals,
-        clips=rules.dataset.output.clips,
-    output:
-        links=SEGMENT_LAYOUT.links("{shard}"),
-    params:
-        links=config["temporal"]["links"],
-        splits=SEGMENT_CONFIG["predict"]["splits"],
-        folder_fps=config["dataset"]["folder_fps"],
-    log:
-        SEGMENT_LAYOUT.log("links", "{shard}"),
-    benchmark:
-        SEGMENT_LAYOUT.benchmark("links", "{shard}")
-    script:
-        "../scripts/links.py"
+    rule segment_links_shard:
+        """Segment stage: the link term between consecutive keyframes of one shard's clips."""
+        input:
+            frames=rules.frames_shard.output.frames,
+            proposals=rules.proposals_shard.output.proposals,
+            clips=rules.dataset.output.clips,
+        output:
+            links=SEGMENT_LAYOUT.links("{shard}"),
+        params:
+            links=config["temporal"]["links"],
+            splits=SEGMENT_CONFIG["predict"]["splits"],
+            folder_fps=config["dataset"]["folder_fps"],
+        log:
+            SEGMENT_LAYOUT.log("links", "{shard}"),
+        benchmark:
+            SEGMENT_LAYOUT.benchmark("links", "{shard}")
+        script:
+            "../scripts/links.py"
 
 
 rule segment_shard:

@@ -5,7 +5,7 @@ in the segment stage's scope (nvos.segment.scope)."""
 from nvos.layout import RunLayout
 from nvos.logs import stage_log
 from nvos.methods import predict_method_shard
-from nvos.segment.scope import scope_config
+from nvos.segment.scope import scope_config, scope_layout
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -14,7 +14,7 @@ with stage_log(snakemake.log[0], "predict") as log:
     scope = getattr(params, "scope", "")
     summary = predict_method_shard(
         scope_config(snakemake.config, scope),
-        RunLayout(params.run, scope),
+        scope_layout(snakemake.config, RunLayout(params.run), scope),
         snakemake.wildcards.method,
         snakemake.wildcards.shard,
         params.method,

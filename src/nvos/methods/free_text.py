@@ -48,7 +48,9 @@ class FreeText:
     def inputs(
         self, config: Mapping[str, Any], layout: RunLayout, method: str, shard: str
     ) -> dict[str, Any]:
-        segment = layout.scoped(SEGMENT_SCOPE)
+        from nvos.segment.scope import segment_layout
+
+        segment = segment_layout(config, layout)
         return {
             "clips": layout.clips,
             "phrases": layout.phrases,
@@ -57,13 +59,16 @@ class FreeText:
         }
 
     def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
-        return {"splits": list(config["evaluate"]["splits"])}
+        from nvos.segment.scope import segment_shared
+
+        shared = sorted(segment_shared(config))
+        return {"splits": list(config["evaluate"]["splits"]), "shared": shared}
 
     def predict(self, job: ShardJob) -> ShardResult:
         from nvos.segment.free_text import free_text_predictions
 
         layout = job.layout
-        segment = layout.scoped(SEGMENT_SCOPE)
+        segment = layout.scoped(SEGMENT_SCOPE, job.params.get("shared", ()))
         return free_text_predictions(
             layout.clips,
             layout.phrases,

@@ -21,7 +21,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from nvos.layout import SEGMENT_SCOPE
+from nvos.layout import SEGMENT_SCOPE, RunLayout
 from nvos.methods.base import STEP, root_method
 
 __all__ = [
@@ -31,7 +31,10 @@ __all__ = [
     "scope_config",
     "segment_chain",
     "segment_config",
+    "scope_layout",
+    "segment_layout",
     "segment_problems",
+    "segment_shared",
     "segment_splits",
     "selection_methods",
 ]
@@ -102,6 +105,28 @@ def segment_config(config: Mapping[str, Any]) -> dict[str, Any]:
         temporal["decode"]["selection"] = group["selection"]
     temporal["propagate"] = {**temporal.get("propagate", {}), "methods": propagated}
     return derived
+
+
+def segment_shared(config: Mapping[str, Any]) -> frozenset[str]:
+    """The parts the segment scope takes from the run (:attr:`RunLayout.shared`): ``phrases``
+    (and their text features) with ``segment.phrases: narration``, ``links`` when the run's links
+    already cover the segment's splits (``predict.splits``)."""
+    shared = set()
+    if segment_group(config).get("phrases", "narration") == "narration":
+        shared.add("phrases")
+    if set(segment_splits(config)) <= set(config["predict"]["splits"]):
+        shared.add("links")
+    return frozenset(shared)
+
+
+def segment_layout(config: Mapping[str, Any], layout: RunLayout) -> RunLayout:
+    """The segment scope of the run ``layout`` under ``config``."""
+    return layout.scoped(SEGMENT_SCOPE, segment_shared(config))
+
+
+def scope_layout(config: Mapping[str, Any], layout: RunLayout, scope: str) -> RunLayout:
+    """The layout a job of ``scope`` writes in: the run's (``""``) or the segment scope's."""
+    return segment_layout(config, layout) if scope else layout
 
 
 def scope_config(config: Mapping[str, Any], scope: str) -> Mapping[str, Any]:

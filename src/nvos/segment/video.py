@@ -184,7 +184,8 @@ def segment_video(
 ) -> SegmentedVideo:
     """Segment every phrase of ``narration`` on every frame of ``video`` (module docstring)."""
     from nvos.config import load_config
-    from nvos.layout import SEGMENT_SCOPE, RunLayout
+    from nvos.layout import RunLayout
+    from nvos.segment.scope import segment_layout
     from nvos.workflow import shard_list
 
     out = Path(out)
@@ -206,7 +207,7 @@ def segment_video(
         )
     config = load_config([*user_layers, layer])
     layout = RunLayout.of(config)
-    scope = layout.scoped(SEGMENT_SCOPE)
+    scope = segment_layout(config, layout)
     (shard,) = shard_list(config)  # one clip, one shard
     masks = Path(layout.segment_masks(shard))
     return _deliver(layout.clips, scope.phrases, masks, out, clip, method, config)
