@@ -120,23 +120,6 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("rle_counts", pa.binary()),
         ]
     ),
-    "segment_masks": pa.schema(  # the segment stage's output: dense_masks + the phrase
-        [
-            ("clip_id", pa.string()),
-            ("phrase_id", pa.int32()),
-            ("text", pa.string()),  # the phrase as written in the narration
-            ("char_start", pa.int32()),  # its span in the cleaned narration (clips.narration)
-            ("char_end", pa.int32()),
-            ("phrase_source", pa.string()),  # tag | parser
-            ("object_id", pa.string()),  # the tag's (or matched tag's) object; null otherwise
-            ("frame_index", pa.int64()),
-            ("source", pa.string()),  # keyframe | propagated
-            ("score", pa.float32()),
-            ("height", pa.int32()),
-            ("width", pa.int32()),
-            ("rle_counts", pa.binary()),
-        ]
-    ),
     "region_scores": pa.schema(
         [
             ("clip_id", pa.string()),
@@ -158,6 +141,18 @@ SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
 }
+_DENSE = SCHEMAS["dense_masks"]
+SCHEMAS["segment_masks"] = pa.schema(  # the segment stage's output: dense_masks + the phrase
+    [
+        _DENSE.field("clip_id"),
+        _DENSE.field("phrase_id"),
+        pa.field("text", pa.string()),  # the phrase as written in the narration
+        pa.field("char_start", pa.int32()),  # its span in the cleaned narration
+        pa.field("char_end", pa.int32()),
+        pa.field("phrase_source", pa.string()),  # tag | parser
+        *(_DENSE.field(name) for name in _DENSE.names[2:]),
+    ]
+)
 
 
 def regions_schema(dim: int) -> pa.Schema:
