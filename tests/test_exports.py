@@ -207,6 +207,7 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert printed["clips"] == 1 and printed["tracks"] == 1
     assert [v["name"] for v in json.loads(out.read_text())["videos"]] == ["c2"]
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty/phrases.parquet").write_bytes(b"")  # not a shard file: not read
     args[3] = str(tmp_path / "empty")
     assert main([*args, "--out", str(out)]) == 1
-    assert "a folder without .parquet files" in capsys.readouterr().err
+    assert "a folder without shard files" in capsys.readouterr().err

@@ -206,10 +206,12 @@ def cmd_export(args: argparse.Namespace, config: dict[str, Any]) -> int:
     layout = _layout(args)
     paths: list[str] = []
     for given in args.masks:
-        folder = Path(given)
-        found = sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else [given]
+        folder = Path(given)  # a folder: its shard files (RUN/segment also holds phrases.parquet)
+        found = [given]
+        if folder.is_dir():
+            found = [str(p) for p in sorted(folder.glob("s[0-9][0-9][0-9][0-9][0-9].parquet"))]
         if not found:
-            raise FileNotFoundError(f"--masks {given}: a folder without .parquet files")
+            raise FileNotFoundError(f"--masks {given}: a folder without shard files (s00000...)")
         paths += found
     nlp = None if args.no_spacy else load_spacy(str(config["phrases"]["spacy_model"]))
     meta = storage.provenance("export", {"format": args.format, "masks": paths,
