@@ -163,12 +163,11 @@ def segment_problems(config: Mapping[str, Any]) -> list[str]:
             "(temporal.propagate.backend): only a propagated method has a mask on every frame"
         )
         return problems
-    if root_method(method) in ("oracle",) or root_method(method) in (
-        config["evaluate"].get("imported") or {}
-    ):
+    root = root_method(method)
+    if root in {"oracle", *(config["evaluate"].get("imported") or {})}:
         problems.append(
-            f"segment.method: {method!r} starts from {root_method(method)!r}, which has no "
-            "masks outside the annotated frames"
+            f"segment.method: {method!r} starts from {root!r}, which has no masks outside the "
+            "annotated frames"
         )
         return problems
     names = {n for found in method_names(segment_config(config)).values() for n in found}
