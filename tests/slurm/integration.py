@@ -9,7 +9,8 @@ every case, also on Ctrl-C or SIGTERM):
    from Debian's packages and starts a one-node cluster, partition ``debug``, 2 fake GPUs (gres).
 2. Writes a test profile: ``profiles/slurm/config.yaml`` with only the cluster-specific values
    replaced (:func:`adapt_profile`), and runs the demo DAG of ``tests/slurm/demo.yaml`` in a scratch
-   folder with ``snakemake --profile``; at the same time runs the same DAG locally
+   folder with ``snakemake --profile`` (targets ``all`` and ``segment``: the report and the segment
+   stage, every clip's masks); at the same time runs the same DAG locally
    (``--profile profiles/local``) in another folder.
 3. Checks the SLURM run (:func:`check_slurm_run`): every job of the DAG either ran locally (a
    ``localrules`` rule) or was submitted through ``sbatch``; grouped rules were submitted once
@@ -51,6 +52,7 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SLURM_LOCAL = HERE / "slurm-local.sh"
 DEMO_LAYER = HERE / "demo.yaml"
+TARGETS = ("all", "segment")  # the report's DAG and the segment stage (its own GPU rules)
 PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 LOCAL_PROFILE = REPO / "profiles" / "local"
 RUN_SUBDIR = Path("results") / "demo"  # results_dir/run of config.yaml (demo.yaml keeps both)
@@ -583,13 +585,13 @@ def run(scratch: Path, timeout_s: float) -> list[str]:
     )
     log(f"snakemake --profile {profile_dir} in {slurm_dir} (log {slurm_log_path})")
     slurm_proc = start(
-        snakemake_command(slurm_dir, "--profile", str(profile_dir), "--verbose"),
+        snakemake_command(slurm_dir, *TARGETS, "--profile", str(profile_dir), "--verbose"),
         slurm_log_path,
         job_environment(),
     )
     log(f"snakemake --profile {LOCAL_PROFILE} in {local_dir} (log {local_log_path})")
     local_proc = start(
-        snakemake_command(local_dir, "--profile", str(LOCAL_PROFILE)),
+        snakemake_command(local_dir, *TARGETS, "--profile", str(LOCAL_PROFILE)),
         local_log_path,
         job_environment(),
     )
