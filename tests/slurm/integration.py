@@ -376,7 +376,8 @@ def check_gpu_logs(
     ones; no CPU job's log has such a line."""
     problems: list[str] = []
     seen: dict[int, str] = {}  # SLURM job id -> CUDA_VISIBLE_DEVICES it logged
-    for path in sorted((run_dir / "logs").rglob("*.log")):
+    logs = [*(run_dir / "logs").rglob("*.log"), *run_dir.glob("*/logs/**/*.log")]  # + scopes'
+    for path in sorted(logs):
         for line in path.read_text().splitlines():
             match = DEVICE_LINE.search(line)
             if match is None:
@@ -472,11 +473,12 @@ def _same_object(a: Any, b: Any) -> bool:
 
 
 def _files(root: Path) -> set[Path]:
-    """Output files under ``root``, relative, without the uncompared folders."""
+    """Output files under ``root``, relative, without the uncompared folders (the run's, and a
+    scope's such as ``segment/logs/``)."""
     return {
         p.relative_to(root)
         for p in root.rglob("*")
-        if p.is_file() and p.relative_to(root).parts[0] not in UNCOMPARED_DIRS
+        if p.is_file() and not set(p.relative_to(root).parts[:2]) & set(UNCOMPARED_DIRS)
     }
 
 
@@ -492,7 +494,7 @@ def compare_runs(a: Path, b: Path, workdirs: tuple[Path, Path]) -> tuple[list[st
     manifest) byte for byte. Absolute paths of
     the two work folders count as equal, and provenance ``*_sha256`` keys are not compared (the
     hashed files are). Not compared: ``logs/``, ``benchmarks/``, ``locks/`` (timings, hostnames,
-    process ids).
+    process ids), also a scope's (``segment/logs/``).
     """
     roots = tuple(str(w) for w in workdirs)
     problems: list[str] = []

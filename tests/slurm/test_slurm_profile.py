@@ -147,6 +147,10 @@ def test_compare_runs_ignores_paths_and_timings_but_not_content(tmp_path: Path) 
     problems, _ = it.compare_runs(run_a, run_c, (a, c))
     assert "t.parquet: rows differ" in problems
     assert "extra.md: only in local run" in problems
+    for run, text in ((run_a, "host a"), (run_b, "host b")):  # a scope's logs: not compared
+        (run / "segment/logs").mkdir(parents=True)
+        (run / "segment/logs/x.log").write_text(text)
+    assert it.compare_runs(run_a, run_b, (a, b)) == ([], 3)
 
 
 @pytest.mark.parametrize("n_devices", [0, 2])  # no CUDA (this machine) / CUDA visible
