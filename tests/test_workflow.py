@@ -20,14 +20,11 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 FREE_TEXT_ROW = "rosa+temporal+flow+free_text"
-SHARDS = ["s00000"]
 # 10 clips: train 6, val 2, test 2; the smallest demo whose val split can select a checkpoint
-# (nvos.checks: VNA needs at least 2 clips). One shard: the jobs' start-up is most of this test's
-# time; many shards run end to end in CI's SLURM integration (tests/slurm/demo.yaml, 2 shards,
-# compared with a local run) and in `make demo` (4), and test_scale plans them.
+# (nvos.checks: VNA needs at least 2 clips). 2 shards of 5 clips.
 SMALL_DEMO = {
     "dataset": {"demo": {"clips": 10, "seed": 3}},
-    "shards": {"clips_per_shard": 10},
+    "shards": {"clips_per_shard": 5},
     "frames": {"per_clip": 2, "max_side": 160},
     "proposals": {"max_per_frame": 8, "classical": {"scales": [100, 400]}},
     "rosa": {
@@ -92,9 +89,9 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_demo_dag_writes_every_stage(demo_run: Path) -> None:
     clips = storage.read_table(demo_run / "clips.parquet", "clips")
     assert clips.num_rows == 10
-    assert sorted(set(clips["shard"].to_pylist())) == SHARDS
+    assert sorted(set(clips["shard"].to_pylist())) == ["s00000", "s00001"]
     assert storage.read_table(demo_run / "annotations.parquet", "annotations").num_rows > 0
-    for shard in SHARDS:
+    for shard in ("s00000", "s00001"):
         frames = storage.read_table(demo_run / f"frames/{shard}.parquet", "frames")
         assert frames.num_rows >= 2 * 2
         proposals = storage.read_table(demo_run / f"proposals/{shard}.parquet", "proposals")
@@ -123,7 +120,7 @@ def test_demo_dag_writes_every_stage(demo_run: Path) -> None:
     # oracle keyframes propagated with flow: dense masks, a row, a video per overlay clip
     assert "| Oracle keyframes + flow |" in table
     sources = set()
-    for shard in SHARDS:
+    for shard in ("s00000", "s00001"):
         dense = storage.read_table(demo_run / f"masks/oracle+flow/{shard}.parquet", "dense_masks")
         sources |= set(dense["source"].to_pylist())
     assert sources == {"keyframe", "propagated"}
@@ -141,7 +138,7 @@ def test_every_stage_reconciles_its_clips(demo_run: Path) -> None:
     for row in rows.values():
         assert row["clips_in"] == row["clips_out"] + row["clips_skipped"], row
     assert rows["frames"]["clips_in"] == rows["phrases"]["clips_in"] == 10
-    assert rows["frames"]["jobs"] == len(SHARDS) and rows["phrases"]["jobs"] == 1
+    assert rows["frames"]["jobs"] == 2 and rows["phrases"]["jobs"] == 1
     for method in ("rosa", "rosa+temporal"):  # 6 train clips each
         assert "split_not_predicted=6" in rows[f"predictions/{method}"]["reasons"]
     assert "no_tagged_object=6" in rows["predictions/oracle"]["reasons"]  # untagged train clips
@@ -152,10 +149,10 @@ def test_every_stage_reconciles_its_clips(demo_run: Path) -> None:
         listed = [r for r in skipped if r["stage"] == stage and r["frame_index"] == ""]
         assert len(listed) == row["clips_skipped"] and all(r["reason"] for r in listed)
     log = (demo_run / "logs/skips.log").read_text()
-    assert "predictions/oracle (1 jobs): clips in 10 = out" in log
+    assert "predictions/oracle (2 jobs): clips in 10 = out" in log
     assert (demo_run / "benchmarks/skips.tsv").exists()
     table = (demo_run / "report/table.md").read_text()
-    assert "## Skipped clips" in table and "| predictions/oracle | 1 | 10 |" in table
+    assert "## Skipped clips" in table and "| predictions/oracle | 2 | 10 |" in table
     # the decoded method: settings chosen on val, a row and its grid in the report
     selection = json.loads((demo_run / "temporal/rosa+temporal/selection.json").read_text())
     assert selection["split"] == "val" and len(selection["grid"]) == 6 * 4
@@ -172,7 +169,7 @@ def test_segment_stage_masks_every_phrase_of_every_clip_on_every_frame(demo_run:
     assert {p["clip_id"] for p in phrases} == set(narrations)  # every clip, training included
     rows = [
         row
-        for shard in SHARDS
+        for shard in ("s00000", "s00001")
         for row in storage.read_table(demo_run / f"segment/{shard}.parquet", "segment_masks")
         .drop_columns(["rle_counts"])
         .to_pylist()
@@ -197,7 +194,7 @@ def test_segment_stage_masks_every_phrase_of_every_clip_on_every_frame(demo_run:
     assert "| ROSA + temporal + flow + free text | narrations only |" in table
     records = [
         storage.read_provenance(demo_run / f"predictions/{FREE_TEXT_ROW}/{shard}.parquet")
-        for shard in SHARDS
+        for shard in ("s00000", "s00001")
     ]
     assert sum(r["objects"] for r in records) >= sum(r["matched_objects"] for r in records) > 0
 
@@ -271,12 +268,12 @@ def test_rerun_has_nothing_to_do_and_config_change_reruns_dependents(demo_run: P
     changed = json.loads(json.dumps(SMALL_DEMO))
     changed["frames"]["max_side"] = 128
     jobs = planned_jobs(snakemake(workdir, "-n", config=changed))
-    assert jobs.get("frames_shard") == jobs.get("proposals_shard") == len(SHARDS)
+    assert jobs.get("frames_shard") == 2 and jobs.get("proposals_shard") == 2
     assert "dataset" not in jobs and "demo_data" not in jobs
     changed = json.loads(json.dumps(SMALL_DEMO))
     changed["proposals"]["max_per_frame"] = 4
     jobs = planned_jobs(snakemake(workdir, "-n", config=changed))
-    assert jobs.get("proposals_shard") == len(SHARDS) and "frames_shard" not in jobs
+    assert jobs.get("proposals_shard") == 2 and "frames_shard" not in jobs
 
 
 def test_invalid_config_stops_with_the_key_path(tmp_path: Path) -> None:
