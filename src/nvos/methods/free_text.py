@@ -48,9 +48,7 @@ class FreeText:
     def inputs(
         self, config: Mapping[str, Any], layout: RunLayout, method: str, shard: str
     ) -> dict[str, Any]:
-        from nvos.segment.scope import segment_layout
-
-        segment = segment_layout(config, layout)
+        segment = layout.scoped(SEGMENT_SCOPE)  # free text: the scope's own phrases
         return {
             "clips": layout.clips,
             "phrases": layout.phrases,
@@ -59,16 +57,13 @@ class FreeText:
         }
 
     def params(self, config: Mapping[str, Any], method: str) -> dict[str, Any]:
-        from nvos.segment.scope import segment_shared
-
-        shared = sorted(segment_shared(config))
-        return {"splits": list(config["evaluate"]["splits"]), "shared": shared}
+        return {"splits": list(config["evaluate"]["splits"])}
 
     def predict(self, job: ShardJob) -> ShardResult:
         from nvos.segment.free_text import free_text_predictions
 
         layout = job.layout
-        segment = layout.scoped(SEGMENT_SCOPE, job.params.get("shared", ()))
+        segment = layout.scoped(SEGMENT_SCOPE)
         return free_text_predictions(
             layout.clips,
             layout.phrases,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -63,22 +63,10 @@ def segment_phrases(
         keep = pa.array([c not in tagged_ids for c in run["clip_id"].to_pylist()])
         order = {c: i for i, (c, _) in enumerate(pairs)}
         table = pa.concat_tables([run.filter(keep), parsed])
-        table = table.take(
-            sorted(
-                range(table.num_rows),
-                key=lambda i: (order[table["clip_id"][i].as_py()], table["phrase_id"][i].as_py()),
-            )
-        )
-        counts.update(
-            tagged_narrations=len(tagged),
-            objects=match.objects,
-            matched_objects=match.matched_objects,
-            parsed_phrases=match.parsed_phrases,
-            matched_phrases=match.matched_phrases,
-            objects_with_several_phrases=match.objects_with_several_phrases,
-            unmatched_objects=match.unmatched_objects,
-            unmatched_phrases=match.unmatched_phrases,
-        )
+        keys = zip(table["clip_id"].to_pylist(), table["phrase_id"].to_pylist(), strict=True)
+        rank = [(order[clip_id], phrase_id) for clip_id, phrase_id in keys]
+        table = table.take(sorted(range(table.num_rows), key=rank.__getitem__))  # clips' order
+        counts.update(tagged_narrations=len(tagged), **asdict(match))
         logger.info(
             "free text: %d tagged narrations parsed; %d of %d objects matched by a parsed phrase; "
             "%d of %d parsed phrases match no tag (segmented, not scored)",

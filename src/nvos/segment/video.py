@@ -122,8 +122,9 @@ def write_run_files(
     end: float | None,
     model: PathLike | None,
     user_layers: Sequence[PathLike],
-) -> tuple[Path, Path, str, str]:
-    """The one-clip manifest and the config layer in ``out``: (manifest, layer, clip, method)."""
+) -> tuple[Path, dict[str, Any], str, str]:
+    """The one-clip manifest and the config layer in ``out``: (layer, the config it gives,
+    clip, method)."""
     from nvos.checks import check_config
     from nvos.config import load_config
 
@@ -168,8 +169,9 @@ def write_run_files(
     layer["segment"] = {**segment, "splits": None, "phrases": "narration"}
     path = out / "config.yaml"
     path.write_text(yaml.safe_dump(layer, sort_keys=False))
-    check_config(load_config([*user_layers, path]))  # schema and cross-checks before any job
-    return manifest, path, clip, layer["segment"]["method"]
+    config = load_config([*user_layers, path])
+    check_config(config)  # schema and cross-checks before any job
+    return path, config, clip, layer["segment"]["method"]
 
 
 def segment_video(
@@ -183,13 +185,12 @@ def segment_video(
     cores: int = 2,
 ) -> SegmentedVideo:
     """Segment every phrase of ``narration`` on every frame of ``video`` (module docstring)."""
-    from nvos.config import load_config
     from nvos.layout import RunLayout
     from nvos.segment.scope import segment_layout
     from nvos.workflow import shard_list
 
     out = Path(out)
-    _, layer, clip, method = write_run_files(
+    layer, config, clip, method = write_run_files(
         video, narration, out, start, end, model, list(user_layers)
     )
     defaults = snakefile().parent / "config" / "config.yaml"
@@ -205,7 +206,6 @@ def segment_video(
             f"snakemake segment failed (exit {done.returncode}; the job logs are under "
             f"{out / 'results'}); its output ends with:\n{done.stderr[-3000:]}"
         )
-    config = load_config([*user_layers, layer])
     layout = RunLayout.of(config)
     scope = segment_layout(config, layout)
     (shard,) = shard_list(config)  # one clip, one shard
